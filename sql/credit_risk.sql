@@ -1,0 +1,54 @@
+-- The seed credit-risk pipeline in SQL (the PySpark job it replaces: read, clean, persist,
+-- summarise, then train and score).  Run it with:  cargo run --release -- -f sql/credit_risk.sql
+-- or, with a built binary:                        augur -f sql/credit_risk.sql
+
+-- 1. Read the transactions with a declared schema (Spark: spark.read.schema(...).csv(...)).
+CREATE EXTERNAL TABLE transactions (
+    customer_id        INT,
+    transaction_date   DATE,
+    transaction_amount DOUBLE,
+    transaction_type   VARCHAR,
+    age                INT,
+    balance            DOUBLE,
+    prior_defaults     INT,
+    merchant_category  VARCHAR,
+    risk_score         INT
+) STORED AS CSV LOCATION 'testdata/transactions.csv' OPTIONS ('format.has_header' 'true');
+
+-- 2. Clean: drop rows with a NULL in any column (Spark: df.na.drop()), and cache the result
+--    (Spark: df.persist()).  In a database directory the cached table is stored on disk.
+CREATE OR REPLACE TABLE clean_transactions AS
+SELECT * FROM transactions
+WHERE customer_id IS NOT NULL AND transaction_date IS NOT NULL
+  AND transaction_amount IS NOT NULL AND transaction_type IS NOT NULL
+  AND age IS NOT NULL AND balance IS NOT NULL AND prior_defaults IS NOT NULL
+  AND merchant_category IS NOT NULL AND risk_score IS NOT NULL;
+
+-- How much the cleaning removed.
+SELECT (SELECT count(*) FROM transactions) AS rows_read,
+       (SELECT count(*) FROM clean_transactions) AS rows_clean;
+
+-- 3. Summary statistics by transaction type and label (Spark: groupBy(...).agg(...)).
+SELECT transaction_type,
+       risk_score,
+       count(*)                               AS transactions,
+       round(avg(transaction_amount), 2)      AS avg_amount,
+       round(stddev(transaction_amount), 2)   AS sd_amount,
+       round(min(transaction_amount), 2)      AS min_amount,
+       round(max(transaction_amount), 2)      AS max_amount,
+       round(avg(balance), 2)                 AS avg_balance
+FROM clean_transactions
+GROUP BY transaction_type, risk_score
+ORDER BY transaction_type, risk_score;
+
+-- Default rate by merchant category: the kind of signal the model will pick up.
+SELECT merchant_category,
+       count(*)                          AS transactions,
+       round(avg(risk_score) * 100, 2)   AS risky_pct
+FROM clean_transactions
+GROUP BY merchant_category
+ORDER BY risky_pct DESC;
+
+-- 4. TRAINING HALF (the ML issue fills this in): assemble features from the numeric columns
+--    and transaction_type, TRAIN MODEL ... USING logistic_regression with the seed's
+--    hyperparameters, split 70/30, predict on the held-out rows, evaluate and summarise.

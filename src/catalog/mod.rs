@@ -1,0 +1,32 @@
+//! The persistent database directory: the catalog file and its commit protocol, stored tables, the schema provider.
+
+pub mod schema;
+pub mod store;
+pub mod stored_table;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use crate::error::{AugurError, Result};
+pub use schema::DatabaseSchema;
+pub use store::{CatalogStore, ColumnEntry, Entry};
+pub use stored_table::StoredTable;
+
+/// Rebuild an Arrow schema from the column list stored in `catalog.json`.
+pub fn schema_from_columns(table: &str, columns: &[ColumnEntry]) -> Result<SchemaRef> {
+    let fields = columns
+        .iter()
+        .map(|c| {
+            let data_type = DataType::from_str(&c.data_type).map_err(|e| {
+                AugurError::Database(format!(
+                    "catalog entry for table '{table}' has column '{}' of unknown type '{}': {e}",
+                    c.name, c.data_type
+                ))
+            })?;
+            Ok(Field::new(&c.name, data_type, c.nullable))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Arc::new(Schema::new(fields)))
+}

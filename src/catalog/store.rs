@@ -1,0 +1,290 @@
+//! The database directory on disk: lock file, `catalog.json`, and the atomic commit protocol (DESIGN §4).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AugurError, Result};
+
+/// Version of the `catalog.json` layout; bumped on incompatible changes.
+pub const CATALOG_FORMAT: u32 = 1;
+const CATALOG_FILE: &str = "catalog.json";
+const LOCK_FILE: &str = "augur.lock";
+pub const DATA_DIR: &str = "data";
+pub const TMP_DIR: &str = "tmp";
+
+/// One column of a stored table, as written in `catalog.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ColumnEntry {
+    pub name: String,
+    /// Arrow type in its `Display` form (`Int64`, `Utf8`, `Timestamp(ns)`…), parsed back with `FromStr`.
+    #[serde(rename = "type")]
+    pub data_type: String,
+    pub nullable: bool,
+}
+
+/// One catalog object. Order matters: views are re-created in the order they were defined.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    /// A table whose data is Parquet inside the directory: exactly the listed files, nothing else.
+    Table { name: String, columns: Vec<ColumnEntry>, files: Vec<String> },
+    /// A view, re-created from its SQL at open.
+    View { name: String, sql: String },
+    /// An external table (files elsewhere), re-created from its SQL at open.
+    External { name: String, sql: String },
+}
+
+impl Entry {
+    pub fn name(&self) -> &str {
+        match self {
+            Entry::Table { name, .. } | Entry::View { name, .. } | Entry::External { name, .. } => {
+                name
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CatalogFile {
+    pub format: u32,
+    /// Incremented by every commit; lets a reader tell two states apart.
+    pub generation: u64,
+    pub entries: Vec<Entry>,
+}
+
+impl CatalogFile {
+    pub fn find(&self, name: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.name() == name)
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<Entry> {
+        let pos = self.entries.iter().position(|e| e.name() == name)?;
+        Some(self.entries.remove(pos))
+    }
+}
+
+/// The persisted catalog: in memory for an in-memory database, else the directory.
+#[derive(Debug)]
+pub struct CatalogStore {
+    dir: Option<PathBuf>,
+    /// Held for the life of the process: the OS drops the lock if we die.
+    _lock: Option<File>,
+    state: Mutex<CatalogFile>,
+    file_counter: AtomicU64,
+}
+
+impl CatalogStore {
+    pub fn in_memory() -> Self {
+        CatalogStore {
+            dir: None,
+            _lock: None,
+            state: Mutex::new(CatalogFile { format: CATALOG_FORMAT, ..Default::default() }),
+            file_counter: AtomicU64::new(0),
+        }
+    }
+
+    /// Open or create the database directory `dir`, take its lock, read the catalog and
+    /// remove files that no committed catalog references (left by a crash mid-write).
+    pub fn open(dir: &Path) -> Result<Self> {
+        let describe = |what: &str, e: std::io::Error| {
+            AugurError::Database(format!(
+                "cannot {what} database directory '{}': {e}{}",
+                dir.display(),
+                if e.kind() == std::io::ErrorKind::PermissionDenied
+                    || e.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+                {
+                    " (check its permissions, or open another PATH)"
+                } else {
+                    ""
+                }
+            ))
+        };
+        if dir.exists() && !dir.is_dir() {
+            return Err(AugurError::Database(format!(
+                "'{}' exists and is not a directory: give a new or existing database directory",
+                dir.display()
+            )));
+        }
+        let fresh = !dir.join(CATALOG_FILE).exists();
+        if fresh && dir.exists() && fs::read_dir(dir).map_err(|e| describe("read", e))?.next().is_some() {
+            return Err(AugurError::Database(format!(
+                "'{}' is a non-empty directory without {CATALOG_FILE}: it is not an Augur database; \
+                 give an empty or new directory",
+                dir.display()
+            )));
+        }
+        fs::create_dir_all(dir.join(DATA_DIR)).map_err(|e| describe("create", e))?;
+        fs::create_dir_all(dir.join(TMP_DIR)).map_err(|e| describe("create", e))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(|e| describe("lock", e))?;
+        if lock.try_lock().is_err() {
+            return Err(AugurError::Database(format!(
+                "database '{}' is in use by another Augur process (lock file {}); \
+                 close that process or open a different directory",
+                dir.display(),
+                dir.join(LOCK_FILE).display()
+            )));
+        }
+        let state = if fresh {
+            CatalogFile { format: CATALOG_FORMAT, ..Default::default() }
+        } else {
+            read_catalog(&dir.join(CATALOG_FILE))?
+        };
+        let store = CatalogStore {
+            dir: Some(dir.to_path_buf()),
+            _lock: Some(lock),
+            state: Mutex::new(state),
+            file_counter: AtomicU64::new(0),
+        };
+        if fresh {
+            let snapshot = store.snapshot();
+            store.write_catalog(&snapshot)?;
+        }
+        store.collect_garbage();
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    pub fn snapshot(&self) -> CatalogFile {
+        self.lock_state().clone()
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, CatalogFile> {
+        // A panic while holding the lock cannot leave a half-applied state: changes are
+        // applied to a copy and swapped in only after the commit succeeded.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Apply `change` to a copy of the catalog, commit it durably, then make it current.
+    /// If `change` or the commit fails, nothing changes, on disk or in memory.
+    pub fn commit<T>(&self, change: impl FnOnce(&mut CatalogFile) -> Result<T>) -> Result<T> {
+        let mut state = self.lock_state();
+        let mut next = state.clone();
+        let out = change(&mut next)?;
+        next.generation += 1;
+        self.write_catalog(&next)?;
+        *state = next;
+        Ok(out)
+    }
+
+    /// A fresh, never-reused path for a new data file, relative to the directory, plus its absolute path.
+    pub fn new_data_file(&self, table: &str) -> Option<(String, PathBuf)> {
+        let dir = self.dir.as_ref()?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let n = self.file_counter.fetch_add(1, Ordering::Relaxed);
+        let safe: String = table
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+            .take(40)
+            .collect();
+        let rel = format!("{DATA_DIR}/{safe}-{stamp:x}-{}-{n}.parquet", std::process::id());
+        Some((rel.clone(), dir.join(rel)))
+    }
+
+    pub fn absolute(&self, rel: &str) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join(rel))
+    }
+
+    fn write_catalog(&self, catalog: &CatalogFile) -> Result<()> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        let text = serde_json::to_vec_pretty(catalog)
+            .map_err(|e| AugurError::Database(format!("cannot encode catalog: {e}")))?;
+        let tmp = dir.join(format!("{CATALOG_FILE}.tmp"));
+        let fail = |e: std::io::Error| {
+            let _ = fs::remove_file(&tmp);
+            AugurError::Database(format!(
+                "cannot commit to database '{}': {e}; nothing was changed{}",
+                dir.display(),
+                hint_for_io(&e)
+            ))
+        };
+        let mut f = File::create(&tmp).map_err(fail)?;
+        f.write_all(&text).map_err(fail)?;
+        f.sync_all().map_err(fail)?;
+        drop(f);
+        fs::rename(&tmp, dir.join(CATALOG_FILE)).map_err(fail)?;
+        sync_dir(dir).map_err(fail)?;
+        Ok(())
+    }
+
+    /// Delete data files no committed entry references, and leftovers in `tmp/`.
+    fn collect_garbage(&self) {
+        let Some(dir) = &self.dir else { return };
+        let live: std::collections::HashSet<String> = self
+            .lock_state()
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Table { files, .. } => Some(files.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        if let Ok(listing) = fs::read_dir(dir.join(DATA_DIR)) {
+            for file in listing.flatten() {
+                let rel = format!("{DATA_DIR}/{}", file.file_name().to_string_lossy());
+                if !live.contains(&rel) {
+                    let _ = fs::remove_file(file.path());
+                }
+            }
+        }
+        if let Ok(listing) = fs::read_dir(dir.join(TMP_DIR)) {
+            for file in listing.flatten() {
+                let _ = fs::remove_dir_all(file.path()).or_else(|_| fs::remove_file(file.path()));
+            }
+        }
+        let _ = fs::remove_file(dir.join(format!("{CATALOG_FILE}.tmp")));
+    }
+}
+
+fn read_catalog(path: &Path) -> Result<CatalogFile> {
+    let bytes = fs::read(path).map_err(|e| {
+        AugurError::Database(format!("cannot read catalog '{}': {e}", path.display()))
+    })?;
+    let catalog: CatalogFile = serde_json::from_slice(&bytes).map_err(|e| {
+        AugurError::Database(format!(
+            "catalog '{}' is not valid ({e}); it was not written by Augur or was edited by hand",
+            path.display()
+        ))
+    })?;
+    if catalog.format > CATALOG_FORMAT {
+        return Err(AugurError::Database(format!(
+            "catalog '{}' has format {} but this Augur reads format {CATALOG_FORMAT} at most: \
+             upgrade Augur",
+            path.display(),
+            catalog.format
+        )));
+    }
+    Ok(catalog)
+}
+
+/// fsync a directory so a rename inside it is durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+pub fn hint_for_io(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => " (the disk is full: free space and retry)",
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
+            " (the directory is not writable: check its permissions)"
+        }
+        _ => "",
+    }
+}

@@ -1,0 +1,143 @@
+//! The command line: `augur [PATH] [-c SQL]… [-f FILE]… [--format F] [-q] [--memory-limit SIZE]`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, FromArgMatches, Parser};
+
+use crate::config::{DatabaseConfig, parse_size};
+use crate::database::Database;
+use crate::output::Format;
+use crate::script::{Input, ScriptOptions, run_inputs};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "augur",
+    version,
+    about = "Augur: an embedded analytics database. SQL over CSV and Parquet, one binary.",
+    after_help = "With -c or -f (or SQL piped on stdin) Augur runs the statements and exits;\n\
+                  otherwise it starts the interactive shell (.help lists its commands)."
+)]
+pub struct Args {
+    /// Database directory, created if missing; without it the database lives in memory
+    pub path: Option<PathBuf>,
+    /// Run SQL (repeatable; runs in command-line order with -f)
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    pub commands: Vec<String>,
+    /// Run a SQL script (repeatable)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Output format [default: table on a terminal, csv otherwise]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Quiet: no banner, timing or progress
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Memory for queries and in-memory tables, e.g. 2GB, 512MiB, 50% [default: 80% of RAM]
+    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+    pub memory_limit: Option<usize>,
+    /// Keep running a script after a failed statement (exit status still reports the failure)
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Shell history file [default: $AUGUR_HISTORY or ~/.augur_history]
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    /// Threads (partitions) per query [default: number of cores]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    #[arg(skip)]
+    pub inputs: Vec<Input>,
+}
+
+fn size_arg(text: &str) -> Result<usize, String> {
+    parse_size(text).map_err(|e| e.to_string())
+}
+
+impl Args {
+    /// Parse the process arguments, keeping `-c` and `-f` in the order they were given.
+    pub fn parse_ordered() -> Args {
+        Self::parse_ordered_from(std::env::args_os())
+    }
+
+    pub fn parse_ordered_from<I, T>(args: I) -> Args
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Args::command().get_matches_from(args);
+        let mut parsed = match Args::from_arg_matches(&matches) {
+            Ok(a) => a,
+            Err(e) => e.exit(),
+        };
+        let mut ordered: Vec<(usize, Input)> = vec![];
+        if let Some(idx) = matches.indices_of("commands") {
+            for (i, (pos, sql)) in idx.zip(parsed.commands.iter()).enumerate() {
+                let name = if parsed.commands.len() > 1 { format!("-c[{}]", i + 1) } else { "-c".into() };
+                ordered.push((pos, Input::Text { name, sql: sql.clone() }));
+            }
+        }
+        if let Some(idx) = matches.indices_of("files") {
+            for (pos, file) in idx.zip(parsed.files.iter()) {
+                ordered.push((pos, Input::File(file.clone())));
+            }
+        }
+        ordered.sort_by_key(|(pos, _)| *pos);
+        parsed.inputs = ordered.into_iter().map(|(_, input)| input).collect();
+        parsed
+    }
+}
+
+/// Run Augur with parsed arguments; returns the process exit code.
+pub fn run(args: Args) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        // Deeply nested SQL recurses deeply in planning: give workers room.
+        .thread_stack_size(64 << 20)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return 3;
+        }
+    };
+    runtime.block_on(run_async(args))
+}
+
+async fn run_async(mut args: Args) -> i32 {
+    let config = DatabaseConfig {
+        path: args.path.clone(),
+        memory_limit: args.memory_limit,
+        target_partitions: args.threads,
+    };
+    let stdin_is_terminal = std::io::stdin().is_terminal();
+    if args.inputs.is_empty() && !stdin_is_terminal {
+        args.inputs.push(Input::Stdin);
+    }
+    let db = match Database::open(config).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return e.class().exit_code();
+        }
+    };
+    let stdout_is_terminal = std::io::stdout().is_terminal();
+    let format = args.format.unwrap_or(if stdout_is_terminal { Format::Table } else { Format::Csv });
+    let session = match db.session() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return e.class().exit_code();
+        }
+    };
+    if args.inputs.is_empty() {
+        let options = crate::shell::ShellOptions {
+            format,
+            quiet: args.quiet,
+            history: args.history.clone(),
+        };
+        return crate::shell::run(session, options).await;
+    }
+    let options = ScriptOptions { format, keep_going: args.keep_going, quiet: args.quiet };
+    run_inputs(&session, &args.inputs, &options).await
+}

@@ -1,0 +1,154 @@
+//! `Database`: the embedding entry point. Opens a directory (or memory), owns the catalog,
+//! the memory pool and spill directory shared by all its sessions.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+
+use crate::catalog::{self, CatalogStore, DatabaseSchema, Entry, StoredTable};
+use crate::config::{DatabaseConfig, default_memory_limit, format_size};
+use crate::error::{AugurError, Result};
+use crate::session::Session;
+
+/// An open database. Cheap to clone; every clone and every session shares one catalog.
+#[derive(Clone, Debug)]
+pub struct Database {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<CatalogStore>,
+    schema: Arc<DatabaseSchema>,
+    runtime: Arc<RuntimeEnv>,
+    config: DatabaseConfig,
+    memory_limit: usize,
+}
+
+impl Database {
+    /// Open (or create) the database directory in `config.path`, or an in-memory database.
+    pub async fn open(config: DatabaseConfig) -> Result<Database> {
+        let store = Arc::new(match &config.path {
+            Some(path) => CatalogStore::open(path)?,
+            None => CatalogStore::in_memory(),
+        });
+        let memory_limit = config.memory_limit.unwrap_or_else(default_memory_limit);
+        let pool: Arc<dyn MemoryPool> = Arc::new(TrackConsumersPool::new(
+            FairSpillPool::new(memory_limit),
+            NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN),
+        ));
+        let mut runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::clone(&pool));
+        if let Some(dir) = store.dir() {
+            runtime = runtime.with_temp_file_path(dir.join(catalog::store::TMP_DIR));
+        }
+        let runtime = runtime.build_arc()?;
+        let schema = Arc::new(DatabaseSchema::new(Arc::clone(&store)));
+        let db = Database {
+            inner: Arc::new(Inner { store, schema, runtime, config, memory_limit }),
+        };
+        db.restore().await?;
+        Ok(db)
+    }
+
+    /// An in-memory database with default settings.
+    pub async fn in_memory() -> Result<Database> {
+        Database::open(DatabaseConfig::default()).await
+    }
+
+    /// A new session: its own settings (`SET …`), the database's tables.
+    pub fn session(&self) -> Result<Session> {
+        Session::new(self.clone())
+    }
+
+    pub fn path(&self) -> Option<&PathBuf> {
+        self.inner.config.path.as_ref()
+    }
+
+    pub fn config(&self) -> &DatabaseConfig {
+        &self.inner.config
+    }
+
+    pub fn memory_limit(&self) -> usize {
+        self.inner.memory_limit
+    }
+
+    pub(crate) fn schema(&self) -> &Arc<DatabaseSchema> {
+        &self.inner.schema
+    }
+
+    pub(crate) fn store(&self) -> &Arc<CatalogStore> {
+        &self.inner.store
+    }
+
+    pub(crate) fn runtime(&self) -> &Arc<RuntimeEnv> {
+        &self.inner.runtime
+    }
+
+    pub(crate) fn memory_pool(&self) -> Arc<dyn MemoryPool> {
+        Arc::clone(&self.inner.runtime.memory_pool)
+    }
+
+    /// Re-create every committed object: stored tables from their file lists, views and
+    /// external tables by re-running their SQL, in the order they were created.
+    async fn restore(&self) -> Result<()> {
+        let entries = self.inner.store.snapshot().entries;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let session = self.session()?;
+        let schema = &self.inner.schema;
+        schema.set_replaying(true);
+        let mut result = Ok(());
+        for entry in entries {
+            match entry {
+                Entry::Table { name, columns, files } => {
+                    match catalog::schema_from_columns(&name, &columns) {
+                        Ok(arrow_schema) => {
+                            let table = StoredTable::new(
+                                &name,
+                                arrow_schema,
+                                Arc::clone(&self.inner.store),
+                                self.memory_pool(),
+                                files,
+                            );
+                            schema.insert_loaded(&name, Arc::new(table));
+                        }
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                }
+                Entry::View { name, sql } | Entry::External { name, sql } => {
+                    if let Err(e) = session.execute_to_end(&sql).await {
+                        // The object stays in catalog.json; the user can fix what it depends on.
+                        eprintln!("warning: could not restore '{name}': {e}");
+                    }
+                }
+            }
+        }
+        schema.set_replaying(false);
+        result
+    }
+
+    /// A one-line description for banners: where the data lives and the memory limit.
+    pub fn describe(&self) -> String {
+        let place = match self.path() {
+            Some(p) => format!("database {}", p.display()),
+            None => "in-memory database".to_string(),
+        };
+        format!("{place}, memory limit {}", format_size(self.memory_limit()))
+    }
+}
+
+impl From<AugurError> for datafusion::error::DataFusionError {
+    fn from(e: AugurError) -> Self {
+        match e {
+            AugurError::DataFusion(e) => e,
+            other => datafusion::error::DataFusionError::External(Box::new(other)),
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The crate's boundary error type, and the one table that maps errors to SQLSTATE and exit codes.
+
+use datafusion::error::DataFusionError;
+
+/// Every error that leaves the library. Inside plans and UDFs we use `DataFusionError`;
+/// it is converted here, at the boundary, once.
+#[derive(Debug, thiserror::Error)]
+pub enum AugurError {
+    #[error("{0}")]
+    DataFusion(#[from] DataFusionError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The database directory is unusable (locked, corrupt catalog, unwritable).
+    #[error("{0}")]
+    Database(String),
+    /// A usage mistake: bad option, bad argument, unknown meta-command.
+    #[error("{0}")]
+    Usage(String),
+    /// The statement is too large or too deeply nested to plan safely.
+    #[error("statement too complex: {0}")]
+    TooComplex(String),
+    /// Another error, with advice on what to do about it.
+    #[error("{source}\nhint: {hint}")]
+    Hinted { source: Box<AugurError>, hint: String },
+    /// The statement was cancelled (Ctrl-C, a dropped client, a timeout).
+    #[error("query cancelled")]
+    Cancelled,
+    /// A panic inside a query: a bug, reported instead of killing the process.
+    #[error("internal error (this is a bug in Augur, please report it): {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = AugurError> = std::result::Result<T, E>;
+
+/// What kind of failure an error is: decides the SQLSTATE and the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    Syntax,
+    UndefinedTable,
+    UndefinedColumn,
+    UndefinedFunction,
+    DuplicateObject,
+    InvalidValue,
+    DataException,
+    Permission,
+    OutOfMemory,
+    DiskFull,
+    TooComplex,
+    Unsupported,
+    Cancelled,
+    Io,
+    Internal,
+}
+
+impl ErrorClass {
+    /// The PostgreSQL SQLSTATE for this class.
+    pub fn sqlstate(self) -> &'static str {
+        match self {
+            ErrorClass::Syntax => "42601",
+            ErrorClass::UndefinedTable => "42P01",
+            ErrorClass::UndefinedColumn => "42703",
+            ErrorClass::UndefinedFunction => "42883",
+            ErrorClass::DuplicateObject => "42P07",
+            ErrorClass::InvalidValue => "22023",
+            ErrorClass::DataException => "22P02",
+            ErrorClass::Permission => "42501",
+            ErrorClass::OutOfMemory => "53200",
+            ErrorClass::DiskFull => "53100",
+            ErrorClass::TooComplex => "54001",
+            ErrorClass::Unsupported => "0A000",
+            ErrorClass::Cancelled => "57014",
+            ErrorClass::Io => "58030",
+            ErrorClass::Internal => "XX000",
+        }
+    }
+
+    /// Exit code of `augur -c/-f` when a statement fails with this class.
+    /// 1 = the SQL was wrong, 2 = usage, 3 = resources/environment, 4 = internal.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorClass::OutOfMemory | ErrorClass::DiskFull | ErrorClass::Io => 3,
+            ErrorClass::Permission => 3,
+            ErrorClass::Internal => 4,
+            ErrorClass::Cancelled => 130,
+            _ => 1,
+        }
+    }
+}
+
+impl AugurError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            AugurError::DataFusion(e) => classify_datafusion(e),
+            AugurError::Io(e) => classify_io(e),
+            AugurError::Database(_) => ErrorClass::Io,
+            AugurError::Usage(_) => ErrorClass::InvalidValue,
+            AugurError::Cancelled => ErrorClass::Cancelled,
+            AugurError::TooComplex(_) => ErrorClass::TooComplex,
+            AugurError::Hinted { source, .. } => source.class(),
+            AugurError::Internal(_) => ErrorClass::Internal,
+        }
+    }
+
+    pub fn sqlstate(&self) -> &'static str {
+        self.class().sqlstate()
+    }
+}
+
+fn classify_io(e: &std::io::Error) -> ErrorClass {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => ErrorClass::Permission,
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => ErrorClass::DiskFull,
+        ErrorKind::OutOfMemory => ErrorClass::OutOfMemory,
+        _ => ErrorClass::Io,
+    }
+}
+
+fn classify_datafusion(e: &DataFusionError) -> ErrorClass {
+    match e {
+        DataFusionError::Context(_, inner) => classify_datafusion(inner),
+        DataFusionError::Diagnostic(_, inner) => classify_datafusion(inner),
+        DataFusionError::Shared(inner) => classify_datafusion(inner),
+        DataFusionError::External(inner) => {
+            if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+                classify_io(io)
+            } else if let Some(df) = inner.downcast_ref::<DataFusionError>() {
+                classify_datafusion(df)
+            } else {
+                classify_message(&inner.to_string())
+            }
+        }
+        DataFusionError::IoError(io) => classify_io(io),
+        DataFusionError::SQL(_, _) => ErrorClass::Syntax,
+        DataFusionError::ResourcesExhausted(_) => ErrorClass::OutOfMemory,
+        DataFusionError::NotImplemented(_) => ErrorClass::Unsupported,
+        DataFusionError::SchemaError(err, _) => {
+            let text = err.to_string();
+            if text.contains("No field named") || text.contains("not found") {
+                ErrorClass::UndefinedColumn
+            } else {
+                classify_message(&text)
+            }
+        }
+        DataFusionError::ArrowError(_, _) | DataFusionError::ParquetError(_) => {
+            ErrorClass::DataException
+        }
+        DataFusionError::Execution(m) if m.contains("cancelled") => ErrorClass::Cancelled,
+        other => classify_message(&other.to_string()),
+    }
+}
+
+fn classify_message(text: &str) -> ErrorClass {
+    if text.contains("table '") && text.contains("not found") || text.contains("Table not found") {
+        ErrorClass::UndefinedTable
+    } else if text.contains("Invalid function") || text.contains("not found in registry") {
+        ErrorClass::UndefinedFunction
+    } else if text.contains("already exists") {
+        ErrorClass::DuplicateObject
+    } else if text.contains("No field named") {
+        ErrorClass::UndefinedColumn
+    } else if text.contains("too complex") {
+        ErrorClass::TooComplex
+    } else if text.contains("Permission denied") || text.contains("Read-only file system") {
+        ErrorClass::Permission
+    } else if text.contains("No space left") {
+        ErrorClass::DiskFull
+    } else if text.contains("Cast error") || text.contains("Error parsing") {
+        ErrorClass::DataException
+    } else {
+        // Plan and execution errors without a finer class are about the user's input.
+        ErrorClass::InvalidValue
+    }
+}

@@ -1,0 +1,40 @@
+//! Augur: an embedded, single-binary analytics database with SQL on Apache DataFusion.
+//!
+//! Embedding: open a [`Database`] (a directory or memory), take a [`Session`], run SQL.
+//!
+//! ```no_run
+//! # async fn demo() -> augur::Result<()> {
+//! let db = augur::Database::in_memory().await?;
+//! let session = db.session()?;
+//! let batches = session.execute_to_end("SELECT 1 AS one").await?;
+//! # Ok(()) }
+//! ```
+
+/// Persistent database directory: `catalog.json`, its commit protocol, stored tables.
+pub mod catalog;
+/// Command line: arguments, and dispatch to the shell or the script runner.
+pub mod cli;
+/// Settings a database opens with; human sizes such as `2GB`.
+pub mod config;
+/// `Database`, the embedding entry point.
+pub mod database;
+/// The boundary error type and the one mapping to SQLSTATE and exit codes.
+pub mod error;
+/// Result writers for every output format.
+pub mod output;
+/// Statement splitting and our own statements (wrapping DataFusion's parser).
+pub mod parser;
+/// Running scripts (`-f`, `-c`, stdin) statement by statement.
+pub mod script;
+/// Sessions: DataFusion context assembly and the one statement pipeline.
+pub mod session;
+/// The interactive shell: line editing, meta-commands, completion, progress.
+pub mod shell;
+/// Files outside the database: validated CSV/Parquet tables, `read_csv`, `read_parquet`.
+pub mod storage;
+
+pub use config::DatabaseConfig;
+pub use database::Database;
+pub use error::{AugurError, Result};
+pub use output::Format;
+pub use session::{QueryResult, Session};

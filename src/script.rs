@@ -1,0 +1,234 @@
+//! Running statements from scripts (`-f`, `-c`, stdin) and the shell: execute, print, report
+//! errors as `FILE:LINE: message`. Results go to stdout; timing and notes to stderr.
+
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use futures::future::LocalBoxFuture;
+
+use crate::error::AugurError;
+use crate::output::{Format, ResultWriter, TableStyle};
+use crate::parser::split_statements;
+use crate::session::Session;
+use crate::shell::meta::{self, Action, Settings};
+
+/// One source of statements, in command-line order.
+#[derive(Debug, Clone)]
+pub enum Input {
+    Text { name: String, sql: String },
+    File(PathBuf),
+    Stdin,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScriptOptions {
+    pub format: Format,
+    pub keep_going: bool,
+    pub quiet: bool,
+}
+
+/// Run the inputs in order; returns the exit code (0, or that of the first failure).
+pub async fn run_inputs(session: &Session, inputs: &[Input], options: &ScriptOptions) -> i32 {
+    let mut runner = Runner::new(session.clone(), options.format);
+    runner.keep_going = options.keep_going;
+    for input in inputs {
+        let (name, text) = match input {
+            Input::Text { name, sql } => (name.clone(), sql.clone()),
+            Input::File(path) => match std::fs::read_to_string(path) {
+                Ok(text) => (path.display().to_string(), text),
+                Err(e) => {
+                    eprintln!("error: cannot read script '{}': {e}", path.display());
+                    return 2;
+                }
+            },
+            Input::Stdin => {
+                let mut text = String::new();
+                if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+                    eprintln!("error: cannot read standard input: {e}");
+                    return 2;
+                }
+                ("<stdin>".to_string(), text)
+            }
+        };
+        if let Flow::Stop = runner.run_text(&name, &text).await {
+            break;
+        }
+    }
+    runner.exit_code
+}
+
+/// Whether to go on after a statement.
+#[derive(Debug, PartialEq)]
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Executes statements and meta-commands and prints their results; the shell and scripts share it.
+pub struct Runner {
+    pub session: Session,
+    pub settings: Settings,
+    pub style: TableStyle,
+    pub keep_going: bool,
+    /// Ctrl-C cancels the running statement instead of ending the process (the shell).
+    pub interruptible: bool,
+    /// Show a progress bar on stderr for statements running over a second.
+    pub progress: bool,
+    pub exit_code: i32,
+    depth: usize,
+}
+
+impl Runner {
+    pub fn new(session: Session, format: Format) -> Runner {
+        Runner {
+            session,
+            settings: Settings { format, timer: false },
+            style: TableStyle::default(),
+            keep_going: false,
+            interruptible: false,
+            progress: false,
+            exit_code: 0,
+            depth: 0,
+        }
+    }
+
+    /// Run all statements in `text`, reporting errors as `name:line: message` (just the
+    /// message when `name` is empty, as in the shell).
+    pub fn run_text<'a>(&'a mut self, name: &'a str, text: &'a str) -> LocalBoxFuture<'a, Flow> {
+        Box::pin(async move {
+            for statement in split_statements(text) {
+                let outcome = if statement.meta {
+                    self.meta(&statement.text).await
+                } else {
+                    self.statement(&statement.text).await
+                };
+                match outcome {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Stop) => return Flow::Stop,
+                    Err(e) => {
+                        if name.is_empty() {
+                            eprintln!("error: {e}");
+                        } else {
+                            eprintln!("{name}:{}: error: {e}", statement.line);
+                        }
+                        if self.exit_code == 0 {
+                            self.exit_code = e.class().exit_code();
+                        }
+                        if !self.keep_going {
+                            return Flow::Stop;
+                        }
+                    }
+                }
+            }
+            Flow::Continue
+        })
+    }
+
+    /// Execute one SQL statement and print its result.
+    pub async fn statement(&mut self, sql: &str) -> Result<Flow, AugurError> {
+        self.query(sql, None).await
+    }
+
+    async fn query(&mut self, sql: &str, empty_note: Option<&str>) -> Result<Flow, AugurError> {
+        let started = Instant::now();
+        let work = print_result(&self.session, sql, self.settings.format, self.style, empty_note, self.progress);
+        let outcome = if self.interruptible {
+            tokio::select! {
+                r = work => r,
+                _ = tokio::signal::ctrl_c() => Err(AugurError::Cancelled),
+            }
+        } else {
+            work.await
+        };
+        if self.settings.timer {
+            eprintln!("Run Time: {:.3} s", started.elapsed().as_secs_f64());
+        }
+        match outcome {
+            Ok(rows_printed) => Ok(rows_printed),
+            Err(e) => Err(self.session.explain_error(e)),
+        }
+    }
+
+    /// Execute one meta-command.
+    pub async fn meta(&mut self, line: &str) -> Result<Flow, AugurError> {
+        match meta::interpret(line, &mut self.settings).map_err(AugurError::Usage)? {
+            Action::Query { sql, empty } => self.query(&sql, empty.as_deref()).await,
+            Action::Read(file) => {
+                if self.depth > 16 {
+                    return Err(AugurError::Usage(format!(".read {file}: files include each other too deeply")));
+                }
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| AugurError::Usage(format!("cannot read '{file}': {e}")))?;
+                self.depth += 1;
+                let flow = self.run_text(&file, &text).await;
+                self.depth -= 1;
+                Ok(flow)
+            }
+            Action::Print(text) => {
+                println!("{text}");
+                Ok(Flow::Continue)
+            }
+            Action::Note(text) => {
+                if !text.is_empty() {
+                    eprintln!("{text}");
+                }
+                Ok(Flow::Continue)
+            }
+            Action::Quit => Ok(Flow::Stop),
+        }
+    }
+}
+
+/// Run `sql` and stream its rows to stdout in `format`. A closed stdout (`| head`) ends quietly.
+async fn print_result(
+    session: &Session,
+    sql: &str,
+    format: Format,
+    style: TableStyle,
+    empty_note: Option<&str>,
+    progress: bool,
+) -> Result<Flow, AugurError> {
+    let mut result = session.execute(sql).await?;
+    let schema = result.schema();
+    let bar = progress.then(|| crate::shell::progress::Progress::start(&result));
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    if schema.fields().is_empty() {
+        // DDL: nothing to print, but wait for it to finish.
+        while let Some(batch) = result.next().await {
+            batch?;
+        }
+        return Ok(Flow::Continue);
+    }
+    let mut writer = ResultWriter::new(format, schema, style, &mut out);
+    let mut rows = 0;
+    let io_result: std::io::Result<()> = async {
+        while let Some(batch) = result.next().await {
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => return Err(std::io::Error::other(e)),
+            };
+            rows += batch.num_rows();
+            writer.write(&batch)?;
+        }
+        drop(bar);
+        if rows == 0
+            && let Some(note) = empty_note
+        {
+            eprintln!("{note}");
+            return Ok(());
+        }
+        writer.finish()
+    }
+    .await;
+    match io_result {
+        Ok(()) => Ok(Flow::Continue),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Flow::Stop),
+        Err(e) => match e.into_inner().map(|inner| inner.downcast::<AugurError>()) {
+            Some(Ok(augur)) => Err(*augur),
+            Some(Err(other)) => Err(AugurError::Io(std::io::Error::other(other))),
+            None => Err(AugurError::Internal("output failed".into())),
+        },
+    }
+}

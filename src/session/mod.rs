@@ -1,0 +1,176 @@
+//! A session: DataFusion's `SessionContext` assembled with our catalog, file tables and
+//! functions, and the one statement pipeline (parse → plan → execute → stream) that every
+//! front end calls.
+
+mod create_table;
+mod hints;
+mod result;
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, DynamicFileCatalog, MemoryCatalogProvider,
+    MemoryCatalogProviderList,
+};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::{FutureExt, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::database::Database;
+use crate::error::{AugurError, Result};
+use crate::parser::MAX_STATEMENT_BYTES;
+use crate::storage::{GuardedTableFactory, GuardedUrlFactory, ReadFiles};
+pub use result::QueryResult;
+use result::Message;
+
+pub const CATALOG: &str = "augur";
+pub const SCHEMA: &str = "public";
+
+/// One user's connection to a database: its own settings, the database's objects.
+#[derive(Clone)]
+pub struct Session {
+    db: Database,
+    ctx: SessionContext,
+}
+
+impl Session {
+    pub(crate) fn new(db: Database) -> Result<Session> {
+        let mut config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_create_default_catalog_and_schema(false)
+            .with_default_catalog_and_schema(CATALOG, SCHEMA);
+        if let Some(n) = db.config().target_partitions {
+            config = config.with_target_partitions(n.max(1));
+        }
+        let catalog = MemoryCatalogProvider::new();
+        catalog.register_schema(SCHEMA, Arc::clone(db.schema()) as _)?;
+        let catalogs = MemoryCatalogProviderList::new();
+        catalogs.register_catalog(CATALOG.to_string(), Arc::new(catalog));
+        let url_tables = Arc::new(GuardedUrlFactory::default());
+        let catalogs = DynamicFileCatalog::new(Arc::new(catalogs), Arc::clone(&url_tables) as _);
+        let file_tables = Arc::new(GuardedTableFactory::default());
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(Arc::clone(db.runtime()))
+            .with_default_features()
+            .with_catalog_list(Arc::new(catalogs))
+            .with_table_factory("CSV".into(), Arc::clone(&file_tables) as _)
+            .with_table_factory("PARQUET".into(), file_tables)
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        url_tables.register_session(&ctx);
+        ctx.register_udtf("read_csv", Arc::new(ReadFiles::csv()));
+        ctx.register_udtf("read_parquet", Arc::new(ReadFiles::parquet()));
+        augur_udfs::register_all(&ctx)?;
+        Ok(Session { db, ctx })
+    }
+
+    /// DataFusion's context, for embedding: register your own functions and tables here.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Run one statement and stream its result. The statement runs on a runtime worker
+    /// (large stack, isolated from panics); dropping the result cancels it.
+    pub async fn execute(&self, sql: &str) -> Result<QueryResult> {
+        if sql.len() > MAX_STATEMENT_BYTES {
+            return Err(AugurError::TooComplex(format!(
+                "statement is {} bytes, over the limit of {MAX_STATEMENT_BYTES}; split it or \
+                 load the values from a file",
+                sql.len()
+            )));
+        }
+        let (tx, mut rx) = mpsc::channel(4);
+        let plan = Arc::new(Mutex::new(None));
+        let work = run_statement(self.clone(), sql.to_string(), tx.clone(), Arc::clone(&plan));
+        let task = tokio::spawn(async move {
+            if let Err(panic) = AssertUnwindSafe(work).catch_unwind().await {
+                let _ = tx.send(Message::Error(AugurError::Internal(panic_message(&panic)))).await;
+            }
+        });
+        let result = QueryResult::new(rx.recv().await, rx, task, plan);
+        result.map_err(|e| hints::explain(self, e))
+    }
+
+    /// Run one statement and collect all its rows.
+    pub async fn execute_to_end(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        self.execute(sql).await?.collect().await.map_err(|e| hints::explain(self, e))
+    }
+
+    /// Enrich an error from a running statement with the same hints as planning errors.
+    pub fn explain_error(&self, e: AugurError) -> AugurError {
+        hints::explain(self, e)
+    }
+}
+
+async fn run_statement(
+    session: Session,
+    sql: String,
+    tx: mpsc::Sender<Message>,
+    plan_slot: Arc<Mutex<Option<Arc<dyn ExecutionPlan>>>>,
+) {
+    let fail = |e: AugurError| Message::Error(e);
+    let outcome = async {
+        let state = session.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let statement = state.sql_to_statement(&sql, &dialect)?;
+        let logical = state.statement_to_plan(statement).await?;
+        let frame = match logical {
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => {
+                create_table::create_table(&session, cmd).await?;
+                return Ok::<_, AugurError>(None);
+            }
+            other => session.ctx.execute_logical_plan(other).await?,
+        };
+        let physical = frame.create_physical_plan().await?;
+        if let Ok(mut slot) = plan_slot.lock() {
+            *slot = Some(Arc::clone(&physical));
+        }
+        Ok(Some(execute_stream(physical, session.ctx.task_ctx())?))
+    }
+    .await;
+    let mut stream = match outcome {
+        Ok(Some(stream)) => stream,
+        Ok(None) => {
+            let _ = tx.send(Message::Schema(Arc::new(Schema::empty()))).await;
+            return;
+        }
+        Err(e) => {
+            let _ = tx.send(fail(e)).await;
+            return;
+        }
+    };
+    if tx.send(Message::Schema(stream.schema())).await.is_err() {
+        return;
+    }
+    while let Some(batch) = stream.next().await {
+        let message = match batch {
+            Ok(batch) => Message::Batch(batch),
+            Err(e) => fail(e.into()),
+        };
+        let stop = matches!(message, Message::Error(_));
+        if tx.send(message).await.is_err() || stop {
+            return;
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a query panicked".to_string()
+    }
+}

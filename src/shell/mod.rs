@@ -1,0 +1,95 @@
+//! The interactive shell: rustyline editing with history, completion and highlighting;
+//! multi-line statements until `;`; meta-commands; Ctrl-C cancels the running statement.
+
+pub mod helper;
+pub mod meta;
+pub mod progress;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use rustyline::error::ReadlineError;
+use rustyline::history::DefaultHistory;
+use rustyline::{Config, Editor};
+
+use crate::output::{Format, TableStyle};
+use crate::script::{Flow, Runner};
+use crate::session::Session;
+use helper::ShellHelper;
+
+#[derive(Debug, Clone)]
+pub struct ShellOptions {
+    pub format: Format,
+    pub quiet: bool,
+    pub history: Option<PathBuf>,
+}
+
+/// Where history is kept: `--history`, else `$AUGUR_HISTORY`, else `~/.augur_history`.
+fn history_path(option: Option<PathBuf>) -> Option<PathBuf> {
+    option
+        .or_else(|| std::env::var_os("AUGUR_HISTORY").map(PathBuf::from))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".augur_history")))
+}
+
+/// Run the shell until `.quit` or Ctrl-D; returns the exit code.
+pub async fn run(session: Session, options: ShellOptions) -> i32 {
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let config = Config::builder().auto_add_history(false).max_history_size(10_000);
+    let mut editor: Editor<ShellHelper, DefaultHistory> = match config
+        .and_then(|c| Ok(c.build()))
+        .and_then(Editor::with_config)
+    {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: cannot start the line editor: {e}");
+            return 3;
+        }
+    };
+    editor.set_helper(Some(ShellHelper::new(session.clone(), color)));
+    let history = history_path(options.history);
+    if let Some(path) = &history {
+        let _ = editor.load_history(path);
+    }
+    if !options.quiet {
+        eprintln!(
+            "Augur {} — {}. Enter .help for commands, end statements with ';'.",
+            env!("CARGO_PKG_VERSION"),
+            session.database().describe()
+        );
+    }
+    let mut runner = Runner::new(session, options.format);
+    runner.keep_going = true;
+    runner.interruptible = true;
+    runner.progress = !options.quiet;
+    runner.style = TableStyle { width: terminal_width(), ..TableStyle::default() };
+    loop {
+        let line = match editor.readline("augur> ") {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => {
+                eprintln!("error: {e}");
+                break;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let _ = editor.add_history_entry(line.as_str());
+        if let Some(path) = &history {
+            let _ = editor.save_history(path);
+        }
+        runner.style.width = terminal_width();
+        if runner.run_text("", &line).await == Flow::Stop {
+            break;
+        }
+    }
+    0
+}
+
+fn terminal_width() -> Option<u16> {
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    comfy_table::Table::new().width()
+}

@@ -1,0 +1,98 @@
+//! The progress bar on stderr (terminals only) for statements running over about a second:
+//! rows and bytes scanned so far, against the total size of the files when known.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::physical_plan::ExecutionPlan;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::config::format_size;
+use crate::session::QueryResult;
+
+/// Draws while alive; dropping it clears the bar.
+pub struct Progress {
+    task: Option<tokio::task::JoinHandle<()>>,
+    bar: ProgressBar,
+}
+
+impl Progress {
+    pub fn start(result: &QueryResult) -> Progress {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if !std::io::stderr().is_terminal() {
+            return Progress { task: None, bar };
+        }
+        let plan = result.plan();
+        let shown = bar.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let total = plan.as_ref().map(total_bytes).unwrap_or(0);
+            let style = if total > 0 {
+                ProgressStyle::with_template("{spinner} [{elapsed}] {bar:30} {msg}")
+            } else {
+                ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+            };
+            if let Ok(style) = style {
+                shown.set_style(style);
+            }
+            shown.set_length(total.max(1) as u64);
+            loop {
+                let (rows, bytes) = plan.as_ref().map(scanned).unwrap_or((0, 0));
+                shown.set_position(bytes as u64);
+                let of = if total > 0 { format!(" of {}", format_size(total)) } else { String::new() };
+                shown.set_message(format!("{rows} rows, {}{of} scanned (Ctrl-C cancels)", format_size(bytes)));
+                shown.tick();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        Progress { task: Some(task), bar }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        self.bar.finish_and_clear();
+    }
+}
+
+fn leaves(plan: &Arc<dyn ExecutionPlan>, out: &mut Vec<Arc<dyn ExecutionPlan>>) {
+    let children = plan.children();
+    if children.is_empty() {
+        out.push(Arc::clone(plan));
+    }
+    for child in children {
+        leaves(child, out);
+    }
+}
+
+/// Rows produced by the scans, and bytes they read.
+fn scanned(plan: &Arc<dyn ExecutionPlan>) -> (usize, usize) {
+    let mut found = vec![];
+    leaves(plan, &mut found);
+    found.iter().fold((0, 0), |(rows, bytes), leaf| match leaf.metrics() {
+        Some(m) => (
+            rows + m.output_rows().unwrap_or(0),
+            bytes + m.sum_by_name("bytes_scanned").map(|v| v.as_usize()).unwrap_or(0),
+        ),
+        None => (rows, bytes),
+    })
+}
+
+/// Total size of the files the scans will read.
+fn total_bytes(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    let mut found = vec![];
+    leaves(plan, &mut found);
+    found
+        .iter()
+        .filter_map(|leaf| leaf.downcast_ref::<DataSourceExec>())
+        .filter_map(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
+        .flat_map(|config| config.file_groups.iter().flat_map(|g| g.iter()))
+        .map(|file| file.object_meta.size as usize)
+        .sum()
+}

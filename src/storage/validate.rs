@@ -1,0 +1,309 @@
+//! Checks of local CSV and Parquet files before DataFusion reads them, so bad files give a
+//! clear error naming file, line and column instead of a short result or a panic.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::SystemTime;
+
+/// The CSV dialect needed to follow quoting and count fields.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CsvDialect {
+    pub delimiter: u8,
+    pub quote: u8,
+    pub escape: Option<u8>,
+    pub comment: Option<u8>,
+    pub has_header: bool,
+    /// Rows with fewer fields are accepted (missing fields become NULL).
+    pub truncated_rows: bool,
+    /// The number of fields every row must have, when the table declares its columns.
+    pub expected_fields: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Check {
+    Csv(CsvDialect),
+    Parquet,
+}
+
+type CacheKey = (PathBuf, Check);
+
+/// Files already checked, by size and modification time: re-querying a file costs nothing.
+fn cache() -> &'static Mutex<HashMap<CacheKey, (u64, Option<SystemTime>)>> {
+    static CACHE: OnceLock<Mutex<HashMap<CacheKey, (u64, Option<SystemTime>)>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+fn checked(path: &Path, check: Check, run: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
+    let stamp = (meta.len(), meta.modified().ok());
+    let key = (path.to_path_buf(), check);
+    if cache().lock().map(|c| c.get(&key) == Some(&stamp)).unwrap_or(false) {
+        return Ok(());
+    }
+    run(path)?;
+    if let Ok(mut c) = cache().lock() {
+        c.insert(key, stamp);
+    }
+    Ok(())
+}
+
+pub fn check_parquet(path: &Path) -> Result<(), String> {
+    checked(path, Check::Parquet, parquet_footer)
+}
+
+pub fn check_csv(path: &Path, dialect: &CsvDialect) -> Result<(), String> {
+    checked(path, Check::Csv(dialect.clone()), |p| csv_structure(p, dialect))
+}
+
+/// A Parquet file ends with its metadata length and `PAR1`; an absurd length makes the
+/// parquet crate allocate or slice out of bounds, so we check it first.
+fn parquet_footer(path: &Path) -> Result<(), String> {
+    let name = path.display();
+    let mut f = File::open(path).map_err(|e| format!("cannot open '{name}': {e}"))?;
+    let len = f.metadata().map_err(|e| format!("cannot read '{name}': {e}"))?.len();
+    if len == 0 {
+        return Err(format!("'{name}' is empty (0 bytes), not a Parquet file: rewrite it or remove it"));
+    }
+    if len < 12 {
+        return Err(format!(
+            "'{name}' is not a Parquet file: {len} bytes is too short (truncated?); rewrite it"
+        ));
+    }
+    let mut head = [0u8; 4];
+    f.read_exact(&mut head).map_err(|e| format!("cannot read '{name}': {e}"))?;
+    let mut tail = [0u8; 8];
+    f.seek(SeekFrom::End(-8)).and_then(|_| f.read_exact(&mut tail))
+        .map_err(|e| format!("cannot read '{name}': {e}"))?;
+    if &head != b"PAR1" {
+        return Err(format!("'{name}' is not a Parquet file (it does not start with PAR1)"));
+    }
+    if &tail[4..] != b"PAR1" && &tail[4..] != b"PARE" {
+        return Err(format!(
+            "'{name}' is truncated or corrupt: no Parquet footer (PAR1) at its end; \
+             re-copy or rewrite the file"
+        ));
+    }
+    let meta_len = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
+    if meta_len + 12 > len {
+        return Err(format!(
+            "'{name}' is corrupt: its Parquet footer claims {meta_len} bytes of metadata \
+             but the file has {len} bytes; re-copy or rewrite the file"
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum State {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    Escaped,
+    QuoteInQuoted,
+}
+
+/// One pass over the file following CSV quoting: every record must have the same number of
+/// fields, and no quoted field may run to the end of the file.
+fn csv_structure(path: &Path, d: &CsvDialect) -> Result<(), String> {
+    let name = path.display();
+    let mut f = File::open(path).map_err(|e| format!("cannot open '{name}': {e}"))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut state = State::FieldStart;
+    let mut line: u64 = 1; // line of the current byte
+    let mut record_line: u64 = 1; // line where the current record started
+    let mut fields = 1usize; // fields seen so far in the current record
+    let mut record_bytes = 0u64; // bytes in the current record (0: blank line)
+    let mut quote_open = (0u64, 0usize); // (line, field) of the last opening quote
+    let mut records = Records { dialect: d, name: &name, expected: d.expected_fields, first: true };
+    let mut header: Vec<u8> = vec![];
+    let mut in_comment = false;
+
+    loop {
+        let n = f.read(&mut buf).map_err(|e| format!("cannot read '{name}': {e}"))?;
+        if n == 0 {
+            break;
+        }
+        for &b in &buf[..n] {
+            if in_comment {
+                if b == b'\n' {
+                    in_comment = false;
+                    line += 1;
+                    record_line = line;
+                }
+                continue;
+            }
+            if records.first && d.has_header && header.len() < 4096 && b != b'\n' {
+                header.push(b);
+            }
+            match state {
+                State::FieldStart | State::Unquoted => {
+                    if b == b'\n' {
+                        if record_bytes > 0 {
+                            records.end(fields, record_line, &header)?;
+                        }
+                        line += 1;
+                        record_line = line;
+                        fields = 1;
+                        record_bytes = 0;
+                        state = State::FieldStart;
+                        continue;
+                    }
+                    if b == b'\r' {
+                        continue;
+                    }
+                    if record_bytes == 0 && Some(b) == d.comment {
+                        in_comment = true;
+                        continue;
+                    }
+                    record_bytes += 1;
+                    if b == d.delimiter {
+                        fields += 1;
+                        state = State::FieldStart;
+                    } else if state == State::FieldStart && b == d.quote {
+                        quote_open = (line, fields);
+                        state = State::Quoted;
+                    } else {
+                        state = State::Unquoted;
+                    }
+                }
+                State::Quoted => {
+                    record_bytes += 1;
+                    if b == b'\n' {
+                        line += 1;
+                    } else if Some(b) == d.escape {
+                        state = State::Escaped;
+                    } else if b == d.quote {
+                        state = State::QuoteInQuoted;
+                    }
+                }
+                State::Escaped => {
+                    record_bytes += 1;
+                    if b == b'\n' {
+                        line += 1;
+                    }
+                    state = State::Quoted;
+                }
+                State::QuoteInQuoted => {
+                    if b == d.quote {
+                        record_bytes += 1;
+                        state = State::Quoted;
+                    } else if b == b'\n' {
+                        records.end(fields, record_line, &header)?;
+                        line += 1;
+                        record_line = line;
+                        fields = 1;
+                        record_bytes = 0;
+                        state = State::FieldStart;
+                    } else if b == d.delimiter {
+                        record_bytes += 1;
+                        fields += 1;
+                        state = State::FieldStart;
+                    } else if b != b'\r' {
+                        record_bytes += 1;
+                        state = State::Unquoted;
+                    }
+                }
+            }
+        }
+    }
+    match state {
+        State::Quoted | State::Escaped => Err(format!(
+            "{name}:{}:{}: unterminated quote: the quoted field that starts here is never closed, \
+             so the rest of the file would be read as one value; close the quote, or if {} is \
+             literal data choose another quote character (OPTIONS ('format.quote' '...'))",
+            quote_open.0,
+            quote_open.1,
+            d.quote as char
+        )),
+        _ if record_bytes > 0 => records.end(fields, record_line, &header),
+        _ => Ok(()),
+    }
+}
+
+/// Field-count bookkeeping across records: the header (or first row) sets the count.
+struct Records<'a> {
+    dialect: &'a CsvDialect,
+    name: &'a dyn std::fmt::Display,
+    expected: Option<usize>,
+    first: bool,
+}
+
+impl Records<'_> {
+    fn end(&mut self, fields: usize, record_line: u64, header: &[u8]) -> Result<(), String> {
+        let d = self.dialect;
+        if self.first {
+            self.first = false;
+            if self.expected.is_none() {
+                self.expected = Some(fields);
+            }
+            if d.has_header {
+                return Ok(());
+            }
+        }
+        let want = self.expected.unwrap_or(fields);
+        if fields == want || (d.truncated_rows && fields < want) {
+            return Ok(());
+        }
+        let columns = if header.is_empty() {
+            String::new()
+        } else {
+            format!(" (header: {})", String::from_utf8_lossy(header).trim_end())
+        };
+        let fix = if fields < want {
+            "add the missing fields, or read with OPTIONS ('format.truncated_rows' 'true') \
+             (read_csv(..., truncated_rows = true)) to take missing trailing fields as NULL"
+        } else {
+            "remove the extra fields or quote values that contain the delimiter"
+        };
+        Err(format!(
+            "{}:{record_line}:{}: row has {fields} fields but {want} were expected{columns}; {fix}",
+            self.name,
+            fields.min(want) + 1,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn dialect() -> CsvDialect {
+        CsvDialect {
+            delimiter: b',',
+            quote: b'"',
+            escape: None,
+            comment: None,
+            has_header: true,
+            truncated_rows: false,
+            expected_fields: None,
+        }
+    }
+
+    fn check(text: &str) -> Result<(), String> {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        csv_structure(f.path(), &dialect())
+    }
+
+    #[test]
+    fn accepts_quoted_delimiters_newlines_and_doubled_quotes() {
+        assert!(check("a,b\n1,\"x,y\"\n2,\"multi\nline\"\n3,\"say \"\"hi\"\"\"\n").is_ok());
+        assert!(check("a,b\r\n1,2\r\n\n3,4").is_ok());
+    }
+
+    #[test]
+    fn ragged_row_names_its_line() {
+        let err = check("a,b,c\n1,2,3\n4,5\n").unwrap_err();
+        assert!(err.contains(":3:3: row has 2 fields but 3"), "{err}");
+    }
+
+    #[test]
+    fn unterminated_quote_names_where_it_opened() {
+        let err = check("a,b\n1,2\n3,\"open\n4,5\n6,7\n").unwrap_err();
+        assert!(err.contains(":3:2: unterminated quote"), "{err}");
+    }
+}

@@ -1,0 +1,22 @@
+//! Augur's integration tests, one binary: sqllogictest files, the binary end to end,
+//! the shell through a pty, and crash safety under `kill -9`.
+
+mod cli;
+mod common;
+mod crash;
+mod errors;
+mod persistence;
+mod shell;
+mod sqllogic;
+
+fn main() {
+    let args = libtest_mimic::Arguments::from_args();
+    let mut trials = vec![];
+    trials.extend(sqllogic::trials());
+    trials.extend(cli::trials());
+    trials.extend(errors::trials());
+    trials.extend(persistence::trials());
+    trials.extend(shell::trials());
+    trials.extend(crash::trials());
+    libtest_mimic::run(&args, trials).exit();
+}

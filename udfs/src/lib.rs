@@ -1,0 +1,15 @@
+//! `augur-udfs`: Augur's SQL functions for risk analytics, one file per family, all
+//! registered by [`register_all`] with documentation that `SHOW FUNCTIONS` and `.help` read.
+
+pub mod math;
+
+use datafusion::error::Result;
+use datafusion::prelude::SessionContext;
+
+/// Register every function of this crate in `ctx`.
+pub fn register_all(ctx: &SessionContext) -> Result<()> {
+    for udf in math::functions() {
+        ctx.register_udf(udf);
+    }
+    Ok(())
+}
