@@ -89,6 +89,7 @@ impl Args {
 
 /// Run Augur with parsed arguments; returns the process exit code.
 pub fn run(args: Args) -> i32 {
+    quiet_query_panics();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         // Deeply nested SQL recurses deeply in planning: give workers room.
         .thread_stack_size(64 << 20)
@@ -102,6 +103,18 @@ pub fn run(args: Args) -> i32 {
         }
     };
     runtime.block_on(run_async(args))
+}
+
+/// Panics inside queries are reported as errors by the session; only print the default
+/// message for panics elsewhere (set AUGUR_DEBUG=1 to see every panic).
+fn quiet_query_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_worker = std::thread::current().name().is_some_and(|n| n.starts_with("tokio-"));
+        if !in_worker || std::env::var_os("AUGUR_DEBUG").is_some() {
+            default(info);
+        }
+    }));
 }
 
 async fn run_async(mut args: Args) -> i32 {

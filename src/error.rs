@@ -117,6 +117,14 @@ fn classify_io(e: &std::io::Error) -> ErrorClass {
 }
 
 fn classify_datafusion(e: &DataFusionError) -> ErrorClass {
+    // Resource failures can arrive wrapped in any variant (a Parquet writer's I/O error...).
+    let text = e.to_string();
+    if text.contains("No space left on device") {
+        return ErrorClass::DiskFull;
+    }
+    if text.contains("Read-only file system") {
+        return ErrorClass::Permission;
+    }
     match e {
         DataFusionError::Context(_, inner) => classify_datafusion(inner),
         DataFusionError::Diagnostic(_, inner) => classify_datafusion(inner),

@@ -18,7 +18,7 @@ fn interactive_session() -> R {
     let history = dir.path().join("history");
     let mut cmd = Command::new(bin());
     cmd.arg(dir.path().join("db")).arg("--history").arg(&history).env("NO_COLOR", "1").env("TERM", "dumb");
-    let mut sh = rexpect::spawn_command(cmd, Some(30_000)).map_err(|e| e.to_string())?;
+    let mut sh = rexpect::session::spawn_command(cmd, Some(30_000)).map_err(|e| e.to_string())?;
     let e = |e: rexpect::error::Error| e.to_string();
     sh.exp_string("augur> ").map_err(e)?;
     // A statement over several lines runs when the ';' arrives.

@@ -73,7 +73,9 @@ pub fn is_complete(text: &str) -> bool {
         }
         i += step.advance;
     }
-    last_semicolon_end.is_some() && !content_after && scan.mode == Mode::Code
+    last_semicolon_end.is_some()
+        && !content_after
+        && matches!(scan.mode, Mode::Code | Mode::LineComment)
 }
 
 fn push(out: &mut Vec<SourceStatement>, piece: &str, line: usize) {

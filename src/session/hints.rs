@@ -13,6 +13,11 @@ pub fn explain(session: &Session, e: AugurError) -> AugurError {
     let text = e.to_string();
     let hint = match e.class() {
         ErrorClass::UndefinedTable => missing_table_hint(session, &text),
+        ErrorClass::DiskFull => Some(
+            "the disk is full: free space (or move the database directory) and retry; \
+             nothing was committed, stored data is unchanged"
+                .into(),
+        ),
         ErrorClass::OutOfMemory => Some(format!(
             "the memory limit is {}; start augur with a larger --memory-limit, or reduce what \
              the query keeps in memory (fewer columns, a more selective filter)",
@@ -35,10 +40,11 @@ fn missing_table_hint(session: &Session, text: &str) -> Option<String> {
     let start = text.find("table '")? + 7;
     let end = start + text[start..].find('\'')?;
     let full = &text[start..end];
-    let name = full.rsplit('.').next().unwrap_or(full);
-    if name.contains('/') || name.contains('.') || full.contains('/') {
+    let unqualified = full.strip_prefix("augur.public.").unwrap_or(full);
+    let name = unqualified.rsplit('.').next().unwrap_or(unqualified);
+    if unqualified.contains('/') || unqualified.contains('.') {
         return Some(format!(
-            "no readable file matches '{full}' (relative paths start at {}); check the path",
+            "no readable file matches '{unqualified}' (relative paths start at {}); check the path",
             std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default()
         ));
     }

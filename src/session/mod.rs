@@ -2,6 +2,7 @@
 //! functions, and the one statement pipeline (parse → plan → execute → stream) that every
 //! front end calls.
 
+mod complexity;
 mod create_table;
 mod hints;
 mod result;
@@ -124,6 +125,7 @@ async fn run_statement(
         let state = session.ctx.state();
         let dialect = state.config().options().sql_parser.dialect;
         let statement = state.sql_to_statement(&sql, &dialect)?;
+        complexity::check(&statement)?;
         let logical = state.statement_to_plan(statement).await?;
         let frame = match logical {
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => {

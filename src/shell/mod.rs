@@ -91,5 +91,6 @@ fn terminal_width() -> Option<u16> {
     if !std::io::stdout().is_terminal() {
         return None;
     }
-    comfy_table::Table::new().width()
+    // A pty that reports no size says 0: draw at natural width then.
+    comfy_table::Table::new().width().filter(|w| *w >= 20)
 }

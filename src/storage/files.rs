@@ -22,10 +22,9 @@ use datafusion::catalog::UrlTableFactory;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{
-    CreateExternalTable, Expr, Operator, TableProviderFilterPushDown, TableType,
+    CreateExternalTable, Expr, TableProviderFilterPushDown, TableType,
 };
 use datafusion::physical_plan::ExecutionPlan;
-use futures::TryStreamExt;
 
 use super::validate::{CsvDialect, check_csv, check_parquet};
 
@@ -44,57 +43,157 @@ impl GuardedTable {
         }
     }
 
-    async fn validate(&self, state: &dyn Session) -> Result<()> {
+    async fn validate(&self, _state: &dyn Session) -> Result<()> {
         let options = self.inner.options();
-        let format = options.format.as_ref();
-        let dialect = if let Some(csv) = format.downcast_ref::<CsvFormat>() {
+        let Some(check) = FileCheck::for_format(options.format.as_ref()) else { return Ok(()) };
+        let check = match check {
+            FileCheck::Csv(mut d) => {
+                d.expected_fields = Some(
+                    self.inner.schema().fields().len() - options.table_partition_cols.len(),
+                );
+                FileCheck::Csv(d)
+            }
+            other => other,
+        };
+        check.run_blocking(self.inner.table_paths().clone(), options.file_extension.clone()).await
+    }
+}
+
+/// The check a file format gets: CSV structure with its dialect, or the Parquet footer.
+#[derive(Debug, Clone)]
+pub enum FileCheck {
+    Csv(CsvDialect),
+    Parquet,
+}
+
+impl FileCheck {
+    fn for_format(format: &dyn datafusion::datasource::file_format::FileFormat) -> Option<FileCheck> {
+        if let Some(csv) = format.downcast_ref::<CsvFormat>() {
             let o = csv.options();
             if o.compression != CompressionTypeVariant::UNCOMPRESSED {
-                return Ok(());
+                return None;
             }
-            let data_columns =
-                self.inner.schema().fields().len() - options.table_partition_cols.len();
-            Some(CsvDialect {
+            return Some(FileCheck::Csv(CsvDialect {
                 delimiter: o.delimiter,
                 quote: o.quote,
                 escape: o.escape,
                 comment: o.comment,
                 has_header: o.has_header.unwrap_or(true),
                 truncated_rows: o.truncated_rows.unwrap_or(false),
-                expected_fields: Some(data_columns),
-            })
-        } else if format.downcast_ref::<ParquetFormat>().is_some() {
-            None
-        } else {
-            return Ok(());
-        };
-        let mut paths: Vec<PathBuf> = vec![];
-        for url in self.inner.table_paths() {
-            if url.scheme() != "file" {
-                continue;
-            }
-            let store = state.runtime_env().object_store(url.object_store())?;
-            let listed: Vec<_> = url
-                .list_all_files(state, store.as_ref(), &options.file_extension)
-                .await?
-                .try_collect()
-                .await?;
-            paths.extend(listed.into_iter().map(|m| PathBuf::from(format!("/{}", m.location))));
+                expected_fields: None,
+            }));
         }
-        let checks = paths.into_iter().map(|path| {
-            let dialect = dialect.clone();
-            tokio::task::spawn_blocking(move || match &dialect {
-                Some(d) => check_csv(&path, d),
-                None => check_parquet(&path),
-            })
-        });
-        for result in futures::future::join_all(checks).await {
-            result
-                .map_err(|e| DataFusionError::Execution(format!("file check failed: {e}")))?
+        format.downcast_ref::<ParquetFormat>().map(|_| FileCheck::Parquet)
+    }
+
+    /// Guess from a path's extension (for `'x.csv'` in FROM), with DataFusion's CSV defaults.
+    fn for_extension(path: &str) -> Option<FileCheck> {
+        let lower = path.to_ascii_lowercase();
+        if lower.ends_with(".csv") {
+            Some(FileCheck::Csv(CsvDialect {
+                delimiter: b',',
+                quote: b'"',
+                escape: None,
+                comment: None,
+                has_header: true,
+                truncated_rows: false,
+                expected_fields: None,
+            }))
+        } else if lower.ends_with(".parquet") {
+            Some(FileCheck::Parquet)
+        } else {
+            None
+        }
+    }
+
+    /// Check every local file the URLs cover (other schemes are skipped).
+    fn run(&self, urls: &[ListingTableUrl], extension: &str) -> Result<()> {
+        for url in urls {
+            for path in local_files(url, extension) {
+                match self {
+                    FileCheck::Csv(d) => check_csv(&path, d),
+                    FileCheck::Parquet => check_parquet(&path),
+                }
                 .map_err(DataFusionError::Execution)?;
+            }
         }
         Ok(())
     }
+
+    async fn run_blocking(&self, urls: Vec<ListingTableUrl>, extension: String) -> Result<()> {
+        let check = self.clone();
+        tokio::task::spawn_blocking(move || check.run(&urls, &extension))
+            .await
+            .map_err(|e| DataFusionError::Execution(format!("file check failed: {e}")))?
+    }
+}
+
+/// Create a file table with `create`, checked: Parquet footers before DataFusion reads them
+/// (a bad footer can panic inside the parquet crate), CSV structure when inference fails
+/// (so the error names file, line and column instead of DataFusion's generic message).
+async fn create_checked<F>(
+    check: Option<FileCheck>,
+    urls: Vec<ListingTableUrl>,
+    extension: String,
+    create: F,
+) -> Result<Option<Arc<dyn TableProvider>>>
+where
+    F: std::future::Future<Output = Result<Option<Arc<dyn TableProvider>>>>,
+{
+    use futures::FutureExt;
+    if let Some(FileCheck::Parquet) = &check {
+        FileCheck::Parquet.run_blocking(urls.clone(), extension.clone()).await?;
+    }
+    match std::panic::AssertUnwindSafe(create).catch_unwind().await {
+        Ok(Ok(table)) => Ok(table.map(GuardedTable::wrap)),
+        Ok(Err(e)) => {
+            if let Some(check) = &check {
+                check.run_blocking(urls, extension).await?;
+            }
+            Err(e)
+        }
+        Err(_) => {
+            if let Some(check) = &check {
+                check.run_blocking(urls, extension).await?;
+            }
+            Err(DataFusionError::Execution(
+                "reading the file's metadata failed (the file may be corrupt)".into(),
+            ))
+        }
+    }
+}
+
+/// Local files a listing URL covers, by walking the directory under its prefix.
+fn local_files(url: &ListingTableUrl, extension: &str) -> Vec<PathBuf> {
+    if url.scheme() != "file" {
+        return vec![];
+    }
+    let root = PathBuf::from(format!("/{}", url.prefix()));
+    if root.is_file() {
+        return vec![root];
+    }
+    let mut out = vec![];
+    let mut dirs = vec![root];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') || name.starts_with('_') {
+                continue;
+            }
+            if path.is_dir() {
+                dirs.push(path);
+            } else if name.ends_with(extension) {
+                let relative = path.to_string_lossy().trim_start_matches('/').to_string();
+                if url.contains(&object_store::path::Path::from(relative), false) {
+                    out.push(path);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 #[async_trait]
@@ -167,7 +266,16 @@ impl GuardedUrlFactory {
 #[async_trait]
 impl UrlTableFactory for GuardedUrlFactory {
     async fn try_new(&self, url: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        Ok(self.inner.try_new(url).await?.map(GuardedTable::wrap))
+        let Ok(parsed) = ListingTableUrl::parse(url) else { return Ok(None) };
+        let check = FileCheck::for_extension(url).or_else(|| {
+            local_files(&parsed, "").first().and_then(|f| FileCheck::for_extension(&f.to_string_lossy()))
+        });
+        let extension = match &check {
+            Some(FileCheck::Csv(_)) => ".csv",
+            Some(FileCheck::Parquet) => ".parquet",
+            None => "",
+        };
+        create_checked(check, vec![parsed], extension.into(), self.inner.try_new(url)).await
     }
 }
 
@@ -184,11 +292,32 @@ impl TableProviderFactory for GuardedTableFactory {
         state: &dyn Session,
         cmd: &CreateExternalTable,
     ) -> Result<Arc<dyn TableProvider>> {
-        Ok(GuardedTable::wrap(self.inner.create(state, cmd).await?))
+        let urls = cmd.locations.iter().filter_map(|l| ListingTableUrl::parse(l).ok()).collect();
+        let check = match cmd.file_type.to_ascii_uppercase().as_str() {
+            "PARQUET" => Some(FileCheck::Parquet),
+            "CSV" => Some(FileCheck::Csv(CsvDialect {
+                delimiter: option_byte(cmd, "format.delimiter").unwrap_or(b','),
+                quote: option_byte(cmd, "format.quote").unwrap_or(b'"'),
+                escape: option_byte(cmd, "format.escape"),
+                comment: option_byte(cmd, "format.comment"),
+                has_header: cmd.options.get("format.has_header").is_none_or(|v| v == "true"),
+                truncated_rows: cmd.options.get("format.truncated_rows").is_some_and(|v| v == "true"),
+                expected_fields: None,
+            })),
+            _ => None,
+        };
+        let extension = if cmd.file_type.eq_ignore_ascii_case("csv") { ".csv" } else { ".parquet" };
+        let create = async { self.inner.create(state, cmd).await.map(Some) };
+        let table = create_checked(check, urls, extension.into(), create).await?;
+        table.ok_or_else(|| DataFusionError::Internal("no table created".into()))
     }
 }
 
-/// `read_csv(path [, option = value …])` and `read_parquet(path)`.
+fn option_byte(cmd: &CreateExternalTable, key: &str) -> Option<u8> {
+    cmd.options.get(key).and_then(|v| v.as_bytes().first().copied())
+}
+
+/// `read_csv(path [, 'option', value …])` and `read_parquet(path)`.
 #[derive(Debug)]
 pub struct ReadFiles {
     csv: bool,
@@ -209,12 +338,13 @@ impl ReadFiles {
 
     fn usage(&self) -> String {
         if self.csv {
-            "read_csv('path' [, header = true, delimiter = ',', quote = '\"', escape = '\\\\', \
-             comment = '#', null_value = 'NA', truncated_rows = false, \
-             schema_infer_max_records = 1000, file_extension = '.csv'])"
+            "read_csv('path' [, 'option', value]...) with options 'header' (true/false), \
+             'delimiter', 'quote', 'escape', 'comment' (one character each), 'null_value', \
+             'truncated_rows' (true/false), 'schema_infer_max_records' (number), 'file_extension'; \
+             e.g. read_csv('x.txt', 'header', false, 'delimiter', ';')"
                 .into()
         } else {
-            "read_parquet('path' [, file_extension = '.parquet'])".into()
+            "read_parquet('path' [, 'file_extension', '.parq'])".into()
         }
     }
 
@@ -226,28 +356,35 @@ impl ReadFiles {
         };
         let mut csv = CsvOptions { has_header: Some(true), ..Default::default() };
         let mut extension: Option<String> = None;
-        for arg in &exprs[1..] {
-            let (key, value) = match arg {
-                Expr::BinaryExpr(b) if b.op == Operator::Eq => match (&*b.left, &*b.right) {
-                    (Expr::Column(c), Expr::Literal(v, _)) => (c.name.to_lowercase(), v.clone()),
-                    _ => return Err(bad(format!("cannot read option '{arg}'"))),
-                },
-                _ => return Err(bad(format!("options are written name = value, got '{arg}'"))),
+        // DataFusion drops argument names of table functions, so options come as pairs:
+        // read_csv('x.txt', 'header', false, 'delimiter', ';'), like OPTIONS ('k' 'v').
+        let rest = &exprs[1..];
+        if rest.len() % 2 != 0 {
+            return Err(bad("options come in pairs: 'name', value".into()));
+        }
+        for pair in rest.chunks(2) {
+            let key = match &pair[0] {
+                Expr::Literal(ScalarValue::Utf8(Some(k)) | ScalarValue::Utf8View(Some(k)) | ScalarValue::LargeUtf8(Some(k)), _) => k.to_lowercase(),
+                other => return Err(bad(format!("expected an option name in quotes, got {other}"))),
+            };
+            let value = match &pair[1] {
+                Expr::Literal(v, _) => v.clone(),
+                other => return Err(bad(format!("option '{key}' needs a literal value, got {other}"))),
             };
             let text = || match &value {
                 ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => Ok(s.clone()),
-                other => Err(bad(format!("option {key} takes a quoted string, got {other}"))),
+                other => Err(bad(format!("option '{key}' takes a quoted string, got {other}"))),
             };
             let byte = || -> Result<u8> {
                 let s = text()?;
                 match s.as_bytes() {
                     [b] => Ok(*b),
-                    _ => Err(bad(format!("option {key} takes one character, got '{s}'"))),
+                    _ => Err(bad(format!("option '{key}' takes one character, got '{s}'"))),
                 }
             };
             let flag = || match &value {
                 ScalarValue::Boolean(Some(b)) => Ok(*b),
-                other => Err(bad(format!("option {key} takes true or false, got {other}"))),
+                other => Err(bad(format!("option '{key}' takes true or false, got {other}"))),
             };
             match (self.csv, key.as_str()) {
                 (true, "header" | "has_header") => csv.has_header = Some(flag()?),
@@ -260,7 +397,7 @@ impl ReadFiles {
                 (true, "schema_infer_max_records" | "sample_size") => {
                     let n = match &value {
                         ScalarValue::Int64(Some(n)) if *n > 0 => *n as usize,
-                        other => return Err(bad(format!("option {key} takes a positive integer, got {other}"))),
+                        other => return Err(bad(format!("option '{key}' takes a positive integer, got {other}"))),
                     };
                     csv.schema_infer_max_rec = Some(n);
                 }
@@ -307,17 +444,19 @@ impl TableFunctionImpl for ReadFiles {
         let (path, options) = self.options(args.exprs())?;
         let state = args.session();
         let url = ListingTableUrl::parse(&path)?;
-        let config = ListingTableConfig::new(url).with_listing_options(options);
+        let check = FileCheck::for_format(options.format.as_ref());
+        let extension = options.file_extension.clone();
+        let config = ListingTableConfig::new(url.clone()).with_listing_options(options);
+        let create = async {
+            let config = config.infer_partitions_from_path(state).await?;
+            let config = config.infer_schema(state).await?;
+            Ok(Some(Arc::new(ListingTable::try_new(config)?) as Arc<dyn TableProvider>))
+        };
         // Schema inference is async but table functions are planned synchronously.
-        let config = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(async {
-                let config = config.infer_partitions_from_path(state).await?;
-                config.infer_schema(state).await
-            })
+        let table = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(create_checked(check, vec![url], extension, create))
         })
-        .map_err(|e| {
-            DataFusionError::Plan(format!("{}('{path}'): {e}", self.name()))
-        })?;
-        Ok(GuardedTable::wrap(Arc::new(ListingTable::try_new(config)?)))
+        .map_err(|e| DataFusionError::Plan(format!("{}('{path}'): {e}", self.name())))?;
+        table.ok_or_else(|| DataFusionError::Internal("no table created".into()))
     }
 }

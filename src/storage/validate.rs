@@ -254,7 +254,7 @@ impl Records<'_> {
         };
         let fix = if fields < want {
             "add the missing fields, or read with OPTIONS ('format.truncated_rows' 'true') \
-             (read_csv(..., truncated_rows = true)) to take missing trailing fields as NULL"
+             (read_csv(..., 'truncated_rows', true)) to take missing trailing fields as NULL"
         } else {
             "remove the extra fields or quote values that contain the delimiter"
         };
