@@ -72,8 +72,18 @@ impl Args {
         let mut ordered: Vec<(usize, Input)> = vec![];
         if let Some(idx) = matches.indices_of("commands") {
             for (i, (pos, sql)) in idx.zip(parsed.commands.iter()).enumerate() {
-                let name = if parsed.commands.len() > 1 { format!("-c[{}]", i + 1) } else { "-c".into() };
-                ordered.push((pos, Input::Text { name, sql: sql.clone() }));
+                let name = if parsed.commands.len() > 1 {
+                    format!("-c[{}]", i + 1)
+                } else {
+                    "-c".into()
+                };
+                ordered.push((
+                    pos,
+                    Input::Text {
+                        name,
+                        sql: sql.clone(),
+                    },
+                ));
             }
         }
         if let Some(idx) = matches.indices_of("files") {
@@ -110,7 +120,9 @@ pub fn run(args: Args) -> i32 {
 fn quiet_query_panics() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let in_worker = std::thread::current().name().is_some_and(|n| n.starts_with("tokio-"));
+        let in_worker = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("tokio-"));
         if !in_worker || std::env::var_os("AUGUR_DEBUG").is_some() {
             default(info);
         }
@@ -135,7 +147,11 @@ async fn run_async(mut args: Args) -> i32 {
         }
     };
     let stdout_is_terminal = std::io::stdout().is_terminal();
-    let format = args.format.unwrap_or(if stdout_is_terminal { Format::Table } else { Format::Csv });
+    let format = args.format.unwrap_or(if stdout_is_terminal {
+        Format::Table
+    } else {
+        Format::Csv
+    });
     let session = match db.session() {
         Ok(s) => s,
         Err(e) => {
@@ -151,6 +167,10 @@ async fn run_async(mut args: Args) -> i32 {
         };
         return crate::shell::run(session, options).await;
     }
-    let options = ScriptOptions { format, keep_going: args.keep_going, quiet: args.quiet };
+    let options = ScriptOptions {
+        format,
+        keep_going: args.keep_going,
+        quiet: args.quiet,
+    };
     run_inputs(&session, &args.inputs, &options).await
 }

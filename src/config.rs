@@ -26,12 +26,14 @@ pub fn parse_size(text: &str) -> Result<usize> {
     };
     if let Some(pct) = t.strip_suffix('%') {
         let p: f64 = pct.trim().parse().map_err(|_| bad())?;
-        if !(p > 0.0 && p <= 100.0) {
+        if p.is_nan() || p <= 0.0 || p > 100.0 {
             return Err(bad());
         }
         return Ok((physical_memory() as f64 * p / 100.0) as usize);
     }
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let value: f64 = num.parse().map_err(|_| bad())?;
     let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
@@ -47,7 +49,7 @@ pub fn parse_size(text: &str) -> Result<usize> {
         _ => return Err(bad()),
     };
     let bytes = value * scale;
-    if !(bytes >= 1.0) || bytes > usize::MAX as f64 {
+    if bytes.is_nan() || bytes < 1.0 || bytes > usize::MAX as f64 {
         return Err(bad());
     }
     Ok(bytes as usize)
@@ -62,7 +64,11 @@ pub fn format_size(bytes: usize) -> String {
         v /= 1024.0;
         i += 1;
     }
-    if i == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", units[i]) }
+    if i == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
 }
 
 /// Physical memory in bytes (Linux `/proc/meminfo`; 8 GiB where it cannot be read).

@@ -47,7 +47,13 @@ impl Database {
         let runtime = runtime.build_arc()?;
         let schema = Arc::new(DatabaseSchema::new(Arc::clone(&store)));
         let db = Database {
-            inner: Arc::new(Inner { store, schema, runtime, config, memory_limit }),
+            inner: Arc::new(Inner {
+                store,
+                schema,
+                runtime,
+                config,
+                memory_limit,
+            }),
         };
         db.restore().await?;
         Ok(db)
@@ -104,24 +110,26 @@ impl Database {
         let mut result = Ok(());
         for entry in entries {
             match entry {
-                Entry::Table { name, columns, files } => {
-                    match catalog::schema_from_columns(&name, &columns) {
-                        Ok(arrow_schema) => {
-                            let table = StoredTable::new(
-                                &name,
-                                arrow_schema,
-                                Arc::clone(&self.inner.store),
-                                self.memory_pool(),
-                                files,
-                            );
-                            schema.insert_loaded(&name, Arc::new(table));
-                        }
-                        Err(e) => {
-                            result = Err(e);
-                            break;
-                        }
+                Entry::Table {
+                    name,
+                    columns,
+                    files,
+                } => match catalog::schema_from_columns(&name, &columns) {
+                    Ok(arrow_schema) => {
+                        let table = StoredTable::new(
+                            &name,
+                            arrow_schema,
+                            Arc::clone(&self.inner.store),
+                            self.memory_pool(),
+                            files,
+                        );
+                        schema.insert_loaded(&name, Arc::new(table));
                     }
-                }
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                },
                 Entry::View { name, sql } | Entry::External { name, sql } => {
                     if let Err(e) = session.execute_to_end(&sql).await {
                         // The object stays in catalog.json; the user can fix what it depends on.

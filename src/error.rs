@@ -21,7 +21,10 @@ pub enum AugurError {
     TooComplex(String),
     /// Another error, with advice on what to do about it.
     #[error("{source}\nhint: {hint}")]
-    Hinted { source: Box<AugurError>, hint: String },
+    Hinted {
+        source: Box<AugurError>,
+        hint: String,
+    },
     /// The statement was cancelled (Ctrl-C, a dropped client, a timeout).
     #[error("query cancelled")]
     Cancelled,

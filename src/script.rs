@@ -83,7 +83,10 @@ impl Runner {
     pub fn new(session: Session, format: Format) -> Runner {
         Runner {
             session,
-            settings: Settings { format, timer: false },
+            settings: Settings {
+                format,
+                timer: false,
+            },
             style: TableStyle::default(),
             keep_going: false,
             interruptible: false,
@@ -132,7 +135,14 @@ impl Runner {
 
     async fn query(&mut self, sql: &str, empty_note: Option<&str>) -> Result<Flow, AugurError> {
         let started = Instant::now();
-        let work = print_result(&self.session, sql, self.settings.format, self.style, empty_note, self.progress);
+        let work = print_result(
+            &self.session,
+            sql,
+            self.settings.format,
+            self.style,
+            empty_note,
+            self.progress,
+        );
         let outcome = if self.interruptible {
             tokio::select! {
                 r = work => r,
@@ -156,7 +166,9 @@ impl Runner {
             Action::Query { sql, empty } => self.query(&sql, empty.as_deref()).await,
             Action::Read(file) => {
                 if self.depth > 16 {
-                    return Err(AugurError::Usage(format!(".read {file}: files include each other too deeply")));
+                    return Err(AugurError::Usage(format!(
+                        ".read {file}: files include each other too deeply"
+                    )));
                 }
                 let text = std::fs::read_to_string(&file)
                     .map_err(|e| AugurError::Usage(format!("cannot read '{file}': {e}")))?;

@@ -6,11 +6,20 @@ use crate::common::{augur, augur_in, check, fails, ok, stderr, tempdir};
 
 pub fn trials() -> Vec<Trial> {
     vec![
-        Trial::test("cli::command_prints_csv_when_piped", command_prints_csv_when_piped),
+        Trial::test(
+            "cli::command_prints_csv_when_piped",
+            command_prints_csv_when_piped,
+        ),
         Trial::test("cli::every_format", every_format),
-        Trial::test("cli::commands_and_files_run_in_order", commands_and_files_run_in_order),
+        Trial::test(
+            "cli::commands_and_files_run_in_order",
+            commands_and_files_run_in_order,
+        ),
         Trial::test("cli::stdin_script", stdin_script),
-        Trial::test("cli::script_error_names_file_and_line", script_error_names_file_and_line),
+        Trial::test(
+            "cli::script_error_names_file_and_line",
+            script_error_names_file_and_line,
+        ),
         Trial::test("cli::keep_going_runs_the_rest", keep_going_runs_the_rest),
         Trial::test("cli::help_and_version", help_and_version),
         Trial::test("cli::bad_arguments", bad_arguments),
@@ -27,27 +36,59 @@ fn command_prints_csv_when_piped() -> R {
     Ok(())
 }
 
-const TWO_ROWS: &str = "SELECT * FROM (VALUES (1, 'one', 1.5), (2, NULL, NULL)) AS t(id, name, score) ORDER BY id";
+const TWO_ROWS: &str =
+    "SELECT * FROM (VALUES (1, 'one', 1.5), (2, NULL, NULL)) AS t(id, name, score) ORDER BY id";
 
 fn every_format() -> R {
     let run = |f: &str| ok(&augur(&["--format", f, "-c", TWO_ROWS]));
     let csv = run("csv")?;
-    check(csv == "id,name,score\n1,one,1.5\n2,,\n", || format!("csv {csv:?}"))?;
+    check(csv == "id,name,score\n1,one,1.5\n2,,\n", || {
+        format!("csv {csv:?}")
+    })?;
     let tsv = run("tsv")?;
-    check(tsv == "id\tname\tscore\n1\tone\t1.5\n2\t\t\n", || format!("tsv {tsv:?}"))?;
+    check(tsv == "id\tname\tscore\n1\tone\t1.5\n2\t\t\n", || {
+        format!("tsv {tsv:?}")
+    })?;
     let json: serde_json::Value = serde_json::from_str(&run("json")?).map_err(|e| e.to_string())?;
-    check(json[0]["id"] == 1 && json[0]["name"] == "one" && json[1]["score"].is_null() && json.as_array().map(|a| a.len()) == Some(2), || format!("json {json}"))?;
+    check(
+        json[0]["id"] == 1
+            && json[0]["name"] == "one"
+            && json[1]["score"].is_null()
+            && json.as_array().map(|a| a.len()) == Some(2),
+        || format!("json {json}"),
+    )?;
     let ndjson = run("ndjson")?;
-    let lines: Vec<serde_json::Value> = ndjson.lines().map(|l| serde_json::from_str(l).map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
-    check(lines.len() == 2 && lines[1]["id"] == 2, || format!("ndjson {ndjson:?}"))?;
+    let lines: Vec<serde_json::Value> = ndjson
+        .lines()
+        .map(|l| serde_json::from_str(l).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    check(lines.len() == 2 && lines[1]["id"] == 2, || {
+        format!("ndjson {ndjson:?}")
+    })?;
     let md = run("markdown")?;
-    check(md.starts_with("| id | name | score |\n|---|---|---|\n| 1 | one | 1.5 |\n| 2 | NULL | NULL |"), || format!("markdown {md:?}"))?;
+    check(
+        md.starts_with(
+            "| id | name | score |\n|---|---|---|\n| 1 | one | 1.5 |\n| 2 | NULL | NULL |",
+        ),
+        || format!("markdown {md:?}"),
+    )?;
     let line = run("line")?;
-    check(line.contains("   id = 1\n name = one\nscore = 1.5\n\n   id = 2"), || format!("line {line:?}"))?;
+    check(
+        line.contains("   id = 1\n name = one\nscore = 1.5\n\n   id = 2"),
+        || format!("line {line:?}"),
+    )?;
     let table = run("table")?;
-    check(table.contains("one") && table.contains("╞") && table.ends_with("2 rows\n"), || format!("table {table:?}"))?;
+    check(
+        table.contains("one") && table.contains("╞") && table.ends_with("2 rows\n"),
+        || format!("table {table:?}"),
+    )?;
     // Empty results keep their header (csv) or are an empty array (json).
-    let empty = ok(&augur(&["--format", "json", "-c", "SELECT 1 AS a WHERE false"]))?;
+    let empty = ok(&augur(&[
+        "--format",
+        "json",
+        "-c",
+        "SELECT 1 AS a WHERE false",
+    ]))?;
     check(empty.trim() == "[]", || format!("empty json {empty:?}"))?;
     let empty = ok(&augur(&["-c", "SELECT 1 AS a WHERE false"]))?;
     check(empty == "a\n", || format!("empty csv {empty:?}"))?;
@@ -57,14 +98,29 @@ fn every_format() -> R {
 fn commands_and_files_run_in_order() -> R {
     let dir = tempdir();
     std::fs::write(dir.path().join("two.sql"), "SELECT 2 AS n;").map_err(|e| e.to_string())?;
-    let out = ok(&augur_in(dir.path(), &["-c", "SELECT 1 AS n", "-f", "two.sql", "-c", "SELECT 3 AS n"], None))?;
+    let out = ok(&augur_in(
+        dir.path(),
+        &[
+            "-c",
+            "SELECT 1 AS n",
+            "-f",
+            "two.sql",
+            "-c",
+            "SELECT 3 AS n",
+        ],
+        None,
+    ))?;
     check(out == "n\n1\nn\n2\nn\n3\n", || format!("order {out:?}"))?;
     Ok(())
 }
 
 fn stdin_script() -> R {
     let dir = tempdir();
-    let out = ok(&augur_in(dir.path(), &[], Some("CREATE TABLE t AS SELECT 41 AS v;\nSELECT v + 1 AS answer FROM t;\n")))?;
+    let out = ok(&augur_in(
+        dir.path(),
+        &[],
+        Some("CREATE TABLE t AS SELECT 41 AS v;\nSELECT v + 1 AS answer FROM t;\n"),
+    ))?;
     check(out == "answer\n42\n", || format!("stdin {out:?}"))?;
     Ok(())
 }
@@ -81,7 +137,11 @@ fn script_error_names_file_and_line() -> R {
 }
 
 fn keep_going_runs_the_rest() -> R {
-    let out = augur(&["--keep-going", "-c", "SELECT * FROM nowhere; SELECT 5 AS five"]);
+    let out = augur(&[
+        "--keep-going",
+        "-c",
+        "SELECT * FROM nowhere; SELECT 5 AS five",
+    ]);
     fails(&out, 1, &["-c:1: error:", "nowhere"])?;
     let printed = crate::common::stdout(&out);
     check(printed == "five\n5\n", || format!("stdout {printed:?}"))?;
@@ -90,11 +150,20 @@ fn keep_going_runs_the_rest() -> R {
 
 fn help_and_version() -> R {
     let help = ok(&augur(&["--help"]))?;
-    for flag in ["--command", "--file", "--format", "--quiet", "--memory-limit", "--keep-going"] {
+    for flag in [
+        "--command",
+        "--file",
+        "--format",
+        "--quiet",
+        "--memory-limit",
+        "--keep-going",
+    ] {
         check(help.contains(flag), || format!("help lacks {flag}"))?;
     }
     let version = ok(&augur(&["--version"]))?;
-    check(version.starts_with("augur "), || format!("version {version:?}"))?;
+    check(version.starts_with("augur "), || {
+        format!("version {version:?}")
+    })?;
     Ok(())
 }
 
@@ -111,9 +180,20 @@ fn bad_arguments() -> R {
 fn copy_to_files() -> R {
     let dir = tempdir();
     let d = dir.path();
-    ok(&augur_in(d, &["-c", "COPY (SELECT 1 AS a, 'x' AS b UNION ALL SELECT 2, 'y') TO 'out.parquet'; \
-        COPY (SELECT 1 AS a) TO 'out.csv'; COPY (SELECT 1 AS a) TO 'out.json'"], None))?;
-    let back = ok(&augur_in(d, &["-c", "SELECT sum(a) AS s, max(b) AS m FROM 'out.parquet'"], None))?;
+    ok(&augur_in(
+        d,
+        &[
+            "-c",
+            "COPY (SELECT 1 AS a, 'x' AS b UNION ALL SELECT 2, 'y') TO 'out.parquet'; \
+        COPY (SELECT 1 AS a) TO 'out.csv'; COPY (SELECT 1 AS a) TO 'out.json'",
+        ],
+        None,
+    ))?;
+    let back = ok(&augur_in(
+        d,
+        &["-c", "SELECT sum(a) AS s, max(b) AS m FROM 'out.parquet'"],
+        None,
+    ))?;
     check(back == "s,m\n3,y\n", || format!("parquet {back:?}"))?;
     let csv = std::fs::read_to_string(d.join("out.csv")).map_err(|e| e.to_string())?;
     check(csv == "a\n1\n", || format!("csv {csv:?}"))?;
@@ -125,6 +205,9 @@ fn copy_to_files() -> R {
 fn credit_risk_demo_runs() -> R {
     let out = augur(&["-f", "sql/credit_risk.sql"]);
     let printed = ok(&out).map_err(|e| format!("{e}\n{}", stderr(&out)))?;
-    check(printed.contains("transaction_type") && printed.contains("purchase"), || format!("demo output {printed}"))?;
+    check(
+        printed.contains("transaction_type") && printed.contains("purchase"),
+        || format!("demo output {printed}"),
+    )?;
     Ok(())
 }

@@ -33,7 +33,11 @@ pub fn augur_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         .args(args)
         .current_dir(dir)
         .env("AUGUR_HISTORY", dir.join(".test_history"))
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -67,7 +71,10 @@ pub fn ok(out: &Output) -> Result<String, String> {
 pub fn fails(out: &Output, code: i32, needles: &[&str]) -> Result<String, String> {
     let err = stderr(out);
     if out.status.code() != Some(code) {
-        return Err(format!("expected exit {code}, got {:?}; stderr: {err}", out.status.code()));
+        return Err(format!(
+            "expected exit {code}, got {:?}; stderr: {err}",
+            out.status.code()
+        ));
     }
     for n in needles {
         if !err.contains(n) {
@@ -85,5 +92,8 @@ pub fn check(cond: bool, what: impl FnOnce() -> String) -> Result<(), String> {
 }
 
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("augur-test-").tempdir().expect("temp dir")
+    tempfile::Builder::new()
+        .prefix("augur-test-")
+        .tempdir()
+        .expect("temp dir")
 }

@@ -15,10 +15,14 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("errors::bad_csv_files", bad_csv_files),
         Trial::test("errors::bad_parquet_files", bad_parquet_files),
         Trial::test("errors::huge_expression", huge_expression),
-        Trial::test("errors::insert_wrong_types_keeps_data", insert_wrong_types_keeps_data),
+        Trial::test(
+            "errors::insert_wrong_types_keeps_data",
+            insert_wrong_types_keeps_data,
+        ),
         Trial::test("errors::second_writer_is_refused", second_writer_is_refused),
         Trial::test("errors::not_a_database_directory", not_a_database_directory),
-        Trial::test("errors::read_only_directory", read_only_directory).with_ignored_flag(!can_mount),
+        Trial::test("errors::read_only_directory", read_only_directory)
+            .with_ignored_flag(!can_mount),
         Trial::test("errors::full_disk", full_disk).with_ignored_flag(!can_mount),
     ]
 }
@@ -31,9 +35,20 @@ fn write(path: &Path, text: &[u8]) -> Result<(), String> {
 
 fn unknown_names_suggest() -> R {
     let dir = tempdir();
-    let out = augur_in(dir.path(), &["-c", "CREATE TABLE transactions AS SELECT 1 AS amount; SELECT * FROM transaction"], None);
+    let out = augur_in(
+        dir.path(),
+        &[
+            "-c",
+            "CREATE TABLE transactions AS SELECT 1 AS amount; SELECT * FROM transaction",
+        ],
+        None,
+    );
     fails(&out, 1, &["transaction", "did you mean 'transactions'?"])?;
-    let out = augur_in(dir.path(), &["-c", "SELECT amout FROM (SELECT 1 AS amount)"], None);
+    let out = augur_in(
+        dir.path(),
+        &["-c", "SELECT amout FROM (SELECT 1 AS amount)"],
+        None,
+    );
     fails(&out, 1, &["amout", "amount"])?;
     let out = augur_in(dir.path(), &["-c", "SELECT * FROM 'missing.csv'"], None);
     fails(&out, 1, &["missing.csv", "check the path"])?;
@@ -44,19 +59,54 @@ fn bad_csv_files() -> R {
     let dir = tempdir();
     let d = dir.path();
     write(&d.join("ragged.csv"), b"a,b,c\n1,2,3\n4,5\n6,7,8\n")?;
-    write(&d.join("quote.csv"), b"id,note\n1,fine\n2,\"never closed\n3,lost\n4,lost\n")?;
+    write(
+        &d.join("quote.csv"),
+        b"id,note\n1,fine\n2,\"never closed\n3,lost\n4,lost\n",
+    )?;
     let out = augur_in(d, &["-c", "SELECT * FROM 'ragged.csv'"], None);
-    fails(&out, 1, &["ragged.csv:3:3: row has 2 fields but 3 were expected", "truncated_rows"])?;
-    let out = augur_in(d, &["-c", "SELECT count(*) FROM read_csv('quote.csv')"], None);
+    fails(
+        &out,
+        1,
+        &[
+            "ragged.csv:3:3: row has 2 fields but 3 were expected",
+            "truncated_rows",
+        ],
+    )?;
+    let out = augur_in(
+        d,
+        &["-c", "SELECT count(*) FROM read_csv('quote.csv')"],
+        None,
+    );
     fails(&out, 1, &["quote.csv:3:2: unterminated quote"])?;
-    let out = augur_in(d, &["-c", "CREATE EXTERNAL TABLE q (id INT, note VARCHAR) STORED AS CSV LOCATION 'quote.csv' OPTIONS ('format.has_header' 'true'); SELECT * FROM q"], None);
+    let out = augur_in(
+        d,
+        &[
+            "-c",
+            "CREATE EXTERNAL TABLE q (id INT, note VARCHAR) STORED AS CSV LOCATION 'quote.csv' OPTIONS ('format.has_header' 'true'); SELECT * FROM q",
+        ],
+        None,
+    );
     fails(&out, 1, &["quote.csv:3:2: unterminated quote"])?;
     // The accepted escape hatch for short rows works.
-    let out = ok(&augur_in(d, &["-c", "SELECT count(*) AS n, count(c) AS c FROM read_csv('ragged.csv', 'truncated_rows', true)"], None))?;
+    let out = ok(&augur_in(
+        d,
+        &[
+            "-c",
+            "SELECT count(*) AS n, count(c) AS c FROM read_csv('ragged.csv', 'truncated_rows', true)",
+        ],
+        None,
+    ))?;
     check(out == "n,c\n3,2\n", || format!("truncated rows {out:?}"))?;
     // A value that does not fit the declared type names the fix.
     write(&d.join("typed.csv"), b"id,amount\n1,10\n2,abc\n")?;
-    let out = augur_in(d, &["-c", "CREATE EXTERNAL TABLE t (id INT, amount INT) STORED AS CSV LOCATION 'typed.csv' OPTIONS ('format.has_header' 'true'); SELECT * FROM t"], None);
+    let out = augur_in(
+        d,
+        &[
+            "-c",
+            "CREATE EXTERNAL TABLE t (id INT, amount INT) STORED AS CSV LOCATION 'typed.csv' OPTIONS ('format.has_header' 'true'); SELECT * FROM t",
+        ],
+        None,
+    );
     fails(&out, 1, &["abc", "hint:"])?;
     Ok(())
 }
@@ -64,7 +114,14 @@ fn bad_csv_files() -> R {
 fn bad_parquet_files() -> R {
     let dir = tempdir();
     let d = dir.path();
-    ok(&augur_in(d, &["-c", "COPY (SELECT * FROM generate_series(1, 1000) AS t(v)) TO 'good.parquet'"], None))?;
+    ok(&augur_in(
+        d,
+        &[
+            "-c",
+            "COPY (SELECT * FROM generate_series(1, 1000) AS t(v)) TO 'good.parquet'",
+        ],
+        None,
+    ))?;
     let good = std::fs::read(d.join("good.parquet")).map_err(|e| e.to_string())?;
     write(&d.join("empty.parquet"), b"")?;
     write(&d.join("truncated.parquet"), &good[..good.len() / 2])?;
@@ -83,13 +140,25 @@ fn bad_parquet_files() -> R {
     write(&d.join("garbage.parquet"), &garbage)?;
     let out = augur_in(d, &["-c", "SELECT count(*) FROM 'empty.parquet'"], None);
     fails(&out, 1, &["empty.parquet", "empty"])?;
-    let out = augur_in(d, &["-c", "SELECT count(*) FROM read_parquet('truncated.parquet')"], None);
+    let out = augur_in(
+        d,
+        &[
+            "-c",
+            "SELECT count(*) FROM read_parquet('truncated.parquet')",
+        ],
+        None,
+    );
     fails(&out, 1, &["truncated.parquet"])?;
     let out = augur_in(d, &["-c", "SELECT count(*) FROM 'absurd.parquet'"], None);
     fails(&out, 1, &["absurd.parquet", "corrupt"])?;
     let out = augur_in(d, &["-c", "SELECT sum(v) FROM 'garbage.parquet'"], None);
     let code = out.status.code();
-    check(code == Some(1) || code == Some(4), || format!("garbage parquet: exit {code:?}: {}", crate::common::stderr(&out)))?;
+    check(code == Some(1) || code == Some(4), || {
+        format!(
+            "garbage parquet: exit {code:?}: {}",
+            crate::common::stderr(&out)
+        )
+    })?;
     Ok(())
 }
 
@@ -100,12 +169,24 @@ fn huge_expression() -> R {
     let out = augur_in(dir.path(), &[], Some(&format!("SELECT {terms} AS total;")));
     fails(&out, 1, &["too complex", "nested more than 1000"])?;
     let terms = vec!["x = 1"; 20_000].join(" OR ");
-    let out = augur_in(dir.path(), &[], Some(&format!("SELECT count(*) AS n FROM (SELECT 1 AS x) WHERE {terms};")));
+    let out = augur_in(
+        dir.path(),
+        &[],
+        Some(&format!(
+            "SELECT count(*) AS n FROM (SELECT 1 AS x) WHERE {terms};"
+        )),
+    );
     fails(&out, 1, &["too complex", "IN ("])?;
     // Long but reasonable expressions still run.
     let terms = vec!["1"; 300].join("+");
-    let printed = ok(&augur_in(dir.path(), &[], Some(&format!("SELECT {terms} AS total;"))))?;
-    check(printed == "total\n300\n", || format!("300 terms printed {printed:?}"))?;
+    let printed = ok(&augur_in(
+        dir.path(),
+        &[],
+        Some(&format!("SELECT {terms} AS total;")),
+    ))?;
+    check(printed == "total\n300\n", || {
+        format!("300 terms printed {printed:?}")
+    })?;
     Ok(())
 }
 
@@ -113,13 +194,31 @@ fn insert_wrong_types_keeps_data() -> R {
     let dir = tempdir();
     let db = dir.path().join("db");
     let db = db.to_str().unwrap_or_default();
-    ok(&augur_in(dir.path(), &[db, "-c", "CREATE TABLE t (id INT NOT NULL, amount DOUBLE); INSERT INTO t VALUES (1, 2.5)"], None))?;
-    let out = augur_in(dir.path(), &[db, "-c", "INSERT INTO t VALUES ('not a number', 3.0)"], None);
+    ok(&augur_in(
+        dir.path(),
+        &[
+            db,
+            "-c",
+            "CREATE TABLE t (id INT NOT NULL, amount DOUBLE); INSERT INTO t VALUES (1, 2.5)",
+        ],
+        None,
+    ))?;
+    let out = augur_in(
+        dir.path(),
+        &[db, "-c", "INSERT INTO t VALUES ('not a number', 3.0)"],
+        None,
+    );
     fails(&out, 1, &["not a number"])?;
-    let out = augur_in(dir.path(), &[db, "-c", "INSERT INTO t VALUES (NULL, 3.0)"], None);
+    let out = augur_in(
+        dir.path(),
+        &[db, "-c", "INSERT INTO t VALUES (NULL, 3.0)"],
+        None,
+    );
     fails(&out, 1, &["id"])?;
     let rows = ok(&augur_in(dir.path(), &[db, "-c", "SELECT * FROM t"], None))?;
-    check(rows == "id,amount\n1,2.5\n", || format!("after bad inserts {rows:?}"))?;
+    check(rows == "id,amount\n1,2.5\n", || {
+        format!("after bad inserts {rows:?}")
+    })?;
     Ok(())
 }
 
@@ -140,23 +239,37 @@ fn second_writer_is_refused() -> R {
         std::thread::sleep(std::time::Duration::from_millis(50));
         waited += 1;
     }
-    let out = augur_in(dir.path(), &[db.to_str().unwrap_or_default(), "-c", "SELECT 1"], None);
+    let out = augur_in(
+        dir.path(),
+        &[db.to_str().unwrap_or_default(), "-c", "SELECT 1"],
+        None,
+    );
     let result = fails(&out, 3, &["in use by another Augur process"]);
     if let Some(mut stdin) = first.stdin.take() {
         let _ = stdin.write_all(b"SELECT 1;\n");
     }
     let _ = first.wait();
     result?;
-    ok(&augur_in(dir.path(), &[db.to_str().unwrap_or_default(), "-c", "SELECT 1"], None))?;
+    ok(&augur_in(
+        dir.path(),
+        &[db.to_str().unwrap_or_default(), "-c", "SELECT 1"],
+        None,
+    ))?;
     Ok(())
 }
 
 fn not_a_database_directory() -> R {
     let dir = tempdir();
     write(&dir.path().join("notes.txt"), b"hello")?;
-    let out = augur_in(dir.path(), &[dir.path().to_str().unwrap_or_default(), "-c", "SELECT 1"], None);
+    let out = augur_in(
+        dir.path(),
+        &[dir.path().to_str().unwrap_or_default(), "-c", "SELECT 1"],
+        None,
+    );
     fails(&out, 3, &["not an Augur database"])?;
-    check(dir.path().join("notes.txt").exists(), || "user file removed".into())?;
+    check(dir.path().join("notes.txt").exists(), || {
+        "user file removed".into()
+    })?;
     Ok(())
 }
 
@@ -178,13 +291,21 @@ struct Mount(std::path::PathBuf);
 
 impl Mount {
     fn tmpfs(path: &Path, size: &str) -> Result<Mount, String> {
-        let status = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(path).status().map_err(|e| e.to_string())?;
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .map_err(|e| e.to_string())?;
         check(status.success(), || "mount failed".into())?;
         Ok(Mount(path.to_path_buf()))
     }
 
     fn read_only(&self) -> Result<(), String> {
-        let status = Command::new("mount").args(["-o", "remount,ro"]).arg(&self.0).status().map_err(|e| e.to_string())?;
+        let status = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.0)
+            .status()
+            .map_err(|e| e.to_string())?;
         check(status.success(), || "remount ro failed".into())
     }
 }
@@ -200,12 +321,20 @@ fn read_only_directory() -> R {
     let mount = Mount::tmpfs(dir.path(), "20m")?;
     let db = dir.path().join("db");
     let db = db.to_str().unwrap_or_default();
-    ok(&augur_in(dir.path(), &[db, "-c", "CREATE TABLE t AS SELECT 1 AS v"], None))?;
+    ok(&augur_in(
+        dir.path(),
+        &[db, "-c", "CREATE TABLE t AS SELECT 1 AS v"],
+        None,
+    ))?;
     mount.read_only()?;
     let out = augur_in(dir.path(), &[db, "-c", "SELECT * FROM t"], None);
     fails(&out, 3, &["db", "Read-only file system"])?;
     let fresh = dir.path().join("fresh");
-    let out = augur_in(dir.path(), &[fresh.to_str().unwrap_or_default(), "-c", "SELECT 1"], None);
+    let out = augur_in(
+        dir.path(),
+        &[fresh.to_str().unwrap_or_default(), "-c", "SELECT 1"],
+        None,
+    );
     fails(&out, 3, &["cannot create database directory"])?;
     Ok(())
 }
@@ -215,11 +344,21 @@ fn full_disk() -> R {
     let _mount = Mount::tmpfs(dir.path(), "2m")?;
     let db = dir.path().join("db");
     let db = db.to_str().unwrap_or_default();
-    ok(&augur_in(dir.path(), &[db, "-c", "CREATE TABLE small AS SELECT 7 AS v"], None))?;
+    ok(&augur_in(
+        dir.path(),
+        &[db, "-c", "CREATE TABLE small AS SELECT 7 AS v"],
+        None,
+    ))?;
     let big = "CREATE TABLE big AS SELECT v, sha256(CAST(v AS VARCHAR)) AS h, sha256(CAST(v * 7 AS VARCHAR)) AS h2 FROM generate_series(1, 200000) AS t(v)";
     let out = augur_in(dir.path(), &[db, "-c", big], None);
     fails(&out, 3, &["No space left", "disk is full"])?;
-    let out = ok(&augur_in(dir.path(), &[db, "-c", "SELECT v FROM small; SHOW TABLES"], None))?;
-    check(out.starts_with("v\n7\n") && !out.contains(",big,"), || format!("after full disk {out:?}"))?;
+    let out = ok(&augur_in(
+        dir.path(),
+        &[db, "-c", "SELECT v FROM small; SHOW TABLES"],
+        None,
+    ))?;
+    check(out.starts_with("v\n7\n") && !out.contains(",big,"), || {
+        format!("after full disk {out:?}")
+    })?;
     Ok(())
 }

@@ -7,9 +7,15 @@ use crate::common::{augur_in, check, ok, tempdir};
 
 pub fn trials() -> Vec<Trial> {
     vec![
-        Trial::test("persistence::objects_survive_restart", objects_survive_restart),
+        Trial::test(
+            "persistence::objects_survive_restart",
+            objects_survive_restart,
+        ),
         Trial::test("persistence::orphans_are_collected", orphans_are_collected),
-        Trial::test("persistence::in_memory_tables_obey_the_limit", in_memory_tables_obey_the_limit),
+        Trial::test(
+            "persistence::in_memory_tables_obey_the_limit",
+            in_memory_tables_obey_the_limit,
+        ),
     ]
 }
 
@@ -18,28 +24,48 @@ type R = Result<(), libtest_mimic::Failed>;
 fn objects_survive_restart() -> R {
     let dir = tempdir();
     let d = dir.path();
-    std::fs::write(d.join("people.csv"), "name,age\nann,34\nbob,51\n").map_err(|e| e.to_string())?;
+    std::fs::write(d.join("people.csv"), "name,age\nann,34\nbob,51\n")
+        .map_err(|e| e.to_string())?;
     let db = d.join("db");
     let db = db.to_str().unwrap_or_default();
     let run = |sql: &str| ok(&augur_in(d, &[db, "-c", sql], None));
-    run("CREATE TABLE accounts (id INT NOT NULL, owner VARCHAR, balance DOUBLE); \
+    run(
+        "CREATE TABLE accounts (id INT NOT NULL, owner VARCHAR, balance DOUBLE); \
          INSERT INTO accounts VALUES (1, 'ann', 10.5), (2, 'bob', NULL); \
          INSERT INTO accounts SELECT 3, 'cy', 99.0; \
          CREATE TABLE rich AS SELECT * FROM accounts WHERE balance > 50; \
          CREATE VIEW named AS SELECT owner FROM accounts WHERE owner IS NOT NULL; \
          CREATE EXTERNAL TABLE people STORED AS CSV LOCATION 'people.csv' OPTIONS ('format.has_header' 'true'); \
-         CREATE TABLE doomed AS SELECT 1 AS x; DROP TABLE doomed")?;
-    let tables = run("SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1")?;
-    check(tables == "table_name,table_type\naccounts,BASE TABLE\nnamed,VIEW\npeople,BASE TABLE\nrich,BASE TABLE\n", || format!("tables {tables:?}"))?;
+         CREATE TABLE doomed AS SELECT 1 AS x; DROP TABLE doomed",
+    )?;
+    let tables = run(
+        "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+    )?;
+    check(
+        tables
+            == "table_name,table_type\naccounts,BASE TABLE\nnamed,VIEW\npeople,BASE TABLE\nrich,BASE TABLE\n",
+        || format!("tables {tables:?}"),
+    )?;
     let rows = run("SELECT id, owner, balance FROM accounts ORDER BY id")?;
-    check(rows == "id,owner,balance\n1,ann,10.5\n2,bob,\n3,cy,99.0\n", || format!("accounts {rows:?}"))?;
-    let rows = run("SELECT (SELECT count(*) FROM rich) AS r, (SELECT count(*) FROM named) AS n, (SELECT max(age) FROM people) AS a")?;
+    check(
+        rows == "id,owner,balance\n1,ann,10.5\n2,bob,\n3,cy,99.0\n",
+        || format!("accounts {rows:?}"),
+    )?;
+    let rows = run(
+        "SELECT (SELECT count(*) FROM rich) AS r, (SELECT count(*) FROM named) AS n, (SELECT max(age) FROM people) AS a",
+    )?;
     check(rows == "r,n,a\n1,3,51\n", || format!("others {rows:?}"))?;
     let described = run("DESCRIBE accounts")?;
-    check(described.contains("id,Int32,NO") && described.contains("owner,Utf8"), || format!("describe {described:?}"))?;
+    check(
+        described.contains("id,Int32,NO") && described.contains("owner,Utf8"),
+        || format!("describe {described:?}"),
+    )?;
     run("INSERT INTO rich VALUES (4, 'di', 500.0); DROP VIEW named")?;
     let rows = run("SELECT count(*) AS n FROM rich; SHOW TABLES")?;
-    check(rows.starts_with("n\n2\n") && !rows.contains("named"), || format!("after drop {rows:?}"))?;
+    check(
+        rows.starts_with("n\n2\n") && !rows.contains("named"),
+        || format!("after drop {rows:?}"),
+    )?;
     Ok(())
 }
 
@@ -48,21 +74,46 @@ fn orphans_are_collected() -> R {
     let d = dir.path();
     let db = d.join("db");
     let dbs = db.to_str().unwrap_or_default();
-    ok(&augur_in(d, &[dbs, "-c", "CREATE TABLE t AS SELECT 1 AS v"], None))?;
+    ok(&augur_in(
+        d,
+        &[dbs, "-c", "CREATE TABLE t AS SELECT 1 AS v"],
+        None,
+    ))?;
     let orphan = db.join("data/leftover-from-a-crash.parquet");
     std::fs::write(&orphan, b"partial").map_err(|e| e.to_string())?;
     std::fs::write(db.join("tmp/spill-123"), b"partial").map_err(|e| e.to_string())?;
     let out = ok(&augur_in(d, &[dbs, "-c", "SELECT v FROM t"], None))?;
     check(out == "v\n1\n", || format!("{out:?}"))?;
-    check(!orphan.exists() && !db.join("tmp/spill-123").exists(), || "orphans still present".into())?;
+    check(
+        !orphan.exists() && !db.join("tmp/spill-123").exists(),
+        || "orphans still present".into(),
+    )?;
     Ok(())
 }
 
 fn in_memory_tables_obey_the_limit() -> R {
     let dir = tempdir();
-    let out = augur_in(dir.path(), &["--memory-limit", "20MB", "-c", "CREATE TABLE big AS SELECT v, repeat('x', 100) AS pad FROM generate_series(1, 1000000) AS t(v)"], None);
+    let out = augur_in(
+        dir.path(),
+        &[
+            "--memory-limit",
+            "20MB",
+            "-c",
+            "CREATE TABLE big AS SELECT v, repeat('x', 100) AS pad FROM generate_series(1, 1000000) AS t(v)",
+        ],
+        None,
+    );
     crate::common::fails(&out, 3, &["does not fit in memory", "--memory-limit"])?;
-    let out = ok(&augur_in(dir.path(), &["--memory-limit", "200MB", "-c", "CREATE TABLE small AS SELECT v FROM generate_series(1, 1000) AS t(v); SELECT count(*) AS n FROM small"], None))?;
+    let out = ok(&augur_in(
+        dir.path(),
+        &[
+            "--memory-limit",
+            "200MB",
+            "-c",
+            "CREATE TABLE small AS SELECT v FROM generate_series(1, 1000) AS t(v); SELECT count(*) AS n FROM small",
+        ],
+        None,
+    ))?;
     check(out == "n\n1000\n", || format!("{out:?}"))?;
     Ok(())
 }

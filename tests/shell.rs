@@ -8,7 +8,10 @@ use libtest_mimic::Trial;
 use crate::common::{bin, check, tempdir};
 
 pub fn trials() -> Vec<Trial> {
-    vec![Trial::test("shell::interactive_session", interactive_session)]
+    vec![Trial::test(
+        "shell::interactive_session",
+        interactive_session,
+    )]
 }
 
 type R = Result<(), libtest_mimic::Failed>;
@@ -17,7 +20,11 @@ fn interactive_session() -> R {
     let dir = tempdir();
     let history = dir.path().join("history");
     let mut cmd = Command::new(bin());
-    cmd.arg(dir.path().join("db")).arg("--history").arg(&history).env("NO_COLOR", "1").env("TERM", "dumb");
+    cmd.arg(dir.path().join("db"))
+        .arg("--history")
+        .arg(&history)
+        .env("NO_COLOR", "1")
+        .env("TERM", "dumb");
     let mut sh = rexpect::session::spawn_command(cmd, Some(30_000)).map_err(|e| e.to_string())?;
     let e = |e: rexpect::error::Error| e.to_string();
     sh.exp_string("augur> ").map_err(e)?;
@@ -39,7 +46,8 @@ fn interactive_session() -> R {
     sh.exp_string("mode_check").map_err(e)?;
     sh.send_line(".mode table").map_err(e)?;
     // Ctrl-C cancels a long query and the shell keeps going.
-    sh.send_line("SELECT count(*) FROM generate_series(1, 50000000000) AS t(v) WHERE v % 7 = 3;").map_err(e)?;
+    sh.send_line("SELECT count(*) FROM generate_series(1, 50000000000) AS t(v) WHERE v % 7 = 3;")
+        .map_err(e)?;
     std::thread::sleep(std::time::Duration::from_millis(1500));
     sh.send_control('c').map_err(e)?;
     sh.exp_string("cancelled").map_err(e)?;
@@ -52,6 +60,8 @@ fn interactive_session() -> R {
     sh.send_control('d').map_err(e)?;
     sh.exp_eof().map_err(e)?;
     let saved = std::fs::read_to_string(&history).map_err(|e| e.to_string())?;
-    check(saved.contains("SELECT answer FROM shell_t;"), || format!("history {saved:?}"))?;
+    check(saved.contains("SELECT answer FROM shell_t;"), || {
+        format!("history {saved:?}")
+    })?;
     Ok(())
 }

@@ -20,12 +20,22 @@ impl sqllogictest::AsyncDB for AugurDb {
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, AugurError> {
         let result = self.session.execute(sql).await?;
         let schema = result.schema();
-        let batches = result.collect().await.map_err(|e| self.session.explain_error(e))?;
+        let batches = result
+            .collect()
+            .await
+            .map_err(|e| self.session.explain_error(e))?;
         if schema.fields().is_empty() {
             return Ok(DBOutput::StatementComplete(0));
         }
-        let types = schema.fields().iter().map(|f| column_type(f.data_type())).collect();
-        Ok(DBOutput::Rows { types, rows: rows(&batches) })
+        let types = schema
+            .fields()
+            .iter()
+            .map(|f| column_type(f.data_type()))
+            .collect();
+        Ok(DBOutput::Rows {
+            types,
+            rows: rows(&batches),
+        })
     }
 
     async fn shutdown(&mut self) {}
@@ -34,7 +44,9 @@ impl sqllogictest::AsyncDB for AugurDb {
 fn column_type(t: &datafusion::arrow::datatypes::DataType) -> DefaultColumnType {
     if t.is_integer() {
         DefaultColumnType::Integer
-    } else if t.is_floating() || matches!(t, datafusion::arrow::datatypes::DataType::Decimal128(_, _)) {
+    } else if t.is_floating()
+        || matches!(t, datafusion::arrow::datatypes::DataType::Decimal128(_, _))
+    {
         DefaultColumnType::FloatingPoint
     } else if matches!(
         t,
@@ -94,13 +106,21 @@ fn round_float(text: &str) -> String {
 pub fn trials() -> Vec<Trial> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "slt")).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
     files
         .into_iter()
         .map(|path| {
-            let name = format!("slt::{}", path.file_stem().unwrap_or_default().to_string_lossy());
+            let name = format!(
+                "slt::{}",
+                path.file_stem().unwrap_or_default().to_string_lossy()
+            );
             Trial::test(name, move || run_file(&path).map_err(Into::into))
         })
         .collect()
@@ -112,8 +132,15 @@ fn run_file(path: &std::path::Path) -> Result<(), String> {
         let db = Database::in_memory().await.map_err(|e| e.to_string())?;
         let mut runner = sqllogictest::Runner::new(|| {
             let db = db.clone();
-            async move { Ok(AugurDb { session: db.session()? }) }
+            async move {
+                Ok(AugurDb {
+                    session: db.session()?,
+                })
+            }
         });
-        runner.run_file_async(path).await.map_err(|e| e.display(false).to_string())
+        runner
+            .run_file_async(path)
+            .await
+            .map_err(|e| e.display(false).to_string())
     })
 }

@@ -25,7 +25,11 @@ pub struct DatabaseSchema {
 
 impl DatabaseSchema {
     pub fn new(store: Arc<CatalogStore>) -> Self {
-        DatabaseSchema { store, tables: RwLock::default(), replaying: AtomicBool::new(false) }
+        DatabaseSchema {
+            store,
+            tables: RwLock::default(),
+            replaying: AtomicBool::new(false),
+        }
     }
 
     pub fn store(&self) -> &Arc<CatalogStore> {
@@ -104,12 +108,22 @@ fn entry_for(name: &str, table: &dyn TableProvider) -> Option<Entry> {
                 nullable: f.is_nullable(),
             })
             .collect();
-        return Some(Entry::Table { name: name.to_string(), columns, files: stored.files() });
+        return Some(Entry::Table {
+            name: name.to_string(),
+            columns,
+            files: stored.files(),
+        });
     }
     let sql = table.get_table_definition()?.to_string();
     Some(match table.table_type() {
-        TableType::View => Entry::View { name: name.to_string(), sql },
-        _ => Entry::External { name: name.to_string(), sql },
+        TableType::View => Entry::View {
+            name: name.to_string(),
+            sql,
+        },
+        _ => Entry::External {
+            name: name.to_string(),
+            sql,
+        },
     })
 }
 

@@ -32,7 +32,11 @@ pub struct ColumnEntry {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Entry {
     /// A table whose data is Parquet inside the directory: exactly the listed files, nothing else.
-    Table { name: String, columns: Vec<ColumnEntry>, files: Vec<String> },
+    Table {
+        name: String,
+        columns: Vec<ColumnEntry>,
+        files: Vec<String>,
+    },
     /// A view, re-created from its SQL at open.
     View { name: String, sql: String },
     /// An external table (files elsewhere), re-created from its SQL at open.
@@ -83,7 +87,10 @@ impl CatalogStore {
         CatalogStore {
             dir: None,
             _lock: None,
-            state: Mutex::new(CatalogFile { format: CATALOG_FORMAT, ..Default::default() }),
+            state: Mutex::new(CatalogFile {
+                format: CATALOG_FORMAT,
+                ..Default::default()
+            }),
             file_counter: AtomicU64::new(0),
         }
     }
@@ -111,7 +118,13 @@ impl CatalogStore {
             )));
         }
         let fresh = !dir.join(CATALOG_FILE).exists();
-        if fresh && dir.exists() && fs::read_dir(dir).map_err(|e| describe("read", e))?.next().is_some() {
+        if fresh
+            && dir.exists()
+            && fs::read_dir(dir)
+                .map_err(|e| describe("read", e))?
+                .next()
+                .is_some()
+        {
             return Err(AugurError::Database(format!(
                 "'{}' is a non-empty directory without {CATALOG_FILE}: it is not an Augur database; \
                  give an empty or new directory",
@@ -135,7 +148,10 @@ impl CatalogStore {
             )));
         }
         let state = if fresh {
-            CatalogFile { format: CATALOG_FORMAT, ..Default::default() }
+            CatalogFile {
+                format: CATALOG_FORMAT,
+                ..Default::default()
+            }
         } else {
             read_catalog(&dir.join(CATALOG_FILE))?
         };
@@ -164,7 +180,9 @@ impl CatalogStore {
     fn lock_state(&self) -> std::sync::MutexGuard<'_, CatalogFile> {
         // A panic while holding the lock cannot leave a half-applied state: changes are
         // applied to a copy and swapped in only after the commit succeeded.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Apply `change` to a copy of the catalog, commit it durably, then make it current.
@@ -189,10 +207,19 @@ impl CatalogStore {
         let n = self.file_counter.fetch_add(1, Ordering::Relaxed);
         let safe: String = table
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .take(40)
             .collect();
-        let rel = format!("{DATA_DIR}/{safe}-{stamp:x}-{}-{n}.parquet", std::process::id());
+        let rel = format!(
+            "{DATA_DIR}/{safe}-{stamp:x}-{}-{n}.parquet",
+            std::process::id()
+        );
         Some((rel.clone(), dir.join(rel)))
     }
 
@@ -281,7 +308,9 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 pub fn hint_for_io(e: &std::io::Error) -> &'static str {
     use std::io::ErrorKind;
     match e.kind() {
-        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => " (the disk is full: free space and retry)",
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => {
+            " (the disk is full: free space and retry)"
+        }
         ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
             " (the directory is not writable: check its permissions)"
         }

@@ -38,7 +38,10 @@ enum TableData {
     /// Relative paths of the committed Parquet files, in insertion order.
     Files(Vec<String>),
     /// In-memory database: batches charged to the memory pool through `reservation`.
-    Memory { batches: Vec<RecordBatch>, reservation: MemoryReservation },
+    Memory {
+        batches: Vec<RecordBatch>,
+        reservation: MemoryReservation,
+    },
 }
 
 /// A table created with `CREATE TABLE`: its rows change only through committed inserts.
@@ -64,11 +67,19 @@ impl StoredTable {
         let data = if store.dir().is_some() {
             TableData::Files(files)
         } else {
-            let reservation =
-                MemoryConsumer::new(format!("table {name}")).register(&pool);
-            TableData::Memory { batches: vec![], reservation }
+            let reservation = MemoryConsumer::new(format!("table {name}")).register(&pool);
+            TableData::Memory {
+                batches: vec![],
+                reservation,
+            }
         };
-        StoredTable { name: name.to_string(), schema, store, pool, data: Arc::new(RwLock::new(data)) }
+        StoredTable {
+            name: name.to_string(),
+            schema,
+            store,
+            pool,
+            data: Arc::new(RwLock::new(data)),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -100,7 +111,9 @@ impl StoredTable {
 
     async fn stage_file(&self, mut stream: SendableRecordBatchStream) -> Result<Staged> {
         let Some((rel, path)) = self.store.new_data_file(&self.name) else {
-            return Err(DataFusionError::Internal("file table without a directory".into()));
+            return Err(DataFusionError::Internal(
+                "file table without a directory".into(),
+            ));
         };
         let io_err = |e: std::io::Error, path: &PathBuf| {
             DataFusionError::Execution(format!(
@@ -123,7 +136,12 @@ impl StoredTable {
         }
         let file = tokio::task::block_in_place(|| writer.into_inner())?;
         file.sync_all().map_err(|e| io_err(e, &path))?;
-        Ok(Staged { rows, file: Some((rel, guard)), batches: vec![], reservation: None })
+        Ok(Staged {
+            rows,
+            file: Some((rel, guard)),
+            batches: vec![],
+            reservation: None,
+        })
     }
 
     async fn stage_memory(&self, mut stream: SendableRecordBatchStream) -> Result<Staged> {
@@ -133,22 +151,34 @@ impl StoredTable {
         let mut rows = 0u64;
         while let Some(batch) = stream.next().await {
             let batch = batch?;
-            reservation.try_grow(batch.get_array_memory_size()).map_err(|e| {
-                DataFusionError::ResourcesExhausted(format!(
-                    "table '{}' does not fit in memory ({e}); raise --memory-limit, or open a \
+            reservation
+                .try_grow(batch.get_array_memory_size())
+                .map_err(|e| {
+                    DataFusionError::ResourcesExhausted(format!(
+                        "table '{}' does not fit in memory ({e}); raise --memory-limit, or open a \
                      database directory (augur PATH) so tables are stored on disk",
-                    self.name
-                ))
-            })?;
+                        self.name
+                    ))
+                })?;
             rows += batch.num_rows() as u64;
             batches.push(batch);
         }
-        Ok(Staged { rows, file: None, batches, reservation: Some(reservation) })
+        Ok(Staged {
+            rows,
+            file: None,
+            batches,
+            reservation: Some(reservation),
+        })
     }
 
     /// Make staged data visible: commit the catalog with the new file, then publish it.
     pub fn publish(&self, staged: Staged) -> Result<u64> {
-        let Staged { rows, file, batches, reservation } = staged;
+        let Staged {
+            rows,
+            file,
+            batches,
+            reservation,
+        } = staged;
         let mut data = self.write();
         match (&mut *data, file) {
             (TableData::Files(files), Some((rel, mut guard))) => {
@@ -171,14 +201,24 @@ impl StoredTable {
                 guard.0 = None;
                 files.push(rel);
             }
-            (TableData::Memory { batches: held, reservation: held_res }, None) => {
+            (
+                TableData::Memory {
+                    batches: held,
+                    reservation: held_res,
+                },
+                None,
+            ) => {
                 if let Some(r) = reservation {
                     held_res.grow(r.size());
                     r.free();
                 }
                 held.extend(batches);
             }
-            _ => return Err(DataFusionError::Internal("staged data of the wrong kind".into())),
+            _ => {
+                return Err(DataFusionError::Internal(
+                    "staged data of the wrong kind".into(),
+                ));
+            }
         }
         Ok(rows)
     }
@@ -186,7 +226,12 @@ impl StoredTable {
     /// Publish staged data as this table's first content without touching the catalog
     /// (the caller commits the table entry itself, atomically with the data).
     pub fn adopt(&self, staged: Staged) -> Option<String> {
-        let Staged { file, batches, reservation, .. } = staged;
+        let Staged {
+            file,
+            batches,
+            reservation,
+            ..
+        } = staged;
         let mut data = self.write();
         match (&mut *data, file) {
             (TableData::Files(files), Some((rel, mut guard))) => {
@@ -194,7 +239,13 @@ impl StoredTable {
                 files.push(rel.clone());
                 Some(rel)
             }
-            (TableData::Memory { batches: held, reservation: held_res }, _) => {
+            (
+                TableData::Memory {
+                    batches: held,
+                    reservation: held_res,
+                },
+                _,
+            ) => {
                 if let Some(r) = reservation {
                     held_res.grow(r.size());
                     r.free();
@@ -267,7 +318,9 @@ impl TableProvider for StoredTable {
             };
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
-        self.listing(&files)?.scan(state, projection, filters, limit).await
+        self.listing(&files)?
+            .scan(state, projection, filters, limit)
+            .await
     }
 
     fn supports_filters_pushdown(
@@ -290,7 +343,9 @@ impl TableProvider for StoredTable {
                 self.name
             )));
         }
-        let sink = InsertSink { table: self.clone() };
+        let sink = InsertSink {
+            table: self.clone(),
+        };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 }
@@ -304,8 +359,8 @@ impl StoredTable {
                 ListingTableUrl::parse(path.to_string_lossy())
             })
             .collect::<Result<Vec<_>>>()?;
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension(".parquet");
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
             .with_schema(Arc::clone(&self.schema));
@@ -350,4 +405,3 @@ impl DataSink for InsertSink {
         self.table.publish(staged)
     }
 }
-

@@ -44,9 +44,20 @@ pub struct ResultWriter<'a> {
 }
 
 impl<'a> ResultWriter<'a> {
-    pub fn new(format: Format, schema: SchemaRef, style: TableStyle, out: &'a mut dyn Write) -> Self {
+    pub fn new(
+        format: Format,
+        schema: SchemaRef,
+        style: TableStyle,
+        out: &'a mut dyn Write,
+    ) -> Self {
         let table = (format == Format::Table).then(|| table::TableBuffer::new(style));
-        ResultWriter { format, out, schema, rows: 0, table }
+        ResultWriter {
+            format,
+            out,
+            schema,
+            rows: 0,
+            table,
+        }
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> std::io::Result<()> {
@@ -88,7 +99,12 @@ impl<'a> ResultWriter<'a> {
     }
 
     fn header(&mut self) -> std::io::Result<()> {
-        let names: Vec<&str> = self.schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let names: Vec<&str> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
         match self.format {
             Format::Csv => {
                 let cells: Vec<String> = names.iter().map(|n| quote_delimited(n, b',')).collect();
@@ -150,8 +166,10 @@ impl<'a> ResultWriter<'a> {
     fn markdown(&mut self, batch: &RecordBatch) -> std::io::Result<()> {
         let cells = formatters(batch, "NULL")?;
         for row in 0..batch.num_rows() {
-            let values: Vec<String> =
-                cells.iter().map(|f| escape_markdown(&f.value(row).to_string())).collect();
+            let values: Vec<String> = cells
+                .iter()
+                .map(|f| escape_markdown(&f.value(row).to_string()))
+                .collect();
             writeln!(self.out, "| {} |", values.join(" | "))?;
         }
         Ok(())
@@ -159,7 +177,13 @@ impl<'a> ResultWriter<'a> {
 
     fn line(&mut self, batch: &RecordBatch, first: usize) -> std::io::Result<()> {
         let cells = formatters(batch, "NULL")?;
-        let width = self.schema.fields().iter().map(|f| f.name().chars().count()).max().unwrap_or(0);
+        let width = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().chars().count())
+            .max()
+            .unwrap_or(0);
         for row in 0..batch.num_rows() {
             if first + row > 0 {
                 writeln!(self.out)?;
@@ -184,7 +208,11 @@ pub(crate) fn formatters<'b>(
     batch: &'b RecordBatch,
     null: &str,
 ) -> std::io::Result<Vec<ArrayFormatter<'b>>> {
-    let options = if null.is_empty() { &NULL_EMPTY } else { &NULL_WORD };
+    let options = if null.is_empty() {
+        &NULL_EMPTY
+    } else {
+        &NULL_WORD
+    };
     batch
         .columns()
         .iter()
@@ -193,8 +221,14 @@ pub(crate) fn formatters<'b>(
 }
 
 fn quote_delimited(value: &str, delimiter: u8) -> String {
-    let needs = value.bytes().any(|b| b == delimiter || b == b'"' || b == b'\n' || b == b'\r');
-    if needs { format!("\"{}\"", value.replace('"', "\"\"")) } else { value.to_string() }
+    let needs = value
+        .bytes()
+        .any(|b| b == delimiter || b == b'"' || b == b'\n' || b == b'\r');
+    if needs {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
 }
 
 fn escape_markdown(value: &str) -> String {

@@ -20,7 +20,10 @@ pub struct TableStyle {
 
 impl Default for TableStyle {
     fn default() -> Self {
-        TableStyle { width: None, max_rows: 40 }
+        TableStyle {
+            width: None,
+            max_rows: 40,
+        }
     }
 }
 
@@ -34,7 +37,12 @@ pub struct TableBuffer {
 
 impl TableBuffer {
     pub fn new(style: TableStyle) -> Self {
-        TableBuffer { style, head: vec![], tail: VecDeque::new(), total: 0 }
+        TableBuffer {
+            style,
+            head: vec![],
+            tail: VecDeque::new(),
+            total: 0,
+        }
     }
 
     fn head_rows(&self) -> usize {
@@ -46,10 +54,17 @@ impl TableBuffer {
     }
 
     pub fn push(&mut self, batch: &RecordBatch) {
-        let Ok(cells) = formatters(batch, "NULL") else { return };
+        let Ok(cells) = formatters(batch, "NULL") else {
+            return;
+        };
         for row in 0..batch.num_rows() {
             self.total += 1;
-            let values = || cells.iter().map(|f| f.value(row).to_string()).collect::<Vec<_>>();
+            let values = || {
+                cells
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .collect::<Vec<_>>()
+            };
             if self.head.len() < self.head_rows() {
                 self.head.push(values());
             } else if self.tail_rows() > 0 {
@@ -90,7 +105,10 @@ impl TableBuffer {
         }
         for (i, field) in schema.fields().iter().enumerate() {
             let numeric = field.data_type().is_numeric()
-                || matches!(field.data_type(), DataType::Decimal128(_, _) | DataType::Decimal256(_, _));
+                || matches!(
+                    field.data_type(),
+                    DataType::Decimal128(_, _) | DataType::Decimal256(_, _)
+                );
             if numeric && let Some(col) = table.column_mut(i) {
                 col.set_cell_alignment(comfy_table::CellAlignment::Right);
             }

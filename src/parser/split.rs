@@ -27,7 +27,11 @@ pub fn split_statements(sql: &str) -> Vec<SourceStatement> {
         {
             let end = sql[i..].find('\n').map(|n| i + n).unwrap_or(sql.len());
             let line = scan.line;
-            out.push(SourceStatement { text: sql[i..end].trim().to_string(), line, meta: true });
+            out.push(SourceStatement {
+                text: sql[i..end].trim().to_string(),
+                line,
+                meta: true,
+            });
             i = end;
             start = end;
             start_line = scan.line;
@@ -80,14 +84,21 @@ pub fn is_complete(text: &str) -> bool {
 
 fn push(out: &mut Vec<SourceStatement>, piece: &str, line: usize) {
     // Leading blank lines and comments shift the reported line to the first real token.
-    let mut scan = Scanner { line, ..Default::default() };
+    let mut scan = Scanner {
+        line,
+        ..Default::default()
+    };
     let bytes = piece.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         let step = scan.step(bytes, i);
         if step.code && !bytes[i].is_ascii_whitespace() {
             let first_line = scan.line_at_start;
-            out.push(SourceStatement { text: piece.trim().to_string(), line: first_line, meta: false });
+            out.push(SourceStatement {
+                text: piece.trim().to_string(),
+                line: first_line,
+                meta: false,
+            });
             return;
         }
         i += step.advance;
@@ -113,7 +124,11 @@ struct Scanner {
 
 impl Default for Scanner {
     fn default() -> Self {
-        Scanner { mode: Mode::Code, line: 1, line_at_start: 1 }
+        Scanner {
+            mode: Mode::Code,
+            line: 1,
+            line_at_start: 1,
+        }
     }
 }
 
@@ -132,7 +147,11 @@ impl Scanner {
         if c == b'\n' {
             self.line += 1;
         }
-        let mut step = Step { advance: 1, semicolon: false, code: false };
+        let mut step = Step {
+            advance: 1,
+            semicolon: false,
+            code: false,
+        };
         match self.mode {
             Mode::Code => match (c, next) {
                 (b'-', Some(b'-')) => {
@@ -156,7 +175,11 @@ impl Scanner {
             },
             Mode::Single | Mode::Double => {
                 step.code = true;
-                let quote = if self.mode == Mode::Single { b'\'' } else { b'"' };
+                let quote = if self.mode == Mode::Single {
+                    b'\''
+                } else {
+                    b'"'
+                };
                 if c == quote {
                     if next == Some(quote) {
                         step.advance = 2;
@@ -187,7 +210,8 @@ mod tests {
 
     #[test]
     fn splits_on_top_level_semicolons_with_lines() {
-        let s = split_statements("SELECT 1;\n-- note; here\nSELECT ';' AS x;\n\n/* a;\nb */ SELECT 2");
+        let s =
+            split_statements("SELECT 1;\n-- note; here\nSELECT ';' AS x;\n\n/* a;\nb */ SELECT 2");
         let got: Vec<_> = s.iter().map(|s| (s.text.as_str(), s.line)).collect();
         assert!(s.iter().all(|s| !s.meta));
         assert_eq!(
@@ -203,10 +227,18 @@ mod tests {
     #[test]
     fn meta_commands_end_at_the_line() {
         let s = split_statements(".mode csv\nSELECT 1;\n\\d t\nSELECT\n 2;");
-        let got: Vec<_> = s.iter().map(|s| (s.text.as_str(), s.line, s.meta)).collect();
+        let got: Vec<_> = s
+            .iter()
+            .map(|s| (s.text.as_str(), s.line, s.meta))
+            .collect();
         assert_eq!(
             got,
-            vec![(".mode csv", 1, true), ("SELECT 1", 2, false), ("\\d t", 3, true), ("SELECT\n 2", 4, false)]
+            vec![
+                (".mode csv", 1, true),
+                ("SELECT 1", 2, false),
+                ("\\d t", 3, true),
+                ("SELECT\n 2", 4, false)
+            ]
         );
     }
 

@@ -22,7 +22,11 @@ impl Visitor for Depth {
 
     fn pre_visit_expr(&mut self, _expr: &Expr) -> ControlFlow<()> {
         self.current += 1;
-        if self.current > MAX_EXPRESSION_DEPTH { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        if self.current > MAX_EXPRESSION_DEPTH {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     }
 
     fn post_visit_expr(&mut self, _expr: &Expr) -> ControlFlow<()> {

@@ -27,9 +27,11 @@ pub async fn create_table(session: &Session, cmd: CreateMemoryTable) -> Result<(
             return Ok(());
         }
         if !cmd.or_replace {
-            return Err(AugurError::DataFusion(datafusion::error::DataFusionError::Plan(
-                format!("table '{name}' already exists; drop it first or use CREATE OR REPLACE TABLE"),
-            )));
+            return Err(AugurError::DataFusion(
+                datafusion::error::DataFusionError::Plan(format!(
+                    "table '{name}' already exists; drop it first or use CREATE OR REPLACE TABLE"
+                )),
+            ));
         }
     }
     let declared = matches!(&*cmd.input, LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
@@ -41,7 +43,11 @@ pub async fn create_table(session: &Session, cmd: CreateMemoryTable) -> Result<(
         .iter()
         .map(|f| {
             let field = f.as_ref().clone();
-            if declared { field } else { field.with_nullable(true) }
+            if declared {
+                field
+            } else {
+                field.with_nullable(true)
+            }
         })
         .collect();
     let table = StoredTable::new(

@@ -31,7 +31,10 @@ pub fn explain(session: &Session, e: AugurError) -> AugurError {
         _ => None,
     };
     match hint {
-        Some(hint) => AugurError::Hinted { source: Box::new(e), hint },
+        Some(hint) => AugurError::Hinted {
+            source: Box::new(e),
+            hint,
+        },
         None => e,
     }
 }
@@ -45,7 +48,9 @@ fn missing_table_hint(session: &Session, text: &str) -> Option<String> {
     if unqualified.contains('/') || unqualified.contains('.') {
         return Some(format!(
             "no readable file matches '{unqualified}' (relative paths start at {}); check the path",
-            std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default()
+            std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default()
         ));
     }
     let names = session.db.schema().table_names();

@@ -27,8 +27,8 @@ use crate::database::Database;
 use crate::error::{AugurError, Result};
 use crate::parser::MAX_STATEMENT_BYTES;
 use crate::storage::{GuardedTableFactory, GuardedUrlFactory, ReadFiles};
-pub use result::QueryResult;
 use result::Message;
+pub use result::QueryResult;
 
 pub const CATALOG: &str = "augur";
 pub const SCHEMA: &str = "public";
@@ -96,7 +96,9 @@ impl Session {
         let work = run_statement(self.clone(), sql.to_string(), tx.clone(), Arc::clone(&plan));
         let task = tokio::spawn(async move {
             if let Err(panic) = AssertUnwindSafe(work).catch_unwind().await {
-                let _ = tx.send(Message::Error(AugurError::Internal(panic_message(&panic)))).await;
+                let _ = tx
+                    .send(Message::Error(AugurError::Internal(panic_message(&panic))))
+                    .await;
             }
         });
         let result = QueryResult::new(rx.recv().await, rx, task, plan);
@@ -105,7 +107,11 @@ impl Session {
 
     /// Run one statement and collect all its rows.
     pub async fn execute_to_end(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        self.execute(sql).await?.collect().await.map_err(|e| hints::explain(self, e))
+        self.execute(sql)
+            .await?
+            .collect()
+            .await
+            .map_err(|e| hints::explain(self, e))
     }
 
     /// Enrich an error from a running statement with the same hints as planning errors.

@@ -32,7 +32,12 @@ impl QueryResult {
         plan: Arc<Mutex<Option<Arc<dyn ExecutionPlan>>>>,
     ) -> Result<QueryResult> {
         match first {
-            Some(Message::Schema(schema)) => Ok(QueryResult { schema, rx, task, plan }),
+            Some(Message::Schema(schema)) => Ok(QueryResult {
+                schema,
+                rx,
+                task,
+                plan,
+            }),
             Some(Message::Error(e)) => Err(e),
             Some(Message::Batch(_)) => Err(AugurError::Internal("rows before schema".into())),
             None => Err(AugurError::Cancelled),

@@ -14,15 +14,95 @@ use crate::parser::{is_complete, is_meta};
 use crate::session::Session;
 
 const KEYWORDS: &[&str] = &[
-    "SELECT", "FROM", "WHERE", "GROUP", "BY", "ORDER", "HAVING", "LIMIT", "OFFSET", "JOIN",
-    "LEFT", "RIGHT", "FULL", "INNER", "OUTER", "CROSS", "ON", "USING", "AS", "AND", "OR", "NOT",
-    "NULL", "IS", "IN", "BETWEEN", "LIKE", "ILIKE", "CASE", "WHEN", "THEN", "ELSE", "END",
-    "DISTINCT", "UNION", "ALL", "EXCEPT", "INTERSECT", "WITH", "CREATE", "TABLE", "VIEW",
-    "EXTERNAL", "STORED", "LOCATION", "OPTIONS", "INSERT", "INTO", "VALUES", "DROP", "IF",
-    "EXISTS", "REPLACE", "COPY", "TO", "SHOW", "TABLES", "COLUMNS", "DESCRIBE", "EXPLAIN",
-    "ANALYZE", "CAST", "TRY_CAST", "COUNT", "SUM", "AVG", "MIN", "MAX", "ASC", "DESC", "TRUE",
-    "FALSE", "OVER", "PARTITION", "WINDOW", "SET", "CSV", "PARQUET", "JSON", "HEADER",
-    "INTERVAL", "DATE", "TIMESTAMP", "VARCHAR", "INT", "BIGINT", "DOUBLE", "BOOLEAN", "DECIMAL",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP",
+    "BY",
+    "ORDER",
+    "HAVING",
+    "LIMIT",
+    "OFFSET",
+    "JOIN",
+    "LEFT",
+    "RIGHT",
+    "FULL",
+    "INNER",
+    "OUTER",
+    "CROSS",
+    "ON",
+    "USING",
+    "AS",
+    "AND",
+    "OR",
+    "NOT",
+    "NULL",
+    "IS",
+    "IN",
+    "BETWEEN",
+    "LIKE",
+    "ILIKE",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "DISTINCT",
+    "UNION",
+    "ALL",
+    "EXCEPT",
+    "INTERSECT",
+    "WITH",
+    "CREATE",
+    "TABLE",
+    "VIEW",
+    "EXTERNAL",
+    "STORED",
+    "LOCATION",
+    "OPTIONS",
+    "INSERT",
+    "INTO",
+    "VALUES",
+    "DROP",
+    "IF",
+    "EXISTS",
+    "REPLACE",
+    "COPY",
+    "TO",
+    "SHOW",
+    "TABLES",
+    "COLUMNS",
+    "DESCRIBE",
+    "EXPLAIN",
+    "ANALYZE",
+    "CAST",
+    "TRY_CAST",
+    "COUNT",
+    "SUM",
+    "AVG",
+    "MIN",
+    "MAX",
+    "ASC",
+    "DESC",
+    "TRUE",
+    "FALSE",
+    "OVER",
+    "PARTITION",
+    "WINDOW",
+    "SET",
+    "CSV",
+    "PARQUET",
+    "JSON",
+    "HEADER",
+    "INTERVAL",
+    "DATE",
+    "TIMESTAMP",
+    "VARCHAR",
+    "INT",
+    "BIGINT",
+    "DOUBLE",
+    "BOOLEAN",
+    "DECIMAL",
 ];
 
 pub struct ShellHelper {
@@ -33,7 +113,11 @@ pub struct ShellHelper {
 
 impl ShellHelper {
     pub fn new(session: Session, color: bool) -> Self {
-        ShellHelper { session, files: FilenameCompleter::new(), color }
+        ShellHelper {
+            session,
+            files: FilenameCompleter::new(),
+            color,
+        }
     }
 
     fn names(&self) -> Vec<String> {
@@ -64,7 +148,12 @@ fn open_quote(line: &str, pos: usize) -> Option<usize> {
 impl Completer for ShellHelper {
     type Candidate = Pair;
 
-    fn complete(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
         if open_quote(line, pos).is_some() {
             return self.files.complete_path(line, pos);
         }
@@ -81,17 +170,34 @@ impl Completer for ShellHelper {
         let mut out: Vec<Pair> = vec![];
         if start == 0 && is_meta(word) {
             for name in super::meta::names().filter(|n| n.starts_with(word)) {
-                out.push(Pair { display: name.into(), replacement: format!("{name} ") });
+                out.push(Pair {
+                    display: name.into(),
+                    replacement: format!("{name} "),
+                });
             }
             return Ok((start, out));
         }
-        for name in self.names().into_iter().filter(|n| n.to_lowercase().starts_with(&lower)) {
-            out.push(Pair { display: name.clone(), replacement: name });
+        for name in self
+            .names()
+            .into_iter()
+            .filter(|n| n.to_lowercase().starts_with(&lower))
+        {
+            out.push(Pair {
+                display: name.clone(),
+                replacement: name,
+            });
         }
         let keyword_case_lower = word.chars().all(|c| !c.is_uppercase());
         for kw in KEYWORDS.iter().filter(|k| k.starts_with(&upper)) {
-            let text = if keyword_case_lower { kw.to_lowercase() } else { kw.to_string() };
-            out.push(Pair { display: text.clone(), replacement: text });
+            let text = if keyword_case_lower {
+                kw.to_lowercase()
+            } else {
+                kw.to_string()
+            };
+            out.push(Pair {
+                display: text.clone(),
+                replacement: text,
+            });
         }
         Ok((start, out))
     }

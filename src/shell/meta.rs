@@ -14,7 +14,10 @@ pub struct Settings {
 #[derive(Debug, PartialEq)]
 pub enum Action {
     /// Run this SQL and print its result; `empty` is the message when it returns no rows.
-    Query { sql: String, empty: Option<String> },
+    Query {
+        sql: String,
+        empty: Option<String>,
+    },
     /// Run the statements of a file.
     Read(String),
     /// Print this text (help).
@@ -31,15 +34,51 @@ struct Command {
 }
 
 const COMMANDS: &[Command] = &[
-    Command { names: &[".tables", "\\dt"], args: "", help: "list tables and views" },
-    Command { names: &[".schema"], args: "[TABLE]", help: "show CREATE statements of tables" },
-    Command { names: &["\\d"], args: "[TABLE]", help: "list tables, or describe TABLE's columns" },
-    Command { names: &[".mode"], args: "FORMAT", help: "output format: table, csv, tsv, json, ndjson, markdown, line" },
-    Command { names: &[".timer"], args: "on|off", help: "print each statement's run time on stderr" },
-    Command { names: &["\\timing"], args: "[on|off]", help: "toggle (or set) the timer" },
-    Command { names: &[".read", "\\i"], args: "FILE", help: "run the SQL statements in FILE" },
-    Command { names: &[".help", "\\?"], args: "", help: "this list" },
-    Command { names: &[".quit", ".exit", "\\q"], args: "", help: "leave the shell (Ctrl-D does too)" },
+    Command {
+        names: &[".tables", "\\dt"],
+        args: "",
+        help: "list tables and views",
+    },
+    Command {
+        names: &[".schema"],
+        args: "[TABLE]",
+        help: "show CREATE statements of tables",
+    },
+    Command {
+        names: &["\\d"],
+        args: "[TABLE]",
+        help: "list tables, or describe TABLE's columns",
+    },
+    Command {
+        names: &[".mode"],
+        args: "FORMAT",
+        help: "output format: table, csv, tsv, json, ndjson, markdown, line",
+    },
+    Command {
+        names: &[".timer"],
+        args: "on|off",
+        help: "print each statement's run time on stderr",
+    },
+    Command {
+        names: &["\\timing"],
+        args: "[on|off]",
+        help: "toggle (or set) the timer",
+    },
+    Command {
+        names: &[".read", "\\i"],
+        args: "FILE",
+        help: "run the SQL statements in FILE",
+    },
+    Command {
+        names: &[".help", "\\?"],
+        args: "",
+        help: "this list",
+    },
+    Command {
+        names: &[".quit", ".exit", "\\q"],
+        args: "",
+        help: "leave the shell (Ctrl-D does too)",
+    },
 ];
 
 /// Names of all meta-commands, for completion.
@@ -118,7 +157,10 @@ pub fn interpret(line: &str, settings: &mut Settings) -> Result<Action, String> 
                 None if name == "\\timing" => !settings.timer,
                 _ => return Err(format!("{name} takes on or off")),
             };
-            Ok(Action::Note(format!("timer {}", if settings.timer { "on" } else { "off" })))
+            Ok(Action::Note(format!(
+                "timer {}",
+                if settings.timer { "on" } else { "off" }
+            )))
         }
         ".read" | "\\i" => match arg {
             Some(file) => Ok(Action::Read(file.trim_matches('\'').to_string())),
@@ -126,7 +168,9 @@ pub fn interpret(line: &str, settings: &mut Settings) -> Result<Action, String> 
         },
         ".help" | "\\?" | "\\h" => Ok(Action::Print(help())),
         ".quit" | ".exit" | "\\q" => Ok(Action::Quit),
-        _ => Err(format!("unknown command '{name}'; .help lists the commands")),
+        _ => Err(format!(
+            "unknown command '{name}'; .help lists the commands"
+        )),
     }
 }
 
@@ -136,7 +180,10 @@ mod tests {
 
     #[test]
     fn every_listed_command_is_understood() {
-        let mut s = Settings { format: Format::Table, timer: false };
+        let mut s = Settings {
+            format: Format::Table,
+            timer: false,
+        };
         for name in names() {
             let line = match name {
                 ".mode" => ".mode csv".to_string(),

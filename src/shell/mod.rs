@@ -34,17 +34,17 @@ fn history_path(option: Option<PathBuf>) -> Option<PathBuf> {
 /// Run the shell until `.quit` or Ctrl-D; returns the exit code.
 pub async fn run(session: Session, options: ShellOptions) -> i32 {
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let config = Config::builder().auto_add_history(false).max_history_size(10_000);
-    let mut editor: Editor<ShellHelper, DefaultHistory> = match config
-        .and_then(|c| Ok(c.build()))
-        .and_then(Editor::with_config)
-    {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: cannot start the line editor: {e}");
-            return 3;
-        }
-    };
+    let config = Config::builder()
+        .auto_add_history(false)
+        .max_history_size(10_000);
+    let mut editor: Editor<ShellHelper, DefaultHistory> =
+        match config.map(|c| c.build()).and_then(Editor::with_config) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("error: cannot start the line editor: {e}");
+                return 3;
+            }
+        };
     editor.set_helper(Some(ShellHelper::new(session.clone(), color)));
     let history = history_path(options.history);
     if let Some(path) = &history {
@@ -61,7 +61,10 @@ pub async fn run(session: Session, options: ShellOptions) -> i32 {
     runner.keep_going = true;
     runner.interruptible = true;
     runner.progress = !options.quiet;
-    runner.style = TableStyle { width: terminal_width(), ..TableStyle::default() };
+    runner.style = TableStyle {
+        width: terminal_width(),
+        ..TableStyle::default()
+    };
     loop {
         let line = match editor.readline("augur> ") {
             Ok(line) => line,

@@ -42,13 +42,23 @@ impl Progress {
             loop {
                 let (rows, bytes) = plan.as_ref().map(scanned).unwrap_or((0, 0));
                 shown.set_position(bytes as u64);
-                let of = if total > 0 { format!(" of {}", format_size(total)) } else { String::new() };
-                shown.set_message(format!("{rows} rows, {}{of} scanned (Ctrl-C cancels)", format_size(bytes)));
+                let of = if total > 0 {
+                    format!(" of {}", format_size(total))
+                } else {
+                    String::new()
+                };
+                shown.set_message(format!(
+                    "{rows} rows, {}{of} scanned (Ctrl-C cancels)",
+                    format_size(bytes)
+                ));
                 shown.tick();
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
-        Progress { task: Some(task), bar }
+        Progress {
+            task: Some(task),
+            bar,
+        }
     }
 }
 
@@ -75,13 +85,18 @@ fn leaves(plan: &Arc<dyn ExecutionPlan>, out: &mut Vec<Arc<dyn ExecutionPlan>>) 
 fn scanned(plan: &Arc<dyn ExecutionPlan>) -> (usize, usize) {
     let mut found = vec![];
     leaves(plan, &mut found);
-    found.iter().fold((0, 0), |(rows, bytes), leaf| match leaf.metrics() {
-        Some(m) => (
-            rows + m.output_rows().unwrap_or(0),
-            bytes + m.sum_by_name("bytes_scanned").map(|v| v.as_usize()).unwrap_or(0),
-        ),
-        None => (rows, bytes),
-    })
+    found
+        .iter()
+        .fold((0, 0), |(rows, bytes), leaf| match leaf.metrics() {
+            Some(m) => (
+                rows + m.output_rows().unwrap_or(0),
+                bytes
+                    + m.sum_by_name("bytes_scanned")
+                        .map(|v| v.as_usize())
+                        .unwrap_or(0),
+            ),
+            None => (rows, bytes),
+        })
 }
 
 /// Total size of the files the scans will read.

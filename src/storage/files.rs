@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::UrlTableFactory;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProviderFactory};
 use datafusion::common::config::CsvOptions;
 use datafusion::common::parsers::CompressionTypeVariant;
@@ -18,12 +19,9 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::datasource::listing_table_factory::ListingTableFactory;
-use datafusion::catalog::UrlTableFactory;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{
-    CreateExternalTable, Expr, TableProviderFilterPushDown, TableType,
-};
+use datafusion::logical_expr::{CreateExternalTable, Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::validate::{CsvDialect, check_csv, check_parquet};
@@ -45,17 +43,23 @@ impl GuardedTable {
 
     async fn validate(&self, _state: &dyn Session) -> Result<()> {
         let options = self.inner.options();
-        let Some(check) = FileCheck::for_format(options.format.as_ref()) else { return Ok(()) };
+        let Some(check) = FileCheck::for_format(options.format.as_ref()) else {
+            return Ok(());
+        };
         let check = match check {
             FileCheck::Csv(mut d) => {
-                d.expected_fields = Some(
-                    self.inner.schema().fields().len() - options.table_partition_cols.len(),
-                );
+                d.expected_fields =
+                    Some(self.inner.schema().fields().len() - options.table_partition_cols.len());
                 FileCheck::Csv(d)
             }
             other => other,
         };
-        check.run_blocking(self.inner.table_paths().clone(), options.file_extension.clone()).await
+        check
+            .run_blocking(
+                self.inner.table_paths().clone(),
+                options.file_extension.clone(),
+            )
+            .await
     }
 }
 
@@ -67,7 +71,9 @@ pub enum FileCheck {
 }
 
 impl FileCheck {
-    fn for_format(format: &dyn datafusion::datasource::file_format::FileFormat) -> Option<FileCheck> {
+    fn for_format(
+        format: &dyn datafusion::datasource::file_format::FileFormat,
+    ) -> Option<FileCheck> {
         if let Some(csv) = format.downcast_ref::<CsvFormat>() {
             let o = csv.options();
             if o.compression != CompressionTypeVariant::UNCOMPRESSED {
@@ -83,7 +89,9 @@ impl FileCheck {
                 expected_fields: None,
             }));
         }
-        format.downcast_ref::<ParquetFormat>().map(|_| FileCheck::Parquet)
+        format
+            .downcast_ref::<ParquetFormat>()
+            .map(|_| FileCheck::Parquet)
     }
 
     /// Guess from a path's extension (for `'x.csv'` in FROM), with DataFusion's CSV defaults.
@@ -142,7 +150,9 @@ where
 {
     use futures::FutureExt;
     if let Some(FileCheck::Parquet) = &check {
-        FileCheck::Parquet.run_blocking(urls.clone(), extension.clone()).await?;
+        FileCheck::Parquet
+            .run_blocking(urls.clone(), extension.clone())
+            .await?;
     }
     match std::panic::AssertUnwindSafe(create).catch_unwind().await {
         Ok(Ok(table)) => Ok(table.map(GuardedTable::wrap)),
@@ -175,7 +185,9 @@ fn local_files(url: &ListingTableUrl, extension: &str) -> Vec<PathBuf> {
     let mut out = vec![];
     let mut dirs = vec![root];
     while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().to_string();
@@ -266,16 +278,26 @@ impl GuardedUrlFactory {
 #[async_trait]
 impl UrlTableFactory for GuardedUrlFactory {
     async fn try_new(&self, url: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        let Ok(parsed) = ListingTableUrl::parse(url) else { return Ok(None) };
+        let Ok(parsed) = ListingTableUrl::parse(url) else {
+            return Ok(None);
+        };
         let check = FileCheck::for_extension(url).or_else(|| {
-            local_files(&parsed, "").first().and_then(|f| FileCheck::for_extension(&f.to_string_lossy()))
+            local_files(&parsed, "")
+                .first()
+                .and_then(|f| FileCheck::for_extension(&f.to_string_lossy()))
         });
         let extension = match &check {
             Some(FileCheck::Csv(_)) => ".csv",
             Some(FileCheck::Parquet) => ".parquet",
             None => "",
         };
-        create_checked(check, vec![parsed], extension.into(), self.inner.try_new(url)).await
+        create_checked(
+            check,
+            vec![parsed],
+            extension.into(),
+            self.inner.try_new(url),
+        )
+        .await
     }
 }
 
@@ -292,7 +314,11 @@ impl TableProviderFactory for GuardedTableFactory {
         state: &dyn Session,
         cmd: &CreateExternalTable,
     ) -> Result<Arc<dyn TableProvider>> {
-        let urls = cmd.locations.iter().filter_map(|l| ListingTableUrl::parse(l).ok()).collect();
+        let urls = cmd
+            .locations
+            .iter()
+            .filter_map(|l| ListingTableUrl::parse(l).ok())
+            .collect();
         let check = match cmd.file_type.to_ascii_uppercase().as_str() {
             "PARQUET" => Some(FileCheck::Parquet),
             "CSV" => Some(FileCheck::Csv(CsvDialect {
@@ -300,13 +326,23 @@ impl TableProviderFactory for GuardedTableFactory {
                 quote: option_byte(cmd, "format.quote").unwrap_or(b'"'),
                 escape: option_byte(cmd, "format.escape"),
                 comment: option_byte(cmd, "format.comment"),
-                has_header: cmd.options.get("format.has_header").is_none_or(|v| v == "true"),
-                truncated_rows: cmd.options.get("format.truncated_rows").is_some_and(|v| v == "true"),
+                has_header: cmd
+                    .options
+                    .get("format.has_header")
+                    .is_none_or(|v| v == "true"),
+                truncated_rows: cmd
+                    .options
+                    .get("format.truncated_rows")
+                    .is_some_and(|v| v == "true"),
                 expected_fields: None,
             })),
             _ => None,
         };
-        let extension = if cmd.file_type.eq_ignore_ascii_case("csv") { ".csv" } else { ".parquet" };
+        let extension = if cmd.file_type.eq_ignore_ascii_case("csv") {
+            ".csv"
+        } else {
+            ".parquet"
+        };
         let create = async { self.inner.create(state, cmd).await.map(Some) };
         let table = create_checked(check, urls, extension.into(), create).await?;
         table.ok_or_else(|| DataFusionError::Internal("no table created".into()))
@@ -314,7 +350,9 @@ impl TableProviderFactory for GuardedTableFactory {
 }
 
 fn option_byte(cmd: &CreateExternalTable, key: &str) -> Option<u8> {
-    cmd.options.get(key).and_then(|v| v.as_bytes().first().copied())
+    cmd.options
+        .get(key)
+        .and_then(|v| v.as_bytes().first().copied())
 }
 
 /// `read_csv(path [, 'option', value …])` and `read_parquet(path)`.
@@ -349,42 +387,77 @@ impl ReadFiles {
     }
 
     fn options(&self, exprs: &[Expr]) -> Result<(String, ListingOptions)> {
-        let bad = |why: String| DataFusionError::Plan(format!("{}: {why}; usage: {}", self.name(), self.usage()));
-        let path = match exprs.first() {
-            Some(Expr::Literal(ScalarValue::Utf8(Some(p)) | ScalarValue::LargeUtf8(Some(p)) | ScalarValue::Utf8View(Some(p)), _)) => p.clone(),
-            _ => return Err(bad("the first argument must be a path or glob in quotes".into())),
+        let bad = |why: String| {
+            DataFusionError::Plan(format!("{}: {why}; usage: {}", self.name(), self.usage()))
         };
-        let mut csv = CsvOptions { has_header: Some(true), ..Default::default() };
+        let path = match exprs.first() {
+            Some(Expr::Literal(
+                ScalarValue::Utf8(Some(p))
+                | ScalarValue::LargeUtf8(Some(p))
+                | ScalarValue::Utf8View(Some(p)),
+                _,
+            )) => p.clone(),
+            _ => {
+                return Err(bad(
+                    "the first argument must be a path or glob in quotes".into()
+                ));
+            }
+        };
+        let mut csv = CsvOptions {
+            has_header: Some(true),
+            ..Default::default()
+        };
         let mut extension: Option<String> = None;
         // DataFusion drops argument names of table functions, so options come as pairs:
         // read_csv('x.txt', 'header', false, 'delimiter', ';'), like OPTIONS ('k' 'v').
         let rest = &exprs[1..];
-        if rest.len() % 2 != 0 {
+        if !rest.len().is_multiple_of(2) {
             return Err(bad("options come in pairs: 'name', value".into()));
         }
         for pair in rest.chunks(2) {
             let key = match &pair[0] {
-                Expr::Literal(ScalarValue::Utf8(Some(k)) | ScalarValue::Utf8View(Some(k)) | ScalarValue::LargeUtf8(Some(k)), _) => k.to_lowercase(),
-                other => return Err(bad(format!("expected an option name in quotes, got {other}"))),
+                Expr::Literal(
+                    ScalarValue::Utf8(Some(k))
+                    | ScalarValue::Utf8View(Some(k))
+                    | ScalarValue::LargeUtf8(Some(k)),
+                    _,
+                ) => k.to_lowercase(),
+                other => {
+                    return Err(bad(format!(
+                        "expected an option name in quotes, got {other}"
+                    )));
+                }
             };
             let value = match &pair[1] {
                 Expr::Literal(v, _) => v.clone(),
-                other => return Err(bad(format!("option '{key}' needs a literal value, got {other}"))),
+                other => {
+                    return Err(bad(format!(
+                        "option '{key}' needs a literal value, got {other}"
+                    )));
+                }
             };
             let text = || match &value {
-                ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => Ok(s.clone()),
-                other => Err(bad(format!("option '{key}' takes a quoted string, got {other}"))),
+                ScalarValue::Utf8(Some(s))
+                | ScalarValue::LargeUtf8(Some(s))
+                | ScalarValue::Utf8View(Some(s)) => Ok(s.clone()),
+                other => Err(bad(format!(
+                    "option '{key}' takes a quoted string, got {other}"
+                ))),
             };
             let byte = || -> Result<u8> {
                 let s = text()?;
                 match s.as_bytes() {
                     [b] => Ok(*b),
-                    _ => Err(bad(format!("option '{key}' takes one character, got '{s}'"))),
+                    _ => Err(bad(format!(
+                        "option '{key}' takes one character, got '{s}'"
+                    ))),
                 }
             };
             let flag = || match &value {
                 ScalarValue::Boolean(Some(b)) => Ok(*b),
-                other => Err(bad(format!("option '{key}' takes true or false, got {other}"))),
+                other => Err(bad(format!(
+                    "option '{key}' takes true or false, got {other}"
+                ))),
             };
             match (self.csv, key.as_str()) {
                 (true, "header" | "has_header") => csv.has_header = Some(flag()?),
@@ -397,7 +470,11 @@ impl ReadFiles {
                 (true, "schema_infer_max_records" | "sample_size") => {
                     let n = match &value {
                         ScalarValue::Int64(Some(n)) if *n > 0 => *n as usize,
-                        other => return Err(bad(format!("option '{key}' takes a positive integer, got {other}"))),
+                        other => {
+                            return Err(bad(format!(
+                                "option '{key}' takes a positive integer, got {other}"
+                            )));
+                        }
                     };
                     csv.schema_infer_max_rec = Some(n);
                 }
@@ -411,7 +488,10 @@ impl ReadFiles {
         } else {
             Arc::new(ParquetFormat::default())
         };
-        Ok((path, ListingOptions::new(format).with_file_extension(extension)))
+        Ok((
+            path,
+            ListingOptions::new(format).with_file_extension(extension),
+        ))
     }
 }
 
@@ -450,11 +530,18 @@ impl TableFunctionImpl for ReadFiles {
         let create = async {
             let config = config.infer_partitions_from_path(state).await?;
             let config = config.infer_schema(state).await?;
-            Ok(Some(Arc::new(ListingTable::try_new(config)?) as Arc<dyn TableProvider>))
+            Ok(Some(
+                Arc::new(ListingTable::try_new(config)?) as Arc<dyn TableProvider>
+            ))
         };
         // Schema inference is async but table functions are planned synchronously.
         let table = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(create_checked(check, vec![url], extension, create))
+            tokio::runtime::Handle::current().block_on(create_checked(
+                check,
+                vec![url],
+                extension,
+                create,
+            ))
         })
         .map_err(|e| DataFusionError::Plan(format!("{}('{path}'): {e}", self.name())))?;
         table.ok_or_else(|| DataFusionError::Internal("no table created".into()))

@@ -29,18 +29,29 @@ enum Check {
 }
 
 type CacheKey = (PathBuf, Check);
+/// File size and modification time when the check passed.
+type Stamp = (u64, Option<SystemTime>);
 
 /// Files already checked, by size and modification time: re-querying a file costs nothing.
-fn cache() -> &'static Mutex<HashMap<CacheKey, (u64, Option<SystemTime>)>> {
-    static CACHE: OnceLock<Mutex<HashMap<CacheKey, (u64, Option<SystemTime>)>>> = OnceLock::new();
+fn cache() -> &'static Mutex<HashMap<CacheKey, Stamp>> {
+    static CACHE: OnceLock<Mutex<HashMap<CacheKey, Stamp>>> = OnceLock::new();
     CACHE.get_or_init(Default::default)
 }
 
-fn checked(path: &Path, check: Check, run: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
+fn checked(
+    path: &Path,
+    check: Check,
+    run: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<(), String> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
     let stamp = (meta.len(), meta.modified().ok());
     let key = (path.to_path_buf(), check);
-    if cache().lock().map(|c| c.get(&key) == Some(&stamp)).unwrap_or(false) {
+    if cache()
+        .lock()
+        .map(|c| c.get(&key) == Some(&stamp))
+        .unwrap_or(false)
+    {
         return Ok(());
     }
     run(path)?;
@@ -55,7 +66,9 @@ pub fn check_parquet(path: &Path) -> Result<(), String> {
 }
 
 pub fn check_csv(path: &Path, dialect: &CsvDialect) -> Result<(), String> {
-    checked(path, Check::Csv(dialect.clone()), |p| csv_structure(p, dialect))
+    checked(path, Check::Csv(dialect.clone()), |p| {
+        csv_structure(p, dialect)
+    })
 }
 
 /// A Parquet file ends with its metadata length and `PAR1`; an absurd length makes the
@@ -63,9 +76,14 @@ pub fn check_csv(path: &Path, dialect: &CsvDialect) -> Result<(), String> {
 fn parquet_footer(path: &Path) -> Result<(), String> {
     let name = path.display();
     let mut f = File::open(path).map_err(|e| format!("cannot open '{name}': {e}"))?;
-    let len = f.metadata().map_err(|e| format!("cannot read '{name}': {e}"))?.len();
+    let len = f
+        .metadata()
+        .map_err(|e| format!("cannot read '{name}': {e}"))?
+        .len();
     if len == 0 {
-        return Err(format!("'{name}' is empty (0 bytes), not a Parquet file: rewrite it or remove it"));
+        return Err(format!(
+            "'{name}' is empty (0 bytes), not a Parquet file: rewrite it or remove it"
+        ));
     }
     if len < 12 {
         return Err(format!(
@@ -73,12 +91,16 @@ fn parquet_footer(path: &Path) -> Result<(), String> {
         ));
     }
     let mut head = [0u8; 4];
-    f.read_exact(&mut head).map_err(|e| format!("cannot read '{name}': {e}"))?;
+    f.read_exact(&mut head)
+        .map_err(|e| format!("cannot read '{name}': {e}"))?;
     let mut tail = [0u8; 8];
-    f.seek(SeekFrom::End(-8)).and_then(|_| f.read_exact(&mut tail))
+    f.seek(SeekFrom::End(-8))
+        .and_then(|_| f.read_exact(&mut tail))
         .map_err(|e| format!("cannot read '{name}': {e}"))?;
     if &head != b"PAR1" {
-        return Err(format!("'{name}' is not a Parquet file (it does not start with PAR1)"));
+        return Err(format!(
+            "'{name}' is not a Parquet file (it does not start with PAR1)"
+        ));
     }
     if &tail[4..] != b"PAR1" && &tail[4..] != b"PARE" {
         return Err(format!(
@@ -117,12 +139,19 @@ fn csv_structure(path: &Path, d: &CsvDialect) -> Result<(), String> {
     let mut fields = 1usize; // fields seen so far in the current record
     let mut record_bytes = 0u64; // bytes in the current record (0: blank line)
     let mut quote_open = (0u64, 0usize); // (line, field) of the last opening quote
-    let mut records = Records { dialect: d, name: &name, expected: d.expected_fields, first: true };
+    let mut records = Records {
+        dialect: d,
+        name: &name,
+        expected: d.expected_fields,
+        first: true,
+    };
     let mut header: Vec<u8> = vec![];
     let mut in_comment = false;
 
     loop {
-        let n = f.read(&mut buf).map_err(|e| format!("cannot read '{name}': {e}"))?;
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| format!("cannot read '{name}': {e}"))?;
         if n == 0 {
             break;
         }
@@ -214,9 +243,7 @@ fn csv_structure(path: &Path, d: &CsvDialect) -> Result<(), String> {
             "{name}:{}:{}: unterminated quote: the quoted field that starts here is never closed, \
              so the rest of the file would be read as one value; close the quote, or if {} is \
              literal data choose another quote character (OPTIONS ('format.quote' '...'))",
-            quote_open.0,
-            quote_open.1,
-            d.quote as char
+            quote_open.0, quote_open.1, d.quote as char
         )),
         _ if record_bytes > 0 => records.end(fields, record_line, &header),
         _ => Ok(()),

@@ -56,10 +56,14 @@ impl ScalarUDFImpl for UnaryFloat {
         let input = as_float64_array(&arrays[0])?;
         let out: Float64Array = input.unary(self.apply);
         let out: ArrayRef = Arc::new(out);
-        if args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-            return Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(
-                &out, 0,
-            )?));
+        if args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)))
+        {
+            return Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
+            ));
         }
         Ok(ColumnarValue::Array(out))
     }
@@ -94,15 +98,23 @@ pub fn sigmoid(x: f64) -> f64 {
 
 /// ln(p / (1 - p)); NaN outside [0, 1], ±inf at the ends.
 pub fn logit(p: f64) -> f64 {
-    if !(0.0..=1.0).contains(&p) { f64::NAN } else { (p / (1.0 - p)).ln() }
+    if !(0.0..=1.0).contains(&p) {
+        f64::NAN
+    } else {
+        (p / (1.0 - p)).ln()
+    }
 }
 
 static SIGMOID_DOC: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(SECTION, "The logistic function 1 / (1 + e^-x): turns a log-odds score into a probability.", "sigmoid(x)")
-        .with_argument("x", "log-odds (any numeric expression)")
-        .with_sql_example("SELECT sigmoid(0.0); -- 0.5")
-        .with_related_udf("logit")
-        .build()
+    Documentation::builder(
+        SECTION,
+        "The logistic function 1 / (1 + e^-x): turns a log-odds score into a probability.",
+        "sigmoid(x)",
+    )
+    .with_argument("x", "log-odds (any numeric expression)")
+    .with_sql_example("SELECT sigmoid(0.0); -- 0.5")
+    .with_related_udf("logit")
+    .build()
 });
 
 static LOGIT_DOC: LazyLock<Documentation> = LazyLock::new(|| {
@@ -114,7 +126,10 @@ static LOGIT_DOC: LazyLock<Documentation> = LazyLock::new(|| {
 });
 
 pub fn functions() -> Vec<ScalarUDF> {
-    vec![unary("sigmoid", sigmoid, &SIGMOID_DOC), unary("logit", logit, &LOGIT_DOC)]
+    vec![
+        unary("sigmoid", sigmoid, &SIGMOID_DOC),
+        unary("logit", logit, &LOGIT_DOC),
+    ]
 }
 
 #[cfg(test)]
