@@ -39,8 +39,12 @@ fn command_prints_csv_when_piped() -> R {
 const TWO_ROWS: &str =
     "SELECT * FROM (VALUES (1, 'one', 1.5), (2, NULL, NULL)) AS t(id, name, score) ORDER BY id";
 
+fn run_sql(format: &str, sql: &str) -> Result<String, String> {
+    ok(&augur(&["--format", format, "-c", sql]))
+}
+
 fn every_format() -> R {
-    let run = |f: &str| ok(&augur(&["--format", f, "-c", TWO_ROWS]));
+    let run = |f: &str| run_sql(f, TWO_ROWS);
     let csv = run("csv")?;
     check(csv == "id,name,score\n1,one,1.5\n2,,\n", || {
         format!("csv {csv:?}")
@@ -81,6 +85,16 @@ fn every_format() -> R {
     check(
         table.contains("one") && table.contains("╞") && table.ends_with("2 rows\n"),
         || format!("table {table:?}"),
+    )?;
+    // Long results show head and tail with a footer.
+    let long = run_sql("table", "SELECT v FROM generate_series(1, 100) AS t(v)")?;
+    check(
+        long.contains(" 1 │")
+            && long.contains(" 100 │")
+            && !long.contains(" 50 │")
+            && long.contains("…")
+            && long.ends_with("100 rows (40 shown)\n"),
+        || format!("long table {long:?}"),
     )?;
     // Empty results keep their header (csv) or are an empty array (json).
     let empty = ok(&augur(&[

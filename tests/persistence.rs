@@ -16,6 +16,10 @@ pub fn trials() -> Vec<Trial> {
             "persistence::in_memory_tables_obey_the_limit",
             in_memory_tables_obey_the_limit,
         ),
+        Trial::test(
+            "persistence::sorts_spill_under_the_limit",
+            sorts_spill_under_the_limit,
+        ),
     ]
 }
 
@@ -115,5 +119,25 @@ fn in_memory_tables_obey_the_limit() -> R {
         None,
     ))?;
     check(out == "n\n1000\n", || format!("{out:?}"))?;
+    Ok(())
+}
+
+/// A sort several times larger than the memory limit spills to the database's tmp/ and
+/// finishes with the right answer.
+fn sorts_spill_under_the_limit() -> R {
+    let dir = tempdir();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap_or_default();
+    let sql = "SELECT count(*) AS n, sum(CASE WHEN rn = 1 THEN v END) AS lo FROM \
+               (SELECT v, row_number() OVER (ORDER BY pad, v DESC) AS rn FROM \
+               (SELECT v, repeat('x', 30) AS pad FROM generate_series(1, 1500000) AS t(v)))";
+    let out = ok(&augur_in(
+        dir.path(),
+        &[db, "--memory-limit", "40MB", "-c", sql],
+        None,
+    ))?;
+    check(out == "n,lo\n1500000,1500000\n", || {
+        format!("spilled sort {out:?}")
+    })?;
     Ok(())
 }

@@ -24,38 +24,47 @@ fn interactive_session() -> R {
         .arg("--history")
         .arg(&history)
         .env("NO_COLOR", "1")
-        .env("TERM", "dumb");
+        .env("TERM", "xterm");
     let mut sh = rexpect::session::spawn_command(cmd, Some(30_000)).map_err(|e| e.to_string())?;
     let e = |e: rexpect::error::Error| e.to_string();
-    sh.exp_string("augur> ").map_err(e)?;
+    // Typed input waits for the prompt, as a person's does (raw mode drops typeahead).
+    let ask = |sh: &mut rexpect::session::PtySession, line: &str| -> Result<(), String> {
+        sh.exp_string("augur> ").map_err(e)?;
+        sh.send_line(line).map_err(e)?;
+        Ok(())
+    };
     // A statement over several lines runs when the ';' arrives.
-    sh.send_line("CREATE TABLE shell_t AS").map_err(e)?;
+    ask(&mut sh, "CREATE TABLE shell_t AS")?;
     sh.send_line("  SELECT 6 * 7 AS answer;").map_err(e)?;
-    sh.exp_string("augur> ").map_err(e)?;
-    sh.send_line("SELECT answer FROM shell_t;").map_err(e)?;
+    ask(&mut sh, "SELECT answer FROM shell_t;")?;
     sh.exp_string("42").map_err(e)?;
     sh.exp_string("1 row").map_err(e)?;
     // Meta-commands are SQL over information_schema.
-    sh.send_line(".tables").map_err(e)?;
+    ask(&mut sh, ".tables")?;
     sh.exp_string("shell_t").map_err(e)?;
-    sh.send_line("\\d shell_t").map_err(e)?;
+    ask(&mut sh, "\\d shell_t")?;
     sh.exp_string("answer").map_err(e)?;
     sh.exp_string("Int64").map_err(e)?;
-    sh.send_line(".mode csv").map_err(e)?;
-    sh.send_line("SELECT 'x' AS mode_check;").map_err(e)?;
-    sh.exp_string("mode_check").map_err(e)?;
-    sh.send_line(".mode table").map_err(e)?;
+    ask(&mut sh, ".mode csv")?;
+    ask(&mut sh, "SELECT 'x' AS mode_check;")?;
+    sh.exp_string("mode_check\r\nx\r\n").map_err(e)?;
+    ask(&mut sh, ".mode table")?;
     // Ctrl-C cancels a long query and the shell keeps going.
-    sh.send_line("SELECT count(*) FROM generate_series(1, 50000000000) AS t(v) WHERE v % 7 = 3;")
-        .map_err(e)?;
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    ask(
+        &mut sh,
+        "SELECT count(*) FROM generate_series(1, 50000000000) AS t(v) WHERE v % 7 = 3;",
+    )?;
+    // Past a second the progress bar shows on stderr (the pty), then Ctrl-C stops the query.
+    sh.exp_string("(Ctrl-C cancels)").map_err(e)?;
     sh.send_control('c').map_err(e)?;
     sh.exp_string("cancelled").map_err(e)?;
-    sh.send_line("SELECT 'still alive' AS status;").map_err(e)?;
+    ask(&mut sh, "SELECT 'still alive' AS status;")?;
     sh.exp_string("still alive").map_err(e)?;
+    sh.exp_string("1 row").map_err(e)?;
     // Errors are reported and the shell lives on.
-    sh.send_line("SELECT * FROM shell_x;").map_err(e)?;
+    ask(&mut sh, "SELECT * FROM shell_x;")?;
     sh.exp_string("did you mean 'shell_t'").map_err(e)?;
+    sh.exp_string("augur> ").map_err(e)?;
     // Ctrl-D leaves.
     sh.send_control('d').map_err(e)?;
     sh.exp_eof().map_err(e)?;

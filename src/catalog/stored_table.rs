@@ -32,6 +32,8 @@ use futures::StreamExt;
 
 use super::store::{CatalogStore, Entry, hint_for_io};
 
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
 /// Where a stored table's rows live.
 #[derive(Debug)]
 enum TableData {
@@ -124,8 +126,11 @@ impl StoredTable {
         };
         let file = File::create(&path).map_err(|e| io_err(e, &path))?;
         let guard = RemoveOnDrop(Some(path.clone()));
+        // Row groups of 128Ki rows: scans split across cores by row group, and pruning has
+        // statistics fine enough to skip; one file per insert keeps commits simple.
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build();
         let mut writer = ArrowWriter::try_new(file, Arc::clone(&self.schema), Some(props))?;
         let mut rows = 0u64;
@@ -173,59 +178,35 @@ impl StoredTable {
 
     /// Make staged data visible: commit the catalog with the new file, then publish it.
     pub fn publish(&self, staged: Staged) -> Result<u64> {
-        let Staged {
-            rows,
-            file,
-            batches,
-            reservation,
-        } = staged;
-        let mut data = self.write();
-        match (&mut *data, file) {
-            (TableData::Files(files), Some((rel, mut guard))) => {
-                self.store
-                    .commit(|catalog| {
-                        for entry in catalog.entries.iter_mut() {
-                            if let Entry::Table { name, files, .. } = entry
-                                && name == &self.name
-                            {
-                                files.push(rel.clone());
-                                return Ok(());
-                            }
+        let rows = staged.rows;
+        // Holding the write lock across the commit keeps commits of one table in order.
+        let _order = self.write();
+        if let Some(rel) = staged.file() {
+            self.store
+                .commit(|catalog| {
+                    for entry in catalog.entries.iter_mut() {
+                        if let Entry::Table { name, files, .. } = entry
+                            && name == &self.name
+                        {
+                            files.push(rel.to_string());
+                            return Ok(());
                         }
-                        Err(crate::error::AugurError::Database(format!(
-                            "table '{}' was dropped while inserting",
-                            self.name
-                        )))
-                    })
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                guard.0 = None;
-                files.push(rel);
-            }
-            (
-                TableData::Memory {
-                    batches: held,
-                    reservation: held_res,
-                },
-                None,
-            ) => {
-                if let Some(r) = reservation {
-                    held_res.grow(r.size());
-                    r.free();
-                }
-                held.extend(batches);
-            }
-            _ => {
-                return Err(DataFusionError::Internal(
-                    "staged data of the wrong kind".into(),
-                ));
-            }
+                    }
+                    Err(crate::error::AugurError::Database(format!(
+                        "table '{}' was dropped while inserting",
+                        self.name
+                    )))
+                })
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
         }
+        drop(_order);
+        self.adopt(staged);
         Ok(rows)
     }
 
-    /// Publish staged data as this table's first content without touching the catalog
-    /// (the caller commits the table entry itself, atomically with the data).
-    pub fn adopt(&self, staged: Staged) -> Option<String> {
+    /// Make staged data visible without touching the catalog: the caller has committed it,
+    /// or (CREATE TABLE AS) commits the table entry and its files together afterwards.
+    pub fn adopt(&self, staged: Staged) {
         let Staged {
             file,
             batches,
@@ -236,8 +217,7 @@ impl StoredTable {
         match (&mut *data, file) {
             (TableData::Files(files), Some((rel, mut guard))) => {
                 guard.0 = None;
-                files.push(rel.clone());
-                Some(rel)
+                files.push(rel);
             }
             (
                 TableData::Memory {
@@ -251,9 +231,8 @@ impl StoredTable {
                     r.free();
                 }
                 held.extend(batches);
-                None
             }
-            _ => None,
+            (TableData::Files(_), None) => {}
         }
     }
 }

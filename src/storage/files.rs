@@ -98,15 +98,7 @@ impl FileCheck {
     fn for_extension(path: &str) -> Option<FileCheck> {
         let lower = path.to_ascii_lowercase();
         if lower.ends_with(".csv") {
-            Some(FileCheck::Csv(CsvDialect {
-                delimiter: b',',
-                quote: b'"',
-                escape: None,
-                comment: None,
-                has_header: true,
-                truncated_rows: false,
-                expected_fields: None,
-            }))
+            Some(FileCheck::Csv(CsvDialect::default()))
         } else if lower.ends_with(".parquet") {
             Some(FileCheck::Parquet)
         } else {

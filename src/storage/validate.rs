@@ -22,6 +22,21 @@ pub struct CsvDialect {
     pub expected_fields: Option<usize>,
 }
 
+impl Default for CsvDialect {
+    /// RFC 4180 with a header line: DataFusion's defaults.
+    fn default() -> Self {
+        CsvDialect {
+            delimiter: b',',
+            quote: b'"',
+            escape: None,
+            comment: None,
+            has_header: true,
+            truncated_rows: false,
+            expected_fields: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Check {
     Csv(CsvDialect),
@@ -299,15 +314,7 @@ mod tests {
     use std::io::Write;
 
     fn dialect() -> CsvDialect {
-        CsvDialect {
-            delimiter: b',',
-            quote: b'"',
-            escape: None,
-            comment: None,
-            has_header: true,
-            truncated_rows: false,
-            expected_fields: None,
-        }
+        CsvDialect::default()
     }
 
     fn check(text: &str) -> Result<(), String> {
