@@ -20,6 +20,8 @@ pub mod config;
 pub mod database;
 /// The boundary error type and the one mapping to SQLSTATE and exit codes.
 pub mod error;
+/// Machine learning in SQL: optimisers, models, preprocessing (DESIGN §5).
+pub mod ml;
 /// Result writers for every output format.
 pub mod output;
 /// Statement splitting and our own statements (wrapping DataFusion's parser).

@@ -1,0 +1,8 @@
+//! Machine learning in SQL (DESIGN §5): the numerical core first — optimisers and models
+//! with Spark MLlib's semantics — then the statements and operators built on them.
+
+// Numerical loops index several arrays in step; iterator chains would hide the algebra.
+#![allow(clippy::needless_range_loop)]
+
+pub mod logistic;
+pub mod optim;
