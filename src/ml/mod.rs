@@ -5,4 +5,6 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod logistic;
+pub mod metrics;
 pub mod optim;
+pub mod preprocess;

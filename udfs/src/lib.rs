@@ -2,6 +2,7 @@
 //! registered by [`register_all`] with documentation that `SHOW FUNCTIONS` and `.help` read.
 
 pub mod math;
+pub mod split;
 
 use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
