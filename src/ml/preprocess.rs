@@ -342,7 +342,7 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let enc = fit(&[b.clone()], &b.schema(), &columns).unwrap();
+        let enc = fit(std::slice::from_ref(&b), &b.schema(), &columns).unwrap();
         // a and b appear twice (tie broken by value), c once and is dropped.
         assert_eq!(
             enc[1],
