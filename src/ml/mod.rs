@@ -4,6 +4,7 @@
 // Numerical loops index several arrays in step; iterator chains would hide the algebra.
 #![allow(clippy::needless_range_loop)]
 
+pub mod linear;
 pub mod logistic;
 pub mod metrics;
 pub mod optim;

@@ -1,0 +1,264 @@
+//! Linear regression with Spark's `LinearRegression` conventions: features and label
+//! standardized (σ with n−1), the elastic-net penalty scaled by the label's σ
+//! (`effectiveRegParam = regParam / σ_y`), intercept unpenalized, L-BFGS or OWL-QN.
+
+use super::logistic::{Params, Shard, Summary, summarize};
+use super::optim::{self, Iteration, Options, StopReason};
+
+#[derive(Debug, Clone)]
+pub struct Fit {
+    pub coefficients: Vec<f64>,
+    pub intercept: f64,
+    pub history: Vec<Iteration>,
+    pub reason: StopReason,
+    pub summary: Summary,
+    pub label_mean: f64,
+    pub label_std: f64,
+}
+
+/// Fit on `features` columns; `shard.label` holds the numeric label.
+pub fn fit(
+    shards: &[Shard],
+    features: usize,
+    params: &Params,
+    keep_going: impl FnMut(&Iteration) -> bool,
+) -> Fit {
+    let summary = summarize(shards, features);
+    let w_total = summary.weight_sum;
+    let w = |s: &Shard, i: usize| {
+        if s.weight.is_empty() {
+            1.0
+        } else {
+            s.weight[i]
+        }
+    };
+    let label_mean = shards
+        .iter()
+        .map(|s| (0..s.rows()).map(|i| w(s, i) * s.label[i]).sum::<f64>())
+        .sum::<f64>()
+        / w_total;
+    let w2: f64 = shards
+        .iter()
+        .map(|s| (0..s.rows()).map(|i| w(s, i).powi(2)).sum::<f64>())
+        .sum();
+    let m2: f64 = shards
+        .iter()
+        .map(|s| {
+            (0..s.rows())
+                .map(|i| w(s, i) * (s.label[i] - label_mean).powi(2))
+                .sum::<f64>()
+        })
+        .sum();
+    let denominator = w_total - w2 / w_total;
+    let label_std = if denominator > 0.0 {
+        (m2 / denominator).sqrt()
+    } else {
+        0.0
+    };
+    let std = summary.std.clone();
+    let mean = summary.mean.clone();
+    if label_std == 0.0 {
+        // A constant label: Spark returns zero coefficients and the label as intercept.
+        let history = vec![Iteration {
+            objective: 0.0,
+            gradient_norm: 0.0,
+            step: 0.0,
+        }];
+        return Fit {
+            coefficients: vec![0.0; features],
+            intercept: label_mean,
+            history,
+            reason: StopReason::GradientConverged,
+            summary,
+            label_mean,
+            label_std,
+        };
+    }
+    let center = params.fit_intercept;
+    let effective = params.reg_param / label_std;
+    let l1_total = effective * params.elastic_net_param;
+    let l2_total = effective * (1.0 - params.elastic_net_param);
+    let scale = |j: usize, p: i32| {
+        if params.standardization || std[j] == 0.0 {
+            1.0
+        } else {
+            1.0 / std[j].powi(p)
+        }
+    };
+    let l2: Vec<f64> = (0..features).map(|j| l2_total * scale(j, 2)).collect();
+    let l1: Vec<f64> = (0..features)
+        .map(|j| {
+            if std[j] > 0.0 {
+                l1_total * scale(j, 1)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    // Centered (when fitting an intercept) and scaled: ỹ = (y − ȳ)/σ_y, z = (x − μ)/σ.
+    let objective = |gamma: &[f64], grad: &mut [f64]| -> f64 {
+        let a: Vec<f64> = (0..features)
+            .map(|j| if std[j] > 0.0 { gamma[j] / std[j] } else { 0.0 })
+            .collect();
+        let offset = if center {
+            -(0..features).map(|j| a[j] * mean[j]).sum::<f64>()
+        } else {
+            0.0
+        };
+        let y_shift = if center { label_mean } else { 0.0 };
+        let mut loss = 0.0;
+        let mut raw = vec![0.0; features];
+        let mut residual_sum = 0.0;
+        for s in shards {
+            let n = s.rows();
+            let mut r = vec![offset; n];
+            for (j, col) in s.columns.iter().enumerate() {
+                if a[j] != 0.0 {
+                    for (ri, x) in r.iter_mut().zip(col) {
+                        *ri += a[j] * x;
+                    }
+                }
+            }
+            for i in 0..n {
+                let diff = r[i] - (s.label[i] - y_shift) / label_std;
+                let wi = w(s, i);
+                loss += 0.5 * wi * diff * diff;
+                r[i] = wi * diff;
+                residual_sum += r[i];
+            }
+            for (j, col) in s.columns.iter().enumerate() {
+                raw[j] += r.iter().zip(col).map(|(a, b)| a * b).sum::<f64>();
+            }
+        }
+        let mut value = loss / w_total;
+        for j in 0..features {
+            grad[j] = if std[j] > 0.0 {
+                let c = if center {
+                    raw[j] - mean[j] * residual_sum
+                } else {
+                    raw[j]
+                };
+                c / std[j] / w_total
+            } else {
+                0.0
+            };
+            grad[j] += l2[j] * gamma[j];
+            value += 0.5 * l2[j] * gamma[j] * gamma[j];
+        }
+        value
+    };
+    let options = Options {
+        max_iter: params.max_iter,
+        tol: params.tol,
+        memory: 10,
+    };
+    let solution = optim::minimize(objective, vec![0.0; features], &l1, &options, keep_going);
+    let coefficients: Vec<f64> = (0..features)
+        .map(|j| {
+            if std[j] > 0.0 {
+                solution.x[j] * label_std / std[j]
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let intercept = if center {
+        label_mean
+            - (0..features)
+                .map(|j| coefficients[j] * mean[j])
+                .sum::<f64>()
+    } else {
+        0.0
+    };
+    Fit {
+        coefficients,
+        intercept,
+        history: solution.history,
+        reason: solution.reason,
+        summary,
+        label_mean,
+        label_std,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_least_squares_recovers_an_exact_linear_model() {
+        let mut s = Shard {
+            columns: vec![vec![], vec![]],
+            ..Default::default()
+        };
+        for i in 0..200 {
+            let (x0, x1) = (i as f64 * 0.37 % 11.0, (i * i) as f64 % 17.0);
+            s.columns[0].push(x0);
+            s.columns[1].push(x1);
+            s.label.push(4.0 + 2.5 * x0 - 0.75 * x1);
+        }
+        let params = Params {
+            max_iter: 500,
+            tol: 1e-14,
+            ..Params::default()
+        };
+        let f = fit(&[s], 2, &params, |_| true);
+        assert!(
+            (f.coefficients[0] - 2.5).abs() < 1e-6 && (f.coefficients[1] + 0.75).abs() < 1e-6,
+            "{:?}",
+            f.coefficients
+        );
+        assert!((f.intercept - 4.0).abs() < 1e-5, "{}", f.intercept);
+    }
+
+    /// Ridge in closed form on centered, scaled data: γ = (ZᵀZ/n + λ/σ_y I)⁻¹ Zᵀỹ/n for one feature.
+    #[test]
+    fn ridge_matches_its_closed_form() {
+        let mut s = Shard {
+            columns: vec![vec![]],
+            ..Default::default()
+        };
+        for i in 0..100 {
+            let x = (i as f64).sin() * 3.0 + i as f64 * 0.05;
+            s.columns[0].push(x);
+            s.label.push(1.0 + 2.0 * x + (i as f64 * 1.7).cos());
+        }
+        let lambda = 0.3;
+        let f = fit(
+            std::slice::from_ref(&s),
+            1,
+            &Params {
+                reg_param: lambda,
+                max_iter: 500,
+                tol: 1e-14,
+                ..Params::default()
+            },
+            |_| true,
+        );
+        let n = 100.0;
+        let (mx, my) = (
+            s.columns[0].iter().sum::<f64>() / n,
+            s.label.iter().sum::<f64>() / n,
+        );
+        let sx = (s.columns[0].iter().map(|x| (x - mx).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        let sy = (s.label.iter().map(|y| (y - my).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        let zz: f64 = s.columns[0]
+            .iter()
+            .map(|x| ((x - mx) / sx).powi(2))
+            .sum::<f64>()
+            / n;
+        let zy: f64 = s.columns[0]
+            .iter()
+            .zip(&s.label)
+            .map(|(x, y)| (x - mx) / sx * (y - my) / sy)
+            .sum::<f64>()
+            / n;
+        let gamma = zy / (zz + lambda / sy);
+        let beta = gamma * sy / sx;
+        assert!(
+            (f.coefficients[0] - beta).abs() < 1e-7 * beta.abs(),
+            "{} vs {beta}",
+            f.coefficients[0]
+        );
+    }
+}
