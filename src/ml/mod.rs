@@ -7,5 +7,7 @@
 pub mod linear;
 pub mod logistic;
 pub mod metrics;
+pub mod model;
 pub mod optim;
+pub mod options;
 pub mod preprocess;

@@ -53,7 +53,7 @@ impl Default for Options {
 }
 
 /// One iteration's record, as Spark's objective history.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Iteration {
     pub objective: f64,
     pub gradient_norm: f64,
