@@ -11,7 +11,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::{AugurError, Result};
 pub use schema::DatabaseSchema;
-pub use store::{CatalogStore, ColumnEntry, Entry};
+pub use store::{CatalogStore, ColumnEntry, Entry, ModelEntry};
 pub use stored_table::StoredTable;
 
 /// Rebuild an Arrow schema from the column list stored in `catalog.json`.

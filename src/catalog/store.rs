@@ -53,12 +53,22 @@ impl Entry {
     }
 }
 
+/// A trained model: its immutable versions (JSON artifacts), oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelEntry {
+    pub name: String,
+    pub versions: Vec<serde_json::Value>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct CatalogFile {
     pub format: u32,
     /// Incremented by every commit; lets a reader tell two states apart.
     pub generation: u64,
     pub entries: Vec<Entry>,
+    /// Models live in their own namespace: a model may share a table's name.
+    #[serde(default)]
+    pub models: Vec<ModelEntry>,
 }
 
 impl CatalogFile {

@@ -11,3 +11,4 @@ pub mod model;
 pub mod optim;
 pub mod options;
 pub mod preprocess;
+pub mod registry;
