@@ -151,6 +151,9 @@ impl Runner {
         } else {
             work.await
         };
+        for notice in self.session.take_notices() {
+            eprintln!("warning: {notice}");
+        }
         if self.settings.timer {
             eprintln!("Run Time: {:.3} s", started.elapsed().as_secs_f64());
         }

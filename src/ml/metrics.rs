@@ -33,10 +33,11 @@ pub struct RegressionMetrics {
     pub r2: f64,
 }
 
-/// One point of the ROC curve: at `threshold`, rows with score ≥ threshold are positive.
+/// One point of the ROC curve: at `threshold`, rows with score ≥ threshold are positive
+/// (no threshold for the starting point, where nothing is).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RocPoint {
-    pub threshold: f64,
+    pub threshold: Option<f64>,
     pub false_positive_rate: f64,
     pub true_positive_rate: f64,
     pub precision: f64,
@@ -50,7 +51,7 @@ pub fn roc_curve(scored: &[(f64, f64, f64)]) -> Vec<RocPoint> {
     let positives: f64 = scored.iter().map(|(_, y, w)| y * w).sum();
     let negatives: f64 = scored.iter().map(|(_, y, w)| (1.0 - y) * w).sum();
     let mut points = vec![RocPoint {
-        threshold: f64::INFINITY,
+        threshold: None,
         false_positive_rate: 0.0,
         true_positive_rate: 0.0,
         precision: 1.0,
@@ -65,7 +66,7 @@ pub fn roc_curve(scored: &[(f64, f64, f64)]) -> Vec<RocPoint> {
             i += 1;
         }
         points.push(RocPoint {
-            threshold: score,
+            threshold: Some(score),
             false_positive_rate: if negatives > 0.0 { fp / negatives } else { 0.0 },
             true_positive_rate: if positives > 0.0 { tp / positives } else { 0.0 },
             precision: if tp + fp > 0.0 { tp / (tp + fp) } else { 1.0 },

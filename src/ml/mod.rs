@@ -5,10 +5,13 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod linear;
+pub mod logical;
 pub mod logistic;
 pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod options;
+pub mod physical;
+pub mod planner;
 pub mod preprocess;
 pub mod registry;

@@ -234,7 +234,7 @@ pub fn train(
                     dropped += 1;
                     continue;
                 };
-                if w.is_some_and(|w| !(w >= 0.0)) {
+                if w.is_some_and(|w| w.is_nan() || w < 0.0) {
                     dropped += 1;
                     continue;
                 }

@@ -21,7 +21,10 @@ pub enum MlStatement {
     },
     ShowModels,
     DescribeModel(String),
-    DropModel { name: String, if_exists: bool },
+    DropModel {
+        name: String,
+        if_exists: bool,
+    },
 }
 
 struct Cursor<'a> {
@@ -52,7 +55,11 @@ impl Cursor<'_> {
     }
 
     fn expect(&mut self, kw: &str, usage: &str) -> Result<(), String> {
-        if self.keyword(kw) { Ok(()) } else { Err(format!("expected {kw} {}; usage: {usage}", self.found())) }
+        if self.keyword(kw) {
+            Ok(())
+        } else {
+            Err(format!("expected {kw} {}; usage: {usage}", self.found()))
+        }
     }
 
     fn found(&self) -> String {
@@ -113,12 +120,23 @@ impl Cursor<'_> {
             self.punct(Token::Eq);
             let negative = self.punct(Token::Minus);
             let value = match self.peek().cloned() {
-                Some(Token::Number(n, _)) => OptionValue::Number(if negative { format!("-{n}") } else { n }),
+                Some(Token::Number(n, _)) => {
+                    OptionValue::Number(if negative { format!("-{n}") } else { n })
+                }
                 Some(Token::SingleQuotedString(s)) if !negative => OptionValue::Text(s),
-                Some(Token::Word(w)) if !negative && w.value.eq_ignore_ascii_case("true") => OptionValue::Bool(true),
-                Some(Token::Word(w)) if !negative && w.value.eq_ignore_ascii_case("false") => OptionValue::Bool(false),
+                Some(Token::Word(w)) if !negative && w.value.eq_ignore_ascii_case("true") => {
+                    OptionValue::Bool(true)
+                }
+                Some(Token::Word(w)) if !negative && w.value.eq_ignore_ascii_case("false") => {
+                    OptionValue::Bool(false)
+                }
                 Some(Token::Word(w)) if !negative => OptionValue::Text(w.value),
-                _ => return Err(format!("option {name} needs a value (a number, 'text', true or false) {}", self.found())),
+                _ => {
+                    return Err(format!(
+                        "option {name} needs a value (a number, 'text', true or false) {}",
+                        self.found()
+                    ));
+                }
             };
             self.at += 1;
             out.push((name, value));
@@ -126,19 +144,28 @@ impl Cursor<'_> {
                 return Ok(out);
             }
             if !self.punct(Token::Comma) {
-                return Err(format!("expected ',' or ')' in the option list {}; usage: {usage}", self.found()));
+                return Err(format!(
+                    "expected ',' or ')' in the option list {}; usage: {usage}",
+                    self.found()
+                ));
             }
         }
     }
 
     /// Byte offset in the text where the current token starts.
     fn offset(&self) -> usize {
-        let Some(t) = self.tokens.get(self.at) else { return self.sql.len() };
+        let Some(t) = self.tokens.get(self.at) else {
+            return self.sql.len();
+        };
         let (line, column) = (t.span.start.line as usize, t.span.start.column as usize);
         let mut offset = 0;
         for (i, l) in self.sql.split_inclusive('\n').enumerate() {
             if i + 1 == line {
-                return offset + l.char_indices().nth(column.saturating_sub(1)).map(|(b, _)| b).unwrap_or(l.len());
+                return offset
+                    + l.char_indices()
+                        .nth(column.saturating_sub(1))
+                        .map(|(b, _)| b)
+                        .unwrap_or(l.len());
             }
             offset += l.len();
         }
@@ -153,17 +180,38 @@ const CREATE_USAGE: &str = "CREATE [OR REPLACE] MODEL name OPTIONS (model_type =
 
 /// Recognise one of our statements; `Ok(None)` hands the text to DataFusion.
 pub fn parse(sql: &str) -> Result<Option<MlStatement>, String> {
-    let head: String = sql.chars().take(200).collect::<String>().to_ascii_uppercase();
+    let head: String = sql
+        .chars()
+        .take(200)
+        .collect::<String>()
+        .to_ascii_uppercase();
     if !["MODEL", "TRAIN"].iter().any(|k| head.contains(k)) {
         return Ok(None);
     }
-    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location() else { return Ok(None) };
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location() else {
+        return Ok(None);
+    };
     let tokens: Vec<TokenWithSpan> = tokens
         .into_iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(Whitespace::Space | Whitespace::Newline | Whitespace::Tab | Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_))))
+        .filter(|t| {
+            !matches!(
+                t.token,
+                Token::Whitespace(
+                    Whitespace::Space
+                        | Whitespace::Newline
+                        | Whitespace::Tab
+                        | Whitespace::SingleLineComment { .. }
+                        | Whitespace::MultiLineComment(_)
+                )
+            )
+        })
         .collect();
     let mut c = Cursor { sql, tokens, at: 0 };
-    let explain = if c.keyword("EXPLAIN") { Some(c.keyword("ANALYZE")) } else { None };
+    let explain = if c.keyword("EXPLAIN") {
+        Some(c.keyword("ANALYZE"))
+    } else {
+        None
+    };
     let start = c.at;
     if c.keyword("TRAIN") {
         if !c.keyword("MODEL") {
@@ -172,11 +220,26 @@ pub fn parse(sql: &str) -> Result<Option<MlStatement>, String> {
         let name = c.ident("a model name", TRAIN_USAGE)?;
         c.expect("USING", TRAIN_USAGE)?;
         let model_type = c.ident("a model type", TRAIN_USAGE)?;
-        let label = if c.keyword("PREDICT") { Some(c.ident("the label column", TRAIN_USAGE)?) } else { None };
-        let options = if c.keyword("WITH") { c.options(TRAIN_USAGE)? } else { vec![] };
+        let label = if c.keyword("PREDICT") {
+            Some(c.ident("the label column", TRAIN_USAGE)?)
+        } else {
+            None
+        };
+        let options = if c.keyword("WITH") {
+            c.options(TRAIN_USAGE)?
+        } else {
+            vec![]
+        };
         c.expect("AS", TRAIN_USAGE)?;
         let query = sql[c.offset()..].trim().to_string();
-        return Ok(Some(MlStatement::Train { name, model_type: Some(model_type), label, options, query, explain }));
+        return Ok(Some(MlStatement::Train {
+            name,
+            model_type: Some(model_type),
+            label,
+            options,
+            query,
+            explain,
+        }));
     }
     if c.keyword("CREATE") {
         let or_replace = c.keyword("OR") && c.keyword("REPLACE");
@@ -185,11 +248,17 @@ pub fn parse(sql: &str) -> Result<Option<MlStatement>, String> {
         }
         let _ = or_replace; // every training adds a version; OR REPLACE is accepted for BigQuery scripts
         let name = c.ident("a model name", CREATE_USAGE)?;
-        let mut options = if c.keyword("OPTIONS") { c.options(CREATE_USAGE)? } else { vec![] };
+        let mut options = if c.keyword("OPTIONS") {
+            c.options(CREATE_USAGE)?
+        } else {
+            vec![]
+        };
         c.expect("AS", CREATE_USAGE)?;
         let query = sql[c.offset()..].trim().to_string();
         let take = |options: &mut Vec<(String, OptionValue)>, key: &str| -> Option<String> {
-            let i = options.iter().position(|(k, _)| k.eq_ignore_ascii_case(key))?;
+            let i = options
+                .iter()
+                .position(|(k, _)| k.eq_ignore_ascii_case(key))?;
             match options.remove(i).1 {
                 OptionValue::Text(t) => Some(t),
                 other => Some(other.to_string()),
@@ -197,7 +266,14 @@ pub fn parse(sql: &str) -> Result<Option<MlStatement>, String> {
         };
         let model_type = take(&mut options, "model_type");
         let label = take(&mut options, "label").or_else(|| take(&mut options, "input_label_cols"));
-        return Ok(Some(MlStatement::Train { name, model_type, label, options, query, explain }));
+        return Ok(Some(MlStatement::Train {
+            name,
+            model_type,
+            label,
+            options,
+            query,
+            explain,
+        }));
     }
     if explain.is_some() {
         c.at = start;
@@ -210,14 +286,19 @@ pub fn parse(sql: &str) -> Result<Option<MlStatement>, String> {
         if !c.keyword("MODEL") {
             return Ok(None);
         }
-        return Ok(Some(MlStatement::DescribeModel(c.model_ref("DESCRIBE MODEL name[@version]")?)));
+        return Ok(Some(MlStatement::DescribeModel(
+            c.model_ref("DESCRIBE MODEL name[@version]")?,
+        )));
     }
     if c.keyword("DROP") {
         if !c.keyword("MODEL") {
             return Ok(None);
         }
         let if_exists = c.keyword("IF") && c.keyword("EXISTS");
-        return Ok(Some(MlStatement::DropModel { name: c.model_ref("DROP MODEL [IF EXISTS] name[@version]")?, if_exists }));
+        return Ok(Some(MlStatement::DropModel {
+            name: c.model_ref("DROP MODEL [IF EXISTS] name[@version]")?,
+            if_exists,
+        }));
     }
     Ok(None)
 }
@@ -249,14 +330,38 @@ mod tests {
     #[test]
     fn bigquery_spelling_and_the_rest() {
         let s = parse("CREATE OR REPLACE MODEL m OPTIONS (model_type = 'linear_regression', label = 'y', max_iter = 5) AS SELECT * FROM t").unwrap().unwrap();
-        let MlStatement::Train { model_type, label, options, .. } = s else { panic!("not a train") };
-        assert_eq!((model_type.as_deref(), label.as_deref(), options.len()), (Some("linear_regression"), Some("y"), 1));
+        let MlStatement::Train {
+            model_type,
+            label,
+            options,
+            ..
+        } = s
+        else {
+            panic!("not a train")
+        };
+        assert_eq!(
+            (model_type.as_deref(), label.as_deref(), options.len()),
+            (Some("linear_regression"), Some("y"), 1)
+        );
         assert_eq!(parse("show models").unwrap(), Some(MlStatement::ShowModels));
-        assert_eq!(parse("DESCRIBE MODEL risk@2").unwrap(), Some(MlStatement::DescribeModel("risk@2".into())));
-        assert_eq!(parse("DROP MODEL IF EXISTS risk").unwrap(), Some(MlStatement::DropModel { name: "risk".into(), if_exists: true }));
+        assert_eq!(
+            parse("DESCRIBE MODEL risk@2").unwrap(),
+            Some(MlStatement::DescribeModel("risk@2".into()))
+        );
+        assert_eq!(
+            parse("DROP MODEL IF EXISTS risk").unwrap(),
+            Some(MlStatement::DropModel {
+                name: "risk".into(),
+                if_exists: true
+            })
+        );
         assert!(matches!(parse("EXPLAIN ANALYZE TRAIN MODEL x USING linear_regression PREDICT y AS SELECT 1 AS y, 2 AS z").unwrap(), Some(MlStatement::Train { explain: Some(true), .. })));
         assert_eq!(parse("SELECT model FROM t").unwrap(), None);
         assert_eq!(parse("CREATE TABLE model (x INT)").unwrap(), None);
-        assert!(parse("TRAIN MODEL x USING logistic_regression PREDICT y WITH (reg_param) AS SELECT 1").unwrap_err().contains("reg_param needs a value"));
+        assert!(
+            parse("TRAIN MODEL x USING logistic_regression PREDICT y WITH (reg_param) AS SELECT 1")
+                .unwrap_err()
+                .contains("reg_param needs a value")
+        );
     }
 }

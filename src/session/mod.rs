@@ -5,6 +5,8 @@
 mod complexity;
 mod create_table;
 mod hints;
+mod models;
+mod notices;
 mod result;
 
 use std::panic::AssertUnwindSafe;
@@ -25,8 +27,11 @@ use tokio::sync::mpsc;
 
 use crate::database::Database;
 use crate::error::{AugurError, Result};
+use crate::ml::planner::AugurQueryPlanner;
+use crate::ml::registry::Registry;
 use crate::parser::MAX_STATEMENT_BYTES;
 use crate::storage::{GuardedTableFactory, GuardedUrlFactory, ReadFiles};
+pub use notices::Notices;
 use result::Message;
 pub use result::QueryResult;
 
@@ -38,6 +43,7 @@ pub const SCHEMA: &str = "public";
 pub struct Session {
     db: Database,
     ctx: SessionContext,
+    notices: Arc<Notices>,
 }
 
 impl Session {
@@ -46,6 +52,8 @@ impl Session {
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(false)
             .with_default_catalog_and_schema(CATALOG, SCHEMA);
+        let notices = Arc::new(Notices::default());
+        config = config.with_extension(Arc::clone(&notices));
         if let Some(n) = db.config().target_partitions {
             config = config.with_target_partitions(n.max(1));
         }
@@ -63,13 +71,16 @@ impl Session {
             .with_catalog_list(Arc::new(catalogs))
             .with_table_factory("CSV".into(), Arc::clone(&file_tables) as _)
             .with_table_factory("PARQUET".into(), file_tables)
+            .with_query_planner(Arc::new(AugurQueryPlanner::new(Registry::new(Arc::clone(
+                db.store(),
+            )))))
             .build();
         let ctx = SessionContext::new_with_state(state);
         url_tables.register_session(&ctx);
         ctx.register_udtf("read_csv", Arc::new(ReadFiles::csv()));
         ctx.register_udtf("read_parquet", Arc::new(ReadFiles::parquet()));
         augur_udfs::register_all(&ctx)?;
-        Ok(Session { db, ctx })
+        Ok(Session { db, ctx, notices })
     }
 
     /// DataFusion's context, for embedding: register your own functions and tables here.
@@ -114,6 +125,11 @@ impl Session {
             .map_err(|e| hints::explain(self, e))
     }
 
+    /// Warnings left by the statements run so far (training warnings), oldest first.
+    pub fn take_notices(&self) -> Vec<String> {
+        self.notices.take()
+    }
+
     /// Enrich an error from a running statement with the same hints as planning errors.
     pub fn explain_error(&self, e: AugurError) -> AugurError {
         hints::explain(self, e)
@@ -129,10 +145,20 @@ async fn run_statement(
     let fail = |e: AugurError| Message::Error(e);
     let outcome = async {
         let state = session.ctx.state();
-        let dialect = state.config().options().sql_parser.dialect;
-        let statement = state.sql_to_statement(&sql, &dialect)?;
-        complexity::check(&statement)?;
-        let logical = state.statement_to_plan(statement).await?;
+        let logical = match crate::parser::ml::parse(&sql).map_err(AugurError::Usage)? {
+            Some(ml) => match models::plan(&session, ml).await? {
+                models::Planned::Plan(plan) => plan,
+                models::Planned::Rows(batches, schema) => {
+                    return Ok(Some(Ready::Rows(batches, schema)));
+                }
+            },
+            None => {
+                let dialect = state.config().options().sql_parser.dialect;
+                let statement = state.sql_to_statement(&sql, &dialect)?;
+                complexity::check(&statement)?;
+                state.statement_to_plan(statement).await?
+            }
+        };
         let frame = match logical {
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => {
                 create_table::create_table(&session, cmd).await?;
@@ -144,11 +170,24 @@ async fn run_statement(
         if let Ok(mut slot) = plan_slot.lock() {
             *slot = Some(Arc::clone(&physical));
         }
-        Ok(Some(execute_stream(physical, session.ctx.task_ctx())?))
+        Ok(Some(Ready::Stream(execute_stream(
+            physical,
+            session.ctx.task_ctx(),
+        )?)))
     }
     .await;
     let mut stream = match outcome {
-        Ok(Some(stream)) => stream,
+        Ok(Some(Ready::Stream(stream))) => stream,
+        Ok(Some(Ready::Rows(batches, schema))) => {
+            if tx.send(Message::Schema(schema)).await.is_ok() {
+                for batch in batches {
+                    if tx.send(Message::Batch(batch)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            return;
+        }
         Ok(None) => {
             let _ = tx.send(Message::Schema(Arc::new(Schema::empty()))).await;
             return;
@@ -171,6 +210,12 @@ async fn run_statement(
             return;
         }
     }
+}
+
+/// A statement ready to stream: executing, or answered already (catalog listings).
+enum Ready {
+    Stream(datafusion::physical_plan::SendableRecordBatchStream),
+    Rows(Vec<RecordBatch>, Arc<Schema>),
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

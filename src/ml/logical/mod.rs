@@ -1,0 +1,3 @@
+//! Logical plan nodes of our statements (each with a physical operator of the same file name).
+
+pub mod train_model;

@@ -1,0 +1,22 @@
+//! Notices a statement leaves for the user (training warnings): the shell prints them on
+//! stderr, the wire server will send them as NOTICE messages.
+
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+pub struct Notices(Mutex<Vec<String>>);
+
+impl Notices {
+    pub fn push(&self, text: String) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(text);
+        }
+    }
+
+    pub fn take(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+}
