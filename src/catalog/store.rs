@@ -183,6 +183,10 @@ impl CatalogStore {
         self.dir.as_deref()
     }
 
+    pub fn generation(&self) -> u64 {
+        self.lock_state().generation
+    }
+
     pub fn snapshot(&self) -> CatalogFile {
         self.lock_state().clone()
     }

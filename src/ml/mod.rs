@@ -4,6 +4,7 @@
 // Numerical loops index several arrays in step; iterator chains would hide the algebra.
 #![allow(clippy::needless_range_loop)]
 
+pub mod functions;
 pub mod linear;
 pub mod logical;
 pub mod logistic;
@@ -15,3 +16,4 @@ pub mod physical;
 pub mod planner;
 pub mod preprocess;
 pub mod registry;
+pub mod relations;

@@ -19,6 +19,10 @@ use super::optim::Iteration;
 use super::options::{ModelType, NullPolicy, TrainOptions};
 use super::preprocess::{self, Encoder};
 
+/// Most ROC points stored with a model: exact below this many distinct scores, thinned
+/// (evenly, ends kept) above; `confusion_matrix(model, t)` reads the curve.
+const ROC_POINTS: usize = 2001;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Metrics {
@@ -384,7 +388,7 @@ pub fn train(
         {
             warnings.push("the features (near-)perfectly separate the classes: coefficients grow without bound; add regularisation (reg_param)".into());
         }
-        model.roc = metrics::thin(&metrics::roc_curve(&scored), 201);
+        model.roc = metrics::thin(&metrics::roc_curve(&scored), ROC_POINTS);
         model.metrics = Some(Metrics::Classification(m));
     } else {
         model.metrics = Some(Metrics::Regression(metrics::regression(&scored)));

@@ -38,6 +38,11 @@ impl Registry {
         Registry { store }
     }
 
+    /// Changes whenever the catalog does: lets readers cache models safely.
+    pub fn generation(&self) -> u64 {
+        self.store.generation()
+    }
+
     pub fn names(&self) -> Vec<String> {
         self.store
             .snapshot()

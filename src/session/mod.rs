@@ -80,6 +80,23 @@ impl Session {
         ctx.register_udtf("read_csv", Arc::new(ReadFiles::csv()));
         ctx.register_udtf("read_parquet", Arc::new(ReadFiles::parquet()));
         augur_udfs::register_all(&ctx)?;
+        let registry = Registry::new(Arc::clone(db.store()));
+        let predict: Vec<Arc<datafusion::logical_expr::ScalarUDF>> =
+            crate::ml::functions::Predict::udfs(&registry)
+                .into_iter()
+                .map(Arc::new)
+                .collect();
+        for udf in &predict {
+            ctx.register_udf(udf.as_ref().clone());
+        }
+        let metrics = Arc::new(crate::ml::functions::ModelMetrics::udaf());
+        ctx.register_relation_planner(Arc::new(crate::ml::relations::ModelRelations::new(
+            registry,
+            Arc::clone(db.schema()),
+            Arc::clone(&predict[0]),
+            Arc::clone(&predict[1]),
+            metrics,
+        )))?;
         Ok(Session { db, ctx, notices })
     }
 

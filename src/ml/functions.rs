@@ -1,0 +1,343 @@
+//! SQL functions over models: scalar `predict('model', col, …)` and `predict_proba(…)`
+//! (vectorised, the model loaded once and cached per catalog generation), and the
+//! `model_metrics` aggregate behind `evaluate(model, data)`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, ListArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, Schema};
+use datafusion::common::ScalarValue;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
+};
+
+use super::metrics;
+use super::model::Model;
+use super::registry::Registry;
+
+/// `predict` or `predict_proba`.
+#[derive(Debug)]
+pub struct Predict {
+    name: &'static str,
+    probability: bool,
+    registry: Registry,
+    signature: Signature,
+    cache: Mutex<HashMap<String, (u64, Arc<Model>)>>,
+}
+
+impl PartialEq for Predict {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+impl Eq for Predict {}
+impl std::hash::Hash for Predict {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
+}
+
+impl Predict {
+    pub fn udfs(registry: &Registry) -> Vec<ScalarUDF> {
+        [("predict", false), ("predict_proba", true)]
+            .into_iter()
+            .map(|(name, probability)| {
+                ScalarUDF::from(Predict {
+                    name,
+                    probability,
+                    registry: registry.clone(),
+                    signature: Signature::variadic_any(Volatility::Stable),
+                    cache: Mutex::default(),
+                })
+            })
+            .collect()
+    }
+
+    fn model(&self, reference: &str) -> Result<Arc<Model>> {
+        let generation = self.registry.generation();
+        if let Ok(cache) = self.cache.lock()
+            && let Some((g, m)) = cache.get(reference)
+            && *g == generation
+        {
+            return Ok(Arc::clone(m));
+        }
+        let model = Arc::new(self.registry.get(reference)?);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(reference.to_string(), (generation, Arc::clone(&model)));
+        }
+        Ok(model)
+    }
+}
+
+fn reference_of(value: &ColumnarValue, function: &str) -> Result<String> {
+    match value {
+        ColumnarValue::Scalar(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
+        ) => Ok(s.clone()),
+        _ => Err(DataFusionError::Plan(format!(
+            "{function}: the first argument is the model's name as a string, e.g. {function}('risk', col1, col2)"
+        ))),
+    }
+}
+
+impl ScalarUDFImpl for Predict {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let Some((first, columns)) = args.args.split_first() else {
+            return Err(DataFusionError::Plan(format!(
+                "{}('model', column, …) needs a model and its input columns",
+                self.name
+            )));
+        };
+        let reference = reference_of(first, self.name)?;
+        let model = self.model(&reference)?;
+        if columns.len() != model.inputs.len() {
+            return Err(DataFusionError::Plan(format!(
+                "{}('{reference}', …) takes the model's {} input columns in order: {}; got {} argument(s)",
+                self.name,
+                model.inputs.len(),
+                model.inputs.join(", "),
+                columns.len()
+            )));
+        }
+        if self.probability && !model.options.model_type.is_classifier() {
+            return Err(DataFusionError::Plan(format!(
+                "predict_proba: model '{reference}' is a regression; use predict"
+            )));
+        }
+        let arrays = ColumnarValue::values_to_arrays(columns)?;
+        let fields: Vec<Field> = model
+            .inputs
+            .iter()
+            .zip(&arrays)
+            .map(|(n, a)| Field::new(n, a.data_type().clone(), true))
+            .collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
+        let scores = model.score(&batch)?;
+        let out: Float64Array = if self.probability || !model.options.model_type.is_classifier() {
+            scores
+        } else {
+            scores
+                .iter()
+                .map(|p| {
+                    p.map(|p| {
+                        if p > model.options.threshold {
+                            1.0
+                        } else {
+                            0.0
+                        }
+                    })
+                })
+                .collect()
+        };
+        Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+    }
+}
+
+/// The fields `model_metrics` returns; the ones not applying to a model type are NULL.
+pub fn metric_fields() -> Fields {
+    Fields::from(
+        [
+            "rows",
+            "auc_roc",
+            "auc_pr",
+            "log_loss",
+            "accuracy",
+            "precision",
+            "recall",
+            "f1",
+            "rmse",
+            "mae",
+            "r2",
+        ]
+        .iter()
+        .map(|n| Field::new(*n, DataType::Float64, true))
+        .collect::<Vec<_>>(),
+    )
+}
+
+/// `model_metrics(kind, threshold, label, score)`: all scores are kept (exact AUC needs them).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ModelMetrics {
+    signature: Signature,
+}
+
+impl ModelMetrics {
+    pub fn udaf() -> AggregateUDF {
+        AggregateUDF::from(ModelMetrics {
+            signature: Signature::any(4, Volatility::Immutable),
+        })
+    }
+}
+
+impl AggregateUDFImpl for ModelMetrics {
+    fn name(&self) -> &str {
+        "model_metrics"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Struct(metric_fields()))
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let literal = |i: usize| -> Option<ScalarValue> {
+            args.exprs
+                .get(i)?
+                .downcast_ref::<datafusion::physical_expr::expressions::Literal>()
+                .map(|l| l.value().clone())
+        };
+        let classification =
+            matches!(literal(0), Some(ScalarValue::Utf8(Some(k))) if k == "classification");
+        let threshold = match literal(1) {
+            Some(ScalarValue::Float64(Some(t))) => t,
+            _ => 0.5,
+        };
+        Ok(Box::new(MetricsAccumulator {
+            classification,
+            threshold,
+            scores: vec![],
+            labels: vec![],
+        }))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        let item = Arc::new(Field::new_list_field(DataType::Float64, true));
+        Ok(vec![
+            Arc::new(Field::new(
+                format!("{}_scores", args.name),
+                DataType::List(Arc::clone(&item)),
+                true,
+            )),
+            Arc::new(Field::new(
+                format!("{}_labels", args.name),
+                DataType::List(item),
+                true,
+            )),
+        ])
+    }
+}
+
+#[derive(Debug)]
+struct MetricsAccumulator {
+    classification: bool,
+    threshold: f64,
+    scores: Vec<f64>,
+    labels: Vec<f64>,
+}
+
+impl MetricsAccumulator {
+    fn push(&mut self, labels: &ArrayRef, scores: &ArrayRef) -> Result<()> {
+        let labels = datafusion::arrow::compute::cast(labels, &DataType::Float64)?;
+        let scores = datafusion::arrow::compute::cast(scores, &DataType::Float64)?;
+        for (y, s) in labels
+            .as_primitive::<Float64Type>()
+            .iter()
+            .zip(scores.as_primitive::<Float64Type>().iter())
+        {
+            if let (Some(y), Some(s)) = (y, s) {
+                self.labels.push(y);
+                self.scores.push(s);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Accumulator for MetricsAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.push(&values[2], &values[3])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let scores = states[0]
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .ok_or_else(|| DataFusionError::Internal("model_metrics state".into()))?;
+        let labels = states[1]
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .ok_or_else(|| DataFusionError::Internal("model_metrics state".into()))?;
+        for i in 0..scores.len() {
+            if scores.is_valid(i) && labels.is_valid(i) {
+                self.push(&labels.value(i), &scores.value(i))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let list = |v: &[f64]| {
+            ScalarValue::List(Arc::new(
+                ListArray::from_iter_primitive::<Float64Type, _, _>(vec![Some(
+                    v.iter().map(|x| Some(*x)).collect::<Vec<_>>(),
+                )]),
+            ))
+        };
+        Ok(vec![list(&self.scores), list(&self.labels)])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let scored: Vec<(f64, f64, f64)> = self
+            .scores
+            .iter()
+            .zip(&self.labels)
+            .map(|(s, y)| (*s, *y, 1.0))
+            .collect();
+        let mut values = vec![None; 11];
+        values[0] = Some(scored.len() as f64);
+        if self.classification {
+            let m = metrics::classification(&scored, self.threshold);
+            for (i, v) in [
+                m.auc_roc,
+                m.auc_pr,
+                m.log_loss,
+                m.accuracy,
+                m.precision,
+                m.recall,
+                m.f1,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                values[i + 1] = Some(v);
+            }
+        } else {
+            let m = metrics::regression(&scored);
+            values[8] = Some(m.rmse);
+            values[9] = Some(m.mae);
+            values[10] = Some(m.r2);
+        }
+        let arrays: Vec<ArrayRef> = values
+            .into_iter()
+            .map(|v| Arc::new(Float64Array::from(vec![v])) as ArrayRef)
+            .collect();
+        Ok(ScalarValue::Struct(Arc::new(
+            datafusion::arrow::array::StructArray::try_new(metric_fields(), arrays, None)?,
+        )))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + 16 * self.scores.capacity()
+    }
+}

@@ -1,0 +1,553 @@
+//! Table-valued model functions, planned from the SQL AST by a DataFusion `RelationPlanner`
+//! (a plain table function would plan `(SELECT …)` as a scalar subquery): `predict`,
+//! `evaluate`, `model_weights`, `training_info`, `feature_info`, `roc_curve`,
+//! `confusion_matrix`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::MemTable;
+use datafusion::common::Column;
+use datafusion::datasource::provider_as_source;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::functions::core::expr_fn::get_field;
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::planner::{
+    PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
+};
+use datafusion::logical_expr::{
+    AggregateUDF, Expr, LogicalPlan, LogicalPlanBuilder, ScalarUDF, lit,
+};
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, FunctionArg, FunctionArgExpr, TableFactor, Value,
+};
+
+use super::model::{Metrics, Model};
+use super::preprocess::Encoder;
+use super::registry::Registry;
+
+const FUNCTIONS: &[&str] = &[
+    "predict",
+    "evaluate",
+    "model_weights",
+    "training_info",
+    "feature_info",
+    "roc_curve",
+    "confusion_matrix",
+];
+
+#[derive(Debug)]
+pub struct ModelRelations {
+    registry: Registry,
+    /// Tables named in arguments are not among those DataFusion resolved before planning,
+    /// so they are looked up here.
+    tables: Arc<crate::catalog::DatabaseSchema>,
+    predict: Arc<ScalarUDF>,
+    predict_proba: Arc<ScalarUDF>,
+    metrics: Arc<AggregateUDF>,
+}
+
+impl ModelRelations {
+    pub fn new(
+        registry: Registry,
+        tables: Arc<crate::catalog::DatabaseSchema>,
+        predict: Arc<ScalarUDF>,
+        predict_proba: Arc<ScalarUDF>,
+        metrics: Arc<AggregateUDF>,
+    ) -> Self {
+        ModelRelations {
+            registry,
+            tables,
+            predict,
+            predict_proba,
+            metrics,
+        }
+    }
+
+    /// The data argument: a table of the database, or `(SELECT …)` for anything else.
+    fn plan_data(
+        &self,
+        expr: &SqlExpr,
+        context: &mut dyn RelationPlannerContext,
+        function: &str,
+    ) -> Result<LogicalPlan> {
+        use datafusion::catalog::SchemaProvider;
+        let name = match expr {
+            SqlExpr::Subquery(query) => {
+                let relation = TableFactor::Derived {
+                    lateral: false,
+                    subquery: query.clone(),
+                    alias: None,
+                    sample: None,
+                };
+                return context.plan(relation);
+            }
+            SqlExpr::Identifier(id) => context.normalize_ident(id.clone()),
+            SqlExpr::CompoundIdentifier(ids) if !ids.is_empty() => {
+                context.normalize_ident(ids[ids.len() - 1].clone())
+            }
+            _ => {
+                return Err(plan_err(format!(
+                    "{function}: the data is a table name or a query in parentheses, e.g. {function}(model, (SELECT * FROM 'file.csv'))"
+                )));
+            }
+        };
+        let provider = futures::executor::block_on(self.tables.table(&name))?.ok_or_else(|| {
+            plan_err(format!(
+                "{function}: table '{name}' not found; for files write (SELECT * FROM 'path')"
+            ))
+        })?;
+        LogicalPlanBuilder::scan(name, provider_as_source(provider), None)?.build()
+    }
+}
+
+fn plan_err(m: String) -> DataFusionError {
+    DataFusionError::Plan(m)
+}
+
+/// A model named by identifier (`risk`) or string (`'risk@2'`).
+fn model_reference(expr: &SqlExpr, function: &str) -> Result<String> {
+    match expr {
+        SqlExpr::Identifier(id) => Ok(id.value.clone()),
+        SqlExpr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => Ok(s.clone()),
+            _ => Err(plan_err(format!(
+                "{function}: the first argument is a model name"
+            ))),
+        },
+        _ => Err(plan_err(format!(
+            "{function}: the first argument is a model name, e.g. {function}(risk, …) or {function}('risk@2', …)"
+        ))),
+    }
+}
+
+fn memory_plan(name: &str, fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<LogicalPlan> {
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+    let table = MemTable::try_new(schema, vec![vec![batch]])?;
+    LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(table)), None)?.build()
+}
+
+fn strings(values: impl IntoIterator<Item = String>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(values))
+}
+
+fn floats(values: impl IntoIterator<Item = Option<f64>>) -> ArrayRef {
+    Arc::new(Float64Array::from_iter(values))
+}
+
+/// (input, feature, kind, mean, stddev, training count) of `feature_info`.
+type FeatureRow = (
+    String,
+    String,
+    String,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+);
+
+impl ModelRelations {
+    /// The model's inputs as columns of `plan`, or an error naming those it lacks.
+    fn input_columns(
+        &self,
+        model: &Model,
+        plan: &LogicalPlan,
+        function: &str,
+    ) -> Result<Vec<Expr>> {
+        let mut missing = vec![];
+        let mut columns = vec![];
+        for name in &model.inputs {
+            match plan.schema().qualified_field_with_unqualified_name(name) {
+                Ok((q, f)) => columns.push(Expr::Column(Column::new(q.cloned(), f.name()))),
+                Err(_) => missing.push(name.as_str()),
+            }
+        }
+        if missing.is_empty() {
+            Ok(columns)
+        } else {
+            Err(plan_err(format!(
+                "{function}: model '{}' needs column(s) {} which the data does not have",
+                model.name,
+                missing.join(", ")
+            )))
+        }
+    }
+
+    fn call(&self, udf: &Arc<ScalarUDF>, reference: &str, columns: &[Expr]) -> Expr {
+        let mut args = vec![lit(reference.to_string())];
+        args.extend(columns.iter().cloned());
+        Expr::ScalarFunction(ScalarFunction::new_udf(Arc::clone(udf), args))
+    }
+
+    fn predict(&self, model: &Model, pinned: &str, data: LogicalPlan) -> Result<LogicalPlan> {
+        let inputs = self.input_columns(model, &data, "predict")?;
+        let mut exprs: Vec<Expr> = data
+            .schema()
+            .iter()
+            .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+            .collect();
+        exprs.push(
+            self.call(&self.predict, pinned, &inputs)
+                .alias("prediction"),
+        );
+        if model.options.model_type.is_classifier() {
+            exprs.push(
+                self.call(&self.predict_proba, pinned, &inputs)
+                    .alias("probability"),
+            );
+        }
+        LogicalPlanBuilder::from(data).project(exprs)?.build()
+    }
+
+    fn metric_names(model: &Model) -> &'static [&'static str] {
+        if model.options.model_type.is_classifier() {
+            &[
+                "rows",
+                "auc_roc",
+                "auc_pr",
+                "log_loss",
+                "accuracy",
+                "precision",
+                "recall",
+                "f1",
+            ]
+        } else {
+            &["rows", "rmse", "mae", "r2"]
+        }
+    }
+
+    fn evaluate(
+        &self,
+        model: &Model,
+        pinned: &str,
+        data: Option<LogicalPlan>,
+    ) -> Result<LogicalPlan> {
+        let names = Self::metric_names(model);
+        let Some(data) = data else {
+            let values: Vec<Option<f64>> = match &model.metrics {
+                Some(Metrics::Classification(c)) => vec![
+                    c.rows as f64,
+                    c.auc_roc,
+                    c.auc_pr,
+                    c.log_loss,
+                    c.accuracy,
+                    c.precision,
+                    c.recall,
+                    c.f1,
+                ]
+                .into_iter()
+                .map(Some)
+                .collect(),
+                Some(Metrics::Regression(r)) => vec![r.rows as f64, r.rmse, r.mae, r.r2]
+                    .into_iter()
+                    .map(Some)
+                    .collect(),
+                None => vec![None; names.len()],
+            };
+            let fields = names
+                .iter()
+                .map(|n| Field::new(*n, DataType::Float64, true))
+                .collect();
+            let columns = values.into_iter().map(|v| floats([v])).collect();
+            return memory_plan("evaluate", fields, columns);
+        };
+        let inputs = self.input_columns(model, &data, "evaluate")?;
+        let label = data
+            .schema()
+            .qualified_field_with_unqualified_name(&model.options.label)
+            .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+            .map_err(|_| {
+                plan_err(format!(
+                    "evaluate: the data has no label column '{}'",
+                    model.options.label
+                ))
+            })?;
+        let classifier = model.options.model_type.is_classifier();
+        let score = self.call(
+            if classifier {
+                &self.predict_proba
+            } else {
+                &self.predict
+            },
+            pinned,
+            &inputs,
+        );
+        let kind = if classifier {
+            "classification"
+        } else {
+            "regression"
+        };
+        let aggregate = self
+            .metrics
+            .call(vec![lit(kind), lit(model.options.threshold), label, score])
+            .alias("m");
+        let columns: Vec<Expr> = names
+            .iter()
+            .map(|n| get_field(Expr::Column(Column::from_name("m")), *n).alias(*n))
+            .collect();
+        LogicalPlanBuilder::from(data)
+            .aggregate(Vec::<Expr>::new(), vec![aggregate])?
+            .project(columns)?
+            .build()
+    }
+
+    fn model_weights(model: &Model) -> Result<LogicalPlan> {
+        let mut names = vec!["(intercept)".to_string()];
+        names.extend(model.feature_names.iter().cloned());
+        let mut weights = vec![Some(model.intercept)];
+        weights.extend(model.coefficients.iter().map(|c| Some(*c)));
+        memory_plan(
+            "model_weights",
+            vec![
+                Field::new("feature", DataType::Utf8, false),
+                Field::new("weight", DataType::Float64, true),
+            ],
+            vec![strings(names), floats(weights)],
+        )
+    }
+
+    fn training_info(model: &Model) -> Result<LogicalPlan> {
+        let h = &model.training.objective_history;
+        memory_plan(
+            "training_info",
+            vec![
+                Field::new("iteration", DataType::Int64, false),
+                Field::new("objective", DataType::Float64, true),
+                Field::new("gradient_norm", DataType::Float64, true),
+                Field::new("step", DataType::Float64, true),
+            ],
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..h.len() as i64)),
+                floats(h.iter().map(|i| Some(i.objective))),
+                floats(h.iter().map(|i| Some(i.gradient_norm))),
+                floats(h.iter().map(|i| Some(i.step))),
+            ],
+        )
+    }
+
+    fn feature_info(model: &Model) -> Result<LogicalPlan> {
+        let mut rows: Vec<FeatureRow> = vec![];
+        let mut k = 0;
+        for encoder in &model.encoders {
+            let names = encoder.feature_names();
+            for (i, feature) in names.iter().enumerate() {
+                let kind = match encoder {
+                    Encoder::Numeric { .. } => "numeric",
+                    Encoder::OneHot { .. } => "category",
+                    Encoder::Date { .. } => "date part",
+                };
+                let count = match encoder {
+                    Encoder::OneHot { counts, .. } => counts.get(i).map(|c| *c as f64),
+                    _ => None,
+                };
+                rows.push((
+                    encoder.column().to_string(),
+                    feature.clone(),
+                    kind.to_string(),
+                    model.feature_mean.get(k).copied(),
+                    model.feature_std.get(k).copied(),
+                    count,
+                ));
+                k += 1;
+            }
+            if let Encoder::OneHot {
+                column,
+                dropped: Some(d),
+                ..
+            } = encoder
+            {
+                rows.push((
+                    column.clone(),
+                    format!("{column}={d}"),
+                    "category (reference, dropped)".into(),
+                    None,
+                    None,
+                    None,
+                ));
+            }
+        }
+        memory_plan(
+            "feature_info",
+            vec![
+                Field::new("input", DataType::Utf8, false),
+                Field::new("feature", DataType::Utf8, false),
+                Field::new("kind", DataType::Utf8, false),
+                Field::new("mean", DataType::Float64, true),
+                Field::new("stddev", DataType::Float64, true),
+                Field::new("training_count", DataType::Float64, true),
+            ],
+            vec![
+                strings(rows.iter().map(|r| r.0.clone())),
+                strings(rows.iter().map(|r| r.1.clone())),
+                strings(rows.iter().map(|r| r.2.clone())),
+                floats(rows.iter().map(|r| r.3)),
+                floats(rows.iter().map(|r| r.4)),
+                floats(rows.iter().map(|r| r.5)),
+            ],
+        )
+    }
+
+    fn roc_curve(model: &Model) -> Result<LogicalPlan> {
+        let r = &model.roc;
+        memory_plan(
+            "roc_curve",
+            vec![
+                Field::new("threshold", DataType::Float64, true),
+                Field::new("false_positive_rate", DataType::Float64, false),
+                Field::new("true_positive_rate", DataType::Float64, false),
+                Field::new("precision", DataType::Float64, false),
+            ],
+            vec![
+                floats(r.iter().map(|p| p.threshold)),
+                floats(r.iter().map(|p| Some(p.false_positive_rate))),
+                floats(r.iter().map(|p| Some(p.true_positive_rate))),
+                floats(r.iter().map(|p| Some(p.precision))),
+            ],
+        )
+    }
+
+    /// From the stored ROC: positives at threshold t are rows scoring above t.
+    fn confusion_matrix(model: &Model, threshold: Option<f64>) -> Result<LogicalPlan> {
+        let Some(Metrics::Classification(c)) = &model.metrics else {
+            return Err(plan_err(format!(
+                "confusion_matrix: model '{}' is not a classifier",
+                model.name
+            )));
+        };
+        let conf = &c.confusion;
+        let (tp, fp, tn, fn_) = match threshold {
+            None => (
+                conf.true_positive,
+                conf.false_positive,
+                conf.true_negative,
+                conf.false_negative,
+            ),
+            Some(t) => {
+                let positives = conf.true_positive + conf.false_negative;
+                let negatives = conf.false_positive + conf.true_negative;
+                let point = model
+                    .roc
+                    .iter()
+                    .rev()
+                    .find(|p| p.threshold.is_some_and(|s| s > t))
+                    .copied();
+                let (tpr, fpr) = point
+                    .map(|p| (p.true_positive_rate, p.false_positive_rate))
+                    .unwrap_or((0.0, 0.0));
+                let tp = (tpr * positives).round();
+                let fp = (fpr * negatives).round();
+                (tp, fp, negatives - fp, positives - tp)
+            }
+        };
+        memory_plan(
+            "confusion_matrix",
+            vec![
+                Field::new("actual", DataType::Int64, false),
+                Field::new("predicted", DataType::Int64, false),
+                Field::new("count", DataType::Float64, false),
+            ],
+            vec![
+                Arc::new(Int64Array::from(vec![0, 0, 1, 1])),
+                Arc::new(Int64Array::from(vec![0, 1, 0, 1])),
+                floats([Some(tn), Some(fp), Some(fn_), Some(tp)]),
+            ],
+        )
+    }
+}
+
+impl RelationPlanner for ModelRelations {
+    fn plan_relation(
+        &self,
+        relation: TableFactor,
+        context: &mut dyn RelationPlannerContext,
+    ) -> Result<RelationPlanning> {
+        let TableFactor::Table {
+            name,
+            alias,
+            args: Some(args),
+            ..
+        } = &relation
+        else {
+            return Ok(RelationPlanning::Original(Box::new(relation)));
+        };
+        let function = name.to_string().to_ascii_lowercase();
+        if !FUNCTIONS.contains(&function.as_str()) {
+            return Ok(RelationPlanning::Original(Box::new(relation)));
+        }
+        let exprs: Vec<&SqlExpr> = args
+            .args
+            .iter()
+            .map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e),
+                other => Err(plan_err(format!(
+                    "{function}: unsupported argument {other}"
+                ))),
+            })
+            .collect::<Result<_>>()?;
+        let Some(first) = exprs.first() else {
+            return Err(plan_err(format!(
+                "{function} needs a model: {function}(model, …)"
+            )));
+        };
+        let model = self.registry.get(&model_reference(first, &function)?)?;
+        let pinned = format!("{}@{}", model.name, model.version);
+        let arity = |min: usize, max: usize, usage: &str| -> Result<()> {
+            if exprs.len() < min || exprs.len() > max {
+                Err(plan_err(format!("usage: {usage}")))
+            } else {
+                Ok(())
+            }
+        };
+        let plan = match function.as_str() {
+            "predict" => {
+                arity(
+                    2,
+                    2,
+                    "SELECT * FROM predict(model, table | 'file' | (SELECT …))",
+                )?;
+                let data = self.plan_data(exprs[1], context, "predict")?;
+                self.predict(&model, &pinned, data)?
+            }
+            "evaluate" => {
+                arity(1, 2, "SELECT * FROM evaluate(model [, table | (SELECT …)])")?;
+                let data = exprs
+                    .get(1)
+                    .map(|e| self.plan_data(e, context, "evaluate"))
+                    .transpose()?;
+                self.evaluate(&model, &pinned, data)?
+            }
+            "model_weights" => Self::model_weights(&model)?,
+            "training_info" => Self::training_info(&model)?,
+            "feature_info" => Self::feature_info(&model)?,
+            "roc_curve" => Self::roc_curve(&model)?,
+            _ => {
+                arity(1, 2, "SELECT * FROM confusion_matrix(model [, threshold])")?;
+                let threshold = match exprs.get(1) {
+                    None => None,
+                    Some(SqlExpr::Value(v)) => match &v.value {
+                        Value::Number(n, _) => Some(n.parse::<f64>().map_err(|_| {
+                            plan_err(format!("confusion_matrix: bad threshold {n}"))
+                        })?),
+                        _ => {
+                            return Err(plan_err(
+                                "confusion_matrix: the threshold is a number between 0 and 1"
+                                    .into(),
+                            ));
+                        }
+                    },
+                    Some(_) => {
+                        return Err(plan_err(
+                            "confusion_matrix: the threshold is a number between 0 and 1".into(),
+                        ));
+                    }
+                };
+                Self::confusion_matrix(&model, threshold)?
+            }
+        };
+        Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
+            plan,
+            alias.clone(),
+        ))))
+    }
+}
