@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod crash;
 mod errors;
+mod ml;
 mod persistence;
 mod shell;
 mod sqllogic;
@@ -15,6 +16,7 @@ fn main() {
     trials.extend(sqllogic::trials());
     trials.extend(cli::trials());
     trials.extend(errors::trials());
+    trials.extend(ml::trials());
     trials.extend(persistence::trials());
     trials.extend(shell::trials());
     trials.extend(crash::trials());

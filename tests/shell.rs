@@ -8,10 +8,10 @@ use libtest_mimic::Trial;
 use crate::common::{bin, check, tempdir};
 
 pub fn trials() -> Vec<Trial> {
-    vec![Trial::test(
-        "shell::interactive_session",
-        interactive_session,
-    )]
+    vec![
+        Trial::test("shell::interactive_session", interactive_session),
+        Trial::test("shell::ctrl_c_stops_training", ctrl_c_stops_training),
+    ]
 }
 
 type R = Result<(), libtest_mimic::Failed>;
@@ -72,5 +72,74 @@ fn interactive_session() -> R {
     check(saved.contains("SELECT answer FROM shell_t;"), || {
         format!("history {saved:?}")
     })?;
+    Ok(())
+}
+
+/// The process whose command line contains `marker` (our temp dir is unique).
+fn pid_with_argument(marker: &str) -> Result<i32, String> {
+    for entry in std::fs::read_dir("/proc")
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(marker) {
+            return Ok(pid);
+        }
+    }
+    Err(format!("no process with {marker}"))
+}
+
+/// CPU time (user + system) of a process, in clock ticks, from /proc.
+fn cpu_ticks(pid: i32) -> Result<u64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(field(11) + field(12))
+}
+
+/// Ctrl-C during TRAIN MODEL: the progress bar shows iterations and loss, the statement is
+/// cancelled, the optimiser stops (the process goes idle), and no model version is stored.
+fn ctrl_c_stops_training() -> R {
+    let dir = tempdir();
+    let mut cmd = Command::new(bin());
+    cmd.arg(dir.path().join("db"))
+        .arg("--history")
+        .arg(dir.path().join("h"))
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm");
+    let mut sh = rexpect::session::spawn_command(cmd, Some(60_000)).map_err(|e| e.to_string())?;
+    let e = |e: rexpect::error::Error| e.to_string();
+    sh.exp_string("augur> ").map_err(e)?;
+    sh.send_line(
+        "TRAIN MODEL slow USING logistic_regression PREDICT y WITH (max_iter = 100000000, tol = 0) AS SELECT v, sin(v) AS a, \
+         cos(v) AS b, sin(v * 1.7) AS c, cos(v * 0.3) AS d, (v % 13) AS e, CASE WHEN sin(v * 0.37) + 0.3 * cos(v * 1.1) > 0.1 \
+         THEN 1 ELSE 0 END AS y FROM generate_series(1, 300000) AS t(v);",
+    )
+    .map_err(e)?;
+    sh.exp_string("training: iteration 1,").map_err(e)?;
+    sh.send_control('c').map_err(e)?;
+    sh.exp_string("cancelled").map_err(e)?;
+    let pid = pid_with_argument(&dir.path().join("db").to_string_lossy())?;
+    // Let a running iteration finish, then the process must be idle.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let before = cpu_ticks(pid)?;
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    let used = cpu_ticks(pid)? - before;
+    check(used < 20, || {
+        format!("still busy after cancel: {used} ticks of CPU in 2 s")
+    })?;
+    sh.send_line("SHOW MODELS;").map_err(e)?;
+    sh.exp_string("0 rows").map_err(e)?;
+    sh.send_control('d').map_err(e)?;
+    sh.exp_eof().map_err(e)?;
     Ok(())
 }

@@ -185,7 +185,7 @@ pub fn train(
     let feature_names: Vec<String> = encoders.iter().flat_map(|e| e.feature_names()).collect();
 
     let mut dropped = 0;
-    let mut bad_labels: Vec<String> = vec![];
+    let mut bad_labels: Vec<f64> = vec![];
     let mut encode = |batches: &[RecordBatch]| -> Result<Shard> {
         let mut shard = Shard {
             columns: vec![vec![]; width],
@@ -243,9 +243,8 @@ pub fn train(
                     continue;
                 }
                 if options.model_type.is_classifier() && y != 0.0 && y != 1.0 {
-                    let text = format!("{y}");
-                    if !bad_labels.contains(&text) && bad_labels.len() < 5 {
-                        bad_labels.push(text);
+                    if bad_labels.len() < 10_000 && !bad_labels.contains(&y) {
+                        bad_labels.push(y);
                     }
                     continue;
                 }
@@ -266,10 +265,17 @@ pub fn train(
         .collect::<Result<_>>()?;
     let test = encode(&test_batches)?;
     if !bad_labels.is_empty() {
+        bad_labels.sort_by(f64::total_cmp);
+        let shown: Vec<String> = bad_labels.iter().take(5).map(|v| v.to_string()).collect();
         return Err(plan_err(format!(
-            "label '{}' of a logistic_regression must be 0 or 1; found {}",
+            "label '{}' of a logistic_regression must be 0 or 1; found {}{}",
             options.label,
-            bad_labels.join(", ")
+            shown.join(", "),
+            if bad_labels.len() > 5 {
+                format!(" and {} more", bad_labels.len() - 5)
+            } else {
+                String::new()
+            }
         )));
     }
     let rows_used: usize = shards.iter().map(|s| s.rows()).sum();
@@ -472,5 +478,75 @@ impl Model {
             .iter()
             .map(|p| p.map(|p| i64::from(p > self.options.threshold)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Float64Array;
+    use datafusion::arrow::datatypes::Field;
+
+    fn data() -> TrainingData {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Float64, true),
+            Field::new("y", DataType::Float64, true),
+        ]));
+        let x: Vec<f64> = (0..200).map(|i| (i as f64 * 0.37).sin()).collect();
+        let y: Vec<f64> = (0..200)
+            .map(|i| if (i * 7) % 5 < 2 { 1.0 } else { 0.0 })
+            .collect();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Float64Array::from(x)),
+                Arc::new(Float64Array::from(y)),
+            ],
+        )
+        .unwrap();
+        TrainingData {
+            schema,
+            partitions: vec![vec![batch]],
+        }
+    }
+
+    #[test]
+    fn a_cancelled_fit_is_an_error_not_a_model() {
+        let options = TrainOptions::new(ModelType::LogisticRegression, "y".into());
+        let err = train("m", 1, &options, &data(), |_| false).unwrap_err();
+        assert!(err.to_string().contains("cancelled"), "{err}");
+        assert!(train("m", 1, &options, &data(), |_| true).is_ok());
+    }
+
+    #[test]
+    fn labels_other_than_0_1_are_named() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Float64, true),
+            Field::new("y", DataType::Float64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0])),
+                Arc::new(Float64Array::from(vec![0.0, 2.0, 7.0])),
+            ],
+        )
+        .unwrap();
+        let data = TrainingData {
+            schema,
+            partitions: vec![vec![batch]],
+        };
+        let err = train(
+            "m",
+            1,
+            &TrainOptions::new(ModelType::LogisticRegression, "y".into()),
+            &data,
+            |_| true,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("must be 0 or 1; found 2, 7"),
+            "{err}"
+        );
     }
 }

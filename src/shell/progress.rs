@@ -11,6 +11,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::config::format_size;
+use crate::ml::physical::train_model::TrainExec;
 use crate::session::QueryResult;
 
 /// Draws while alive; dropping it clears the bar.
@@ -40,6 +41,14 @@ impl Progress {
             }
             shown.set_length(total.max(1) as u64);
             loop {
+                if let Some((iterations, objective)) = plan.as_ref().and_then(training) {
+                    shown.set_message(format!(
+                        "training: iteration {iterations}, loss {objective:.6} (Ctrl-C cancels)"
+                    ));
+                    shown.tick();
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
                 let (rows, bytes) = plan.as_ref().map(scanned).unwrap_or((0, 0));
                 shown.set_position(bytes as u64);
                 let of = if total > 0 {
@@ -69,6 +78,15 @@ impl Drop for Progress {
         }
         self.bar.finish_and_clear();
     }
+}
+
+/// Iterations and loss of a training operator in the plan, once it has started iterating.
+fn training(plan: &Arc<dyn ExecutionPlan>) -> Option<(usize, f64)> {
+    if let Some(train) = plan.downcast_ref::<TrainExec>() {
+        let (iterations, objective) = train.progress();
+        return (iterations > 0).then_some((iterations, objective));
+    }
+    plan.children().into_iter().find_map(training)
 }
 
 fn leaves(plan: &Arc<dyn ExecutionPlan>, out: &mut Vec<Arc<dyn ExecutionPlan>>) {
