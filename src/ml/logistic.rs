@@ -122,6 +122,8 @@ pub struct Fit {
     pub intercept: f64,
     pub history: Vec<Iteration>,
     pub reason: StopReason,
+    /// Passes over the training data (objective evaluations).
+    pub passes: usize,
     pub summary: Summary,
     /// Smallest `reg_param` at which every coefficient is zero (None without an L1 term).
     pub lambda_max: Option<f64>,
@@ -308,6 +310,8 @@ pub fn fit(
         intercept,
         history: solution.history,
         reason: solution.reason,
+        // the λ_max probe is one more pass
+        passes: solution.evaluations + usize::from(lambda_max.is_some()),
         summary,
         lambda_max,
     }

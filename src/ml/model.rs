@@ -37,6 +37,12 @@ pub struct TrainingSummary {
     pub rows_dropped: usize,
     pub rows_held_out: usize,
     pub iterations: usize,
+    /// Passes over the training data (objective and gradient evaluations).
+    #[serde(default)]
+    pub passes: usize,
+    /// Seconds spent in the optimiser (encoding excluded).
+    #[serde(default)]
+    pub fit_seconds: f64,
     pub objective_history: Vec<Iteration>,
     pub stop_reason: String,
     pub converged: bool,
@@ -289,7 +295,10 @@ pub fn train(
 
     let mut warnings = vec![];
     let params = options.params();
-    let (coefficients, intercept, history, reason, summary, lambda_max) = match options.model_type {
+    let fit_started = Instant::now();
+    let (coefficients, intercept, history, reason, summary, lambda_max, passes) = match options
+        .model_type
+    {
         ModelType::LogisticRegression => {
             let fit = logistic::fit(&shards, width, &params, keep_going);
             let s = &fit.summary;
@@ -316,6 +325,7 @@ pub fn train(
                 fit.reason,
                 fit.summary,
                 fit.lambda_max,
+                fit.passes,
             )
         }
         ModelType::LinearRegression => {
@@ -333,9 +343,11 @@ pub fn train(
                 fit.reason,
                 fit.summary,
                 None,
+                fit.passes,
             )
         }
     };
+    let fit_seconds = fit_started.elapsed().as_secs_f64();
     if reason == super::optim::StopReason::Cancelled {
         return Err(DataFusionError::Execution("training cancelled".into()));
     }
@@ -363,6 +375,8 @@ pub fn train(
             rows_dropped: dropped,
             rows_held_out: test.rows(),
             iterations: history.len().saturating_sub(1),
+            passes,
+            fit_seconds,
             objective_history: history,
             stop_reason: reason.describe().to_string(),
             converged: reason.converged(),

@@ -67,6 +67,8 @@ pub struct Solution {
     /// The objective at the start, then after every iteration.
     pub history: Vec<Iteration>,
     pub reason: StopReason,
+    /// Objective evaluations: each is one pass over the data.
+    pub evaluations: usize,
 }
 
 impl Solution {
@@ -89,6 +91,11 @@ pub fn minimize(
     mut keep_going: impl FnMut(&Iteration) -> bool,
 ) -> Solution {
     let n = x0.len();
+    let mut evaluations = 0usize;
+    let mut f = |x: &[f64], g: &mut [f64]| {
+        evaluations += 1;
+        f(x, g)
+    };
     let owlqn = l1.iter().any(|&v| v > 0.0);
     let l1_at = |i: usize| l1.get(i).copied().unwrap_or(0.0);
     let penalty =
@@ -134,6 +141,7 @@ pub fn minimize(
             objective: adj_value,
             history,
             reason: StopReason::GradientConverged,
+            evaluations: 1,
         };
     }
 
@@ -260,11 +268,13 @@ pub fn minimize(
         }
     }
     let _ = value;
+    drop(f);
     Solution {
         x,
         objective: adj_value,
         history,
         reason,
+        evaluations,
     }
 }
 

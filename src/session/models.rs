@@ -164,6 +164,14 @@ fn describe(m: &Model) -> Planned {
     add("training", "converged", t.converged.to_string());
     add("training", "stop reason", t.stop_reason.clone());
     add("training", "seconds", format!("{:.3}", t.seconds));
+    add("training", "data passes", t.passes.to_string());
+    if t.passes > 0 {
+        add(
+            "training",
+            "seconds per pass",
+            format!("{:.6}", t.fit_seconds / t.passes as f64),
+        );
+    }
     if let Some(l) = t.lambda_max {
         add("training", "lambda_max", format!("{l}"));
     }
