@@ -268,7 +268,6 @@ pub fn minimize(
         }
     }
     let _ = value;
-    drop(f);
     Solution {
         x,
         objective: adj_value,
