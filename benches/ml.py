@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Training benchmark: Augur's TRAIN MODEL against scikit-learn, same data, same run.
+
+For each size (rows × features) it writes one Parquet file of synthetic data with a known
+logistic model (uniform features, label drawn from the model), then measures, median of
+--repeat runs:
+  * augur: TRAIN MODEL … AS SELECT * FROM 'file.parquet' (release build, a fresh process;
+    the time Augur reports for the statement: read + encode + fit) and the optimiser alone;
+  * scikit-learn: StandardScaler + LogisticRegression(solver='lbfgs', no penalty, tol=1e-6)
+    on the same rows already in memory as numpy (loading the file is not counted for it);
+  * the time of one gradient pass against the floor 8·N·d bytes ÷ measured memory bandwidth;
+  * predict throughput: rows/s of SELECT count(prediction) FROM predict(m, (SELECT * FROM file)).
+Writes a Markdown table to stdout and benches/results/ml.md.
+
+Usage: python3 benches/ml.py [--sizes 1000000x12,10000000x16] [--repeat 3]
+Needs: pip install duckdb scikit-learn numpy; cargo build --release.
+"""
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+
+import duckdb
+import numpy as np
+import sklearn
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def augur(binary, db, *sql):
+    args = [binary, db]
+    for s in sql:
+        args += ["-c", s]
+    out = subprocess.run(args, check=True, capture_output=True, text=True)
+    return out.stdout, out.stderr
+
+
+def bandwidth_gbs():
+    a = np.ones(1 << 27)  # 1 GiB of float64
+    a.sum()
+    t0 = time.perf_counter()
+    for _ in range(5):
+        a.sum()
+    return 5 * a.nbytes / (time.perf_counter() - t0) / 1e9
+
+
+def main():
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/augur-target"))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--augur", default=os.path.join(target, "release", "augur"))
+    ap.add_argument("--sizes", default="1000000x12,10000000x16")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    bw = bandwidth_gbs()
+    work = tempfile.mkdtemp(prefix="augur-ml-bench-")
+    rows_out = []
+    for size in args.sizes.split(","):
+        n, d = (int(x) for x in size.split("x"))
+        path = os.path.join(work, f"data_{n}x{d}.parquet")
+        db = os.path.join(work, f"db_{n}x{d}")
+        beta = [round(0.8 * ((-1) ** j) / (1 + j % 4), 3) for j in range(d)]
+        feats = ", ".join(f"random() * 2 - 1 AS f{j}" for j in range(d))
+        margin = " + ".join(f"{b} * f{j}" for j, b in enumerate(beta))
+        augur(args.augur, db,
+              f"COPY (SELECT *, CASE WHEN random() < sigmoid(-0.5 + {margin}) THEN 1 ELSE 0 END AS y "
+              f"FROM (SELECT {feats} FROM generate_series(1, {n}))) TO '{path}'")
+        train = f"TRAIN MODEL m USING logistic_regression PREDICT y WITH (tol = 1e-6) AS SELECT * FROM '{path}'"
+        totals, fits, passes = [], [], []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            augur(args.augur, db, train)
+            totals.append(time.perf_counter() - t0)
+            out, _ = augur(args.augur, db, "DESCRIBE MODEL m")
+            info = dict(line.split(",", 2)[1:] for line in out.splitlines()[1:] if line.count(",") >= 2)
+            fits.append(float(info["seconds per pass"]) * int(info["data passes"]))
+            passes.append((float(info["seconds per pass"]), int(info["data passes"]), int(info["total iterations"])))
+        con = duckdb.connect()
+        data = con.execute(f"SELECT * FROM '{path}'").fetchnumpy()
+        x = np.column_stack([data[f"f{j}"] for j in range(d)])
+        y = data["y"]
+        skl = []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            z = StandardScaler().fit_transform(x)
+            model = LogisticRegression(penalty=None, solver="lbfgs", tol=1e-6, max_iter=100).fit(z, y)
+            skl.append(time.perf_counter() - t0)
+        del x, z, data
+        _, err = augur(args.augur, db, ".timer on",
+                       f"SELECT count(prediction) FROM predict(m, (SELECT * FROM '{path}'))")
+        predict_s = float([l for l in err.splitlines() if l.startswith("Run Time")][-1].split()[2])
+        per_pass = statistics.median(p[0] for p in passes)
+        floor = 8 * n * d / (bw * 1e9)
+        rows_out.append((n, d, statistics.median(totals), statistics.median(fits), statistics.median(skl),
+                         passes[0][1], passes[0][2], model.n_iter_[0], per_pass, floor, n / predict_s))
+        shutil.rmtree(db, ignore_errors=True)
+        os.remove(path)
+    lines = [f"# Training benchmark — {time.strftime('%Y-%m-%d')}", "",
+             f"Machine: {platform.machine()}, {os.cpu_count()} cores, measured read bandwidth {bw:.1f} GB/s; "
+             f"scikit-learn {sklearn.__version__}, numpy {np.__version__}; augur release build; median of {args.repeat}.", "",
+             "| data | augur TRAIN (whole process, s) | augur fit only (s) | scikit-learn lbfgs (s) | sklearn / augur | augur passes (iterations) | sklearn iterations | s per pass | floor 8·N·d/bw (s) | pass / floor | predict rows/s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for n, d, total, fit, skl, npass, iters, skl_iters, per_pass, floor, pred in rows_out:
+        lines.append(f"| {n:,}×{d} | {total:.2f} | {fit:.2f} | {skl:.2f} | {skl / total:.2f} | {npass} ({iters}) | {skl_iters} | "
+                     f"{per_pass:.4f} | {floor:.4f} | {per_pass / floor:.1f} | {pred:,.0f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", "ml.md"), "w") as f:
+        f.write(text)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
