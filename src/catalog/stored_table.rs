@@ -32,7 +32,7 @@ use futures::StreamExt;
 
 use super::store::{CatalogStore, Entry, hint_for_io};
 
-const ROW_GROUP_ROWS: usize = 128 * 1024;
+pub(crate) const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Where a stored table's rows live.
 #[derive(Debug)]

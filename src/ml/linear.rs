@@ -4,6 +4,7 @@
 
 use super::logistic::{Params, Shard, Summary, summarize};
 use super::optim::{self, Iteration, Options, StopReason};
+use super::pass::fused_pass;
 
 #[derive(Debug, Clone)]
 pub struct Fit {
@@ -109,30 +110,11 @@ pub fn fit(
             0.0
         };
         let y_shift = if center { label_mean } else { 0.0 };
-        let mut loss = 0.0;
-        let mut raw = vec![0.0; features];
-        let mut residual_sum = 0.0;
-        for s in shards {
-            let n = s.rows();
-            let mut r = vec![offset; n];
-            for (j, col) in s.columns.iter().enumerate() {
-                if a[j] != 0.0 {
-                    for (ri, x) in r.iter_mut().zip(col) {
-                        *ri += a[j] * x;
-                    }
-                }
-            }
-            for i in 0..n {
-                let diff = r[i] - (s.label[i] - y_shift) / label_std;
-                let wi = w(s, i);
-                loss += 0.5 * wi * diff * diff;
-                r[i] = wi * diff;
-                residual_sum += r[i];
-            }
-            for (j, col) in s.columns.iter().enumerate() {
-                raw[j] += r.iter().zip(col).map(|(a, b)| a * b).sum::<f64>();
-            }
-        }
+        let total = fused_pass(shards, &a, offset, |m, y, w| {
+            let diff = m - (y - y_shift) / label_std;
+            (0.5 * w * diff * diff, w * diff)
+        });
+        let (loss, raw, residual_sum) = (total.loss, total.raw, total.residual_sum);
         let mut value = loss / w_total;
         for j in 0..features {
             grad[j] = if std[j] > 0.0 {

@@ -3,6 +3,7 @@
 //! without an L1 term and OWL-QN with one (DESIGN §5).
 
 use super::optim::{self, Iteration, Options, StopReason};
+use super::pass::fused_pass;
 
 /// Rows of one partition, column-major: `columns[j][i]` is feature j of row i.
 #[derive(Debug, Clone, Default)]
@@ -167,47 +168,19 @@ impl Objective<'_> {
             } else {
                 0.0
             };
-        let partials: Vec<(f64, Vec<f64>, f64)> = parallel_map(self.shards, |shard| {
-            let n = shard.rows();
-            let mut margin = vec![offset; n];
-            for (j, col) in shard.columns.iter().enumerate() {
-                if a[j] != 0.0 {
-                    for (m, x) in margin.iter_mut().zip(col) {
-                        *m += a[j] * x;
-                    }
-                }
-            }
-            let mut loss = 0.0;
-            let mut residual_sum = 0.0;
-            // Reuse the margin buffer for weighted residuals w(p − y).
-            for i in 0..n {
-                let m = margin[i];
-                let w = shard.w(i);
-                let y = shard.label[i];
-                let log1pexp = if m > 0.0 {
-                    m + (-m).exp().ln_1p()
-                } else {
-                    m.exp().ln_1p()
-                };
-                loss += w * (log1pexp - y * m);
-                let p = 1.0 / (1.0 + (-m).exp());
-                margin[i] = w * (p - y);
-                residual_sum += margin[i];
-            }
-            let raw: Vec<f64> = shard.columns.iter().map(|col| dot(&margin, col)).collect();
-            (loss, raw, residual_sum)
+        let total = fused_pass(self.shards, &a, offset, |m, y, w| {
+            // One exp for both log(1 + e^m) and the probability, stable for either sign.
+            let e = (-m.abs()).exp();
+            let log1pexp = m.max(0.0) + e.ln_1p();
+            let p = if m >= 0.0 {
+                1.0 / (1.0 + e)
+            } else {
+                e / (1.0 + e)
+            };
+            (w * (log1pexp - y * m), w * (p - y))
         });
+        let (loss, raw, residual_sum) = (total.loss, total.raw, total.residual_sum);
         let w = self.summary.weight_sum;
-        let mut loss = 0.0;
-        let mut raw = vec![0.0; d];
-        let mut residual_sum = 0.0;
-        for (l, r, s) in partials {
-            loss += l;
-            residual_sum += s;
-            for j in 0..d {
-                raw[j] += r[j];
-            }
-        }
         let mut value = loss / w;
         for j in 0..d {
             // ∂/∂γ_j of the loss: Σ r_i (x_ij − μ_j)/σ_j, over W.
@@ -315,30 +288,6 @@ pub fn fit(
         summary,
         lambda_max,
     }
-}
-
-/// Run `f` over shards on scoped threads (one per shard, at most the core count at once).
-fn parallel_map<T: Send>(shards: &[Shard], f: impl Fn(&Shard) -> T + Sync) -> Vec<T> {
-    if shards.len() <= 1 {
-        return shards.iter().map(&f).collect();
-    }
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let mut out = Vec::with_capacity(shards.len());
-    for group in shards.chunks(threads.max(1)) {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = group.iter().map(|s| scope.spawn(|| f(s))).collect();
-            for h in handles {
-                out.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-            }
-        });
-    }
-    out
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 #[cfg(test)]

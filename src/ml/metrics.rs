@@ -46,8 +46,10 @@ pub struct RocPoint {
 /// (score, label, weight) triples → points at each distinct score, highest first, starting
 /// at (0, 0). Ties share a point, which is what makes the AUC exact with ties.
 pub fn roc_curve(scored: &[(f64, f64, f64)]) -> Vec<RocPoint> {
-    let mut sorted: Vec<&(f64, f64, f64)> = scored.iter().collect();
-    sorted.sort_by(|a, b| b.0.total_cmp(&a.0));
+    // Sorting the triples themselves (not references) keeps the sort in cache; tied scores
+    // are summed together below, so stability does not matter.
+    let mut sorted: Vec<(f64, f64, f64)> = scored.to_vec();
+    sorted.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
     let positives: f64 = scored.iter().map(|(_, y, w)| y * w).sum();
     let negatives: f64 = scored.iter().map(|(_, y, w)| (1.0 - y) * w).sum();
     let mut points = vec![RocPoint {
@@ -104,7 +106,15 @@ pub fn auc_pr(points: &[RocPoint]) -> f64 {
 
 /// Metrics of a binary classifier from (probability, label, weight); predicted positive iff p > threshold.
 pub fn classification(scored: &[(f64, f64, f64)], threshold: f64) -> ClassificationMetrics {
-    let points = roc_curve(scored);
+    classification_on_curve(scored, &roc_curve(scored), threshold)
+}
+
+/// [`classification`] with the ROC curve of `scored` already computed (it costs a sort).
+pub fn classification_on_curve(
+    scored: &[(f64, f64, f64)],
+    points: &[RocPoint],
+    threshold: f64,
+) -> ClassificationMetrics {
     let mut c = Confusion {
         true_positive: 0.0,
         false_positive: 0.0,
@@ -130,8 +140,8 @@ pub fn classification(scored: &[(f64, f64, f64)], threshold: f64) -> Classificat
     let recall = ratio(c.true_positive, c.true_positive + c.false_negative);
     ClassificationMetrics {
         rows: scored.len(),
-        auc_roc: auc_roc(&points),
-        auc_pr: auc_pr(&points),
+        auc_roc: auc_roc(points),
+        auc_pr: auc_pr(points),
         log_loss: ratio(loss, weight),
         accuracy: ratio(c.true_positive + c.true_negative, weight),
         precision,

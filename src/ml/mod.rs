@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod options;
+pub mod pass;
 pub mod physical;
 pub mod planner;
 pub mod preprocess;

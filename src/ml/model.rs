@@ -190,12 +190,16 @@ pub fn train(
     let width: usize = encoders.iter().map(|e| e.width()).sum();
     let feature_names: Vec<String> = encoders.iter().flat_map(|e| e.feature_names()).collect();
 
-    let mut dropped = 0;
-    let mut bad_labels: Vec<f64> = vec![];
-    let mut encode = |batches: &[RecordBatch]| -> Result<Shard> {
+    // Per partition: the encoded rows, rows dropped for NULLs, distinct non-0/1 labels seen.
+    let encode = |batches: &[RecordBatch]| -> Result<(Shard, usize, Vec<f64>)> {
+        let mut dropped = 0;
+        let mut bad_labels: Vec<f64> = vec![];
+        // Sized up front: growing 8 MB columns by doubling costs copies and page faults.
+        let capacity: usize = batches.iter().map(|b| b.num_rows()).sum();
         let mut shard = Shard {
-            columns: vec![vec![]; width],
-            ..Default::default()
+            columns: vec![Vec::with_capacity(capacity); width],
+            label: Vec::with_capacity(capacity),
+            weight: Vec::with_capacity(if weight_index.is_some() { capacity } else { 0 }),
         };
         for batch in batches {
             let n = batch.num_rows();
@@ -227,6 +231,7 @@ pub fn train(
                 Some(w) => Some(cast(batch.column(w), &DataType::Float64)?),
                 None => None,
             };
+            let mut keep = vec![false; n];
             for i in 0..n {
                 let y = if label.is_null(i) {
                     None
@@ -254,22 +259,57 @@ pub fn train(
                     }
                     continue;
                 }
-                for j in 0..width {
-                    shard.columns[j].push(columns[j][i]);
-                }
+                keep[i] = true;
                 shard.label.push(y);
                 if let Some(w) = w {
                     shard.weight.push(w);
                 }
             }
+            // Column by column: one sequential copy per feature instead of a scatter per row.
+            let keep_all = keep.iter().all(|k| *k);
+            for (target, encoded) in shard.columns.iter_mut().zip(columns) {
+                if keep_all {
+                    target.extend_from_slice(&encoded);
+                } else {
+                    target.extend(
+                        encoded
+                            .iter()
+                            .zip(&keep)
+                            .filter(|(_, k)| **k)
+                            .map(|(x, _)| *x),
+                    );
+                }
+            }
         }
-        Ok(shard)
+        Ok((shard, dropped, bad_labels))
     };
-    let shards: Vec<Shard> = train_parts
-        .iter()
-        .map(|p| encode(p))
-        .collect::<Result<_>>()?;
-    let test = encode(&test_batches)?;
+    // Partitions encode on their own threads; the held-out rows alongside.
+    let encoded: Vec<Result<(Shard, usize, Vec<f64>)>> = std::thread::scope(|scope| {
+        let encode = &encode;
+        let handles: Vec<_> = train_parts
+            .iter()
+            .chain(std::iter::once(&test_batches))
+            .map(|part| scope.spawn(move || encode(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut shards = vec![];
+    let mut dropped = 0;
+    let mut bad_labels: Vec<f64> = vec![];
+    for part in encoded {
+        let (shard, part_dropped, part_bad) = part?;
+        shards.push(shard);
+        dropped += part_dropped;
+        for y in part_bad {
+            if bad_labels.len() < 10_000 && !bad_labels.contains(&y) {
+                bad_labels.push(y);
+            }
+        }
+    }
+    let test = shards.pop().unwrap_or_default();
     if !bad_labels.is_empty() {
         bad_labels.sort_by(f64::total_cmp);
         let shown: Vec<String> = bad_labels.iter().take(5).map(|v| v.to_string()).collect();
@@ -400,7 +440,8 @@ pub fn train(
     let evaluated: Vec<Shard> = if test.rows() > 0 { vec![test] } else { shards };
     let scored = model.score_shards(&evaluated);
     if options.model_type.is_classifier() {
-        let m = metrics::classification(&scored, options.threshold);
+        let curve = metrics::roc_curve(&scored);
+        let m = metrics::classification_on_curve(&scored, &curve, options.threshold);
         if model.training.metrics_on == "training"
             && m.auc_roc >= 0.9999
             && options.reg_param == 0.0
@@ -408,7 +449,7 @@ pub fn train(
         {
             warnings.push("the features (near-)perfectly separate the classes: coefficients grow without bound; add regularisation (reg_param)".into());
         }
-        model.roc = metrics::thin(&metrics::roc_curve(&scored), ROC_POINTS);
+        model.roc = metrics::thin(&curve, ROC_POINTS);
         model.metrics = Some(Metrics::Classification(m));
     } else {
         model.metrics = Some(Metrics::Regression(metrics::regression(&scored)));
@@ -419,15 +460,6 @@ pub fn train(
 }
 
 impl Model {
-    fn margin(&self, features: &[f64]) -> f64 {
-        self.intercept
-            + features
-                .iter()
-                .zip(&self.coefficients)
-                .map(|(x, b)| x * b)
-                .sum::<f64>()
-    }
-
     fn output(&self, margin: f64) -> f64 {
         if self.options.model_type.is_classifier() {
             augur_udfs::math::sigmoid(margin)
@@ -438,22 +470,27 @@ impl Model {
 
     /// (score, label, weight) of encoded rows: probability for classifiers, value for regressions.
     fn score_shards(&self, shards: &[Shard]) -> Vec<(f64, f64, f64)> {
-        let mut out = vec![];
-        let mut row = vec![0.0; self.coefficients.len()];
-        for s in shards {
-            for i in 0..s.rows() {
-                for j in 0..row.len() {
-                    row[j] = s.columns[j][i];
+        let chunks = super::pass::parallel_chunks(shards, |s, rows| {
+            let mut margin = vec![self.intercept; rows.len()];
+            for (col, b) in s.columns.iter().zip(&self.coefficients) {
+                for (m, x) in margin.iter_mut().zip(&col[rows.clone()]) {
+                    *m += b * x;
                 }
-                let w = if s.weight.is_empty() {
+            }
+            let w = |i: usize| {
+                if s.weight.is_empty() {
                     1.0
                 } else {
                     s.weight[i]
-                };
-                out.push((self.output(self.margin(&row)), s.label[i], w));
-            }
-        }
-        out
+                }
+            };
+            margin
+                .into_iter()
+                .zip(rows)
+                .map(|(m, i)| (self.output(m), s.label[i], w(i)))
+                .collect::<Vec<_>>()
+        });
+        chunks.concat()
     }
 
     /// Score a batch holding the model's input columns: the raw output (probability or

@@ -52,6 +52,10 @@ impl Session {
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(false)
             .with_default_catalog_and_schema(CATALOG, SCHEMA);
+        // COPY writes row groups the size stored tables use, so a file Augur wrote scans on
+        // every core (DataFusion's default, 1Mi rows, leaves a 1M-row file in one group).
+        config.options_mut().execution.parquet.max_row_group_size =
+            crate::catalog::stored_table::ROW_GROUP_ROWS;
         let notices = Arc::new(Notices::default());
         config = config.with_extension(Arc::clone(&notices));
         if let Some(n) = db.config().target_partitions {
