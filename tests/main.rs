@@ -1,5 +1,5 @@
 //! Augur's integration tests, one binary: sqllogictest files, the binary end to end,
-//! the shell through a pty, and crash safety under `kill -9`.
+//! the shell through a pty, functions, and crash safety under `kill -9`.
 
 mod cli;
 mod common;
@@ -9,6 +9,7 @@ mod ml;
 mod persistence;
 mod shell;
 mod sqllogic;
+mod udfs;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -19,6 +20,7 @@ fn main() {
     trials.extend(ml::trials());
     trials.extend(persistence::trials());
     trials.extend(shell::trials());
+    trials.extend(udfs::trials());
     trials.extend(crash::trials());
     libtest_mimic::run(&args, trials).exit();
 }

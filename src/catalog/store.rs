@@ -60,6 +60,13 @@ pub struct ModelEntry {
     pub versions: Vec<serde_json::Value>,
 }
 
+/// A user function: its name and the CREATE FUNCTION statement that defines it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FunctionEntry {
+    pub name: String,
+    pub sql: String,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct CatalogFile {
     pub format: u32,
@@ -69,6 +76,9 @@ pub struct CatalogFile {
     /// Models live in their own namespace: a model may share a table's name.
     #[serde(default)]
     pub models: Vec<ModelEntry>,
+    /// User functions (CREATE FUNCTION), kept as the statement that created them.
+    #[serde(default)]
+    pub functions: Vec<FunctionEntry>,
 }
 
 impl CatalogFile {

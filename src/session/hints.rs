@@ -28,7 +28,7 @@ pub fn explain(session: &Session, e: AugurError) -> AugurError {
              the column as VARCHAR and convert it with TRY_CAST"
                 .into(),
         ),
-        _ => None,
+        _ => super::functions::signature_hint(session, &text),
     };
     match hint {
         Some(hint) => AugurError::Hinted {

@@ -4,6 +4,7 @@
 
 mod complexity;
 mod create_table;
+mod functions;
 mod hints;
 mod models;
 mod notices;
@@ -44,6 +45,7 @@ pub struct Session {
     db: Database,
     ctx: SessionContext,
     notices: Arc<Notices>,
+    user_functions: functions::SharedRegistered,
 }
 
 impl Session {
@@ -101,7 +103,12 @@ impl Session {
             Arc::clone(&predict[1]),
             metrics,
         )))?;
-        Ok(Session { db, ctx, notices })
+        Ok(Session {
+            db,
+            ctx,
+            notices,
+            user_functions: Default::default(),
+        })
     }
 
     /// DataFusion's context, for embedding: register your own functions and tables here.
@@ -165,6 +172,7 @@ async fn run_statement(
 ) {
     let fail = |e: AugurError| Message::Error(e);
     let outcome = async {
+        functions::sync(&session).await?;
         let state = session.ctx.state();
         let logical = match crate::parser::ml::parse(&sql).map_err(AugurError::Usage)? {
             Some(ml) => match models::plan(&session, ml).await? {
@@ -175,8 +183,9 @@ async fn run_statement(
             },
             None => {
                 let dialect = state.config().options().sql_parser.dialect;
-                let statement = state.sql_to_statement(&sql, &dialect)?;
+                let mut statement = state.sql_to_statement(&sql, &dialect)?;
                 complexity::check(&statement)?;
+                functions::prepare(&mut statement)?;
                 state.statement_to_plan(statement).await?
             }
         };
@@ -184,6 +193,14 @@ async fn run_statement(
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => {
                 create_table::create_table(&session, cmd).await?;
                 return Ok::<_, AugurError>(None);
+            }
+            LogicalPlan::Ddl(DdlStatement::CreateFunction(cmd)) => {
+                functions::create(&session, &cmd, &sql).await?;
+                return Ok(None);
+            }
+            LogicalPlan::Ddl(DdlStatement::DropFunction(cmd)) => {
+                functions::drop_function(&session, &cmd).await?;
+                return Ok(None);
             }
             other => session.ctx.execute_logical_plan(other).await?,
         };

@@ -75,6 +75,16 @@ const COMMANDS: &[Command] = &[
         help: "this list",
     },
     Command {
+        names: &[".help", "\\h"],
+        args: "FUNCTION",
+        help: "what FUNCTION does, its arguments and an example",
+    },
+    Command {
+        names: &["\\df"],
+        args: "[PATTERN]",
+        help: "list functions (LIKE PATTERN)",
+    },
+    Command {
         names: &[".quit", ".exit", "\\q"],
         args: "",
         help: "leave the shell (Ctrl-D does too)",
@@ -97,6 +107,80 @@ pub fn help() -> String {
          Files are tables: SELECT * FROM 'data.csv'; read_csv('x.txt', delimiter = ';').",
     );
     out
+}
+
+/// Table functions: DataFusion's information_schema lists only scalar, aggregate and
+/// window functions, so their help lives here.
+const TABLE_FUNCTIONS: &[(&str, &str)] = &[
+    (
+        "read_csv",
+        "read_csv(path [, 'option', value …]): the rows of CSV files (path, glob or directory); options such as 'delimiter', ';' or 'has_header', false",
+    ),
+    (
+        "read_parquet",
+        "read_parquet(path): the rows of Parquet files (path, glob or directory)",
+    ),
+    (
+        "generate_transactions",
+        "generate_transactions(rows [, seed]): the synthetic credit-risk dataset of the demo (customer_id, transaction_date, transaction_amount, transaction_type, age, balance, prior_defaults, merchant_category, risk_score), deterministic for a seed (default 42). Example: SELECT * FROM generate_transactions(1000000, 7)",
+    ),
+    (
+        "generate_series",
+        "generate_series(start, stop [, step]): integers from start to stop inclusive",
+    ),
+    (
+        "predict",
+        "predict(model, table | (query)): the input rows with the model's prediction (and probability)",
+    ),
+    (
+        "evaluate",
+        "evaluate(model [, table | (query)]): one row of quality metrics (held-out rows by default)",
+    ),
+    (
+        "model_weights",
+        "model_weights(model): one row per coefficient, and the intercept",
+    ),
+    (
+        "training_info",
+        "training_info(model): one row per optimiser iteration (objective, gradient norm, step)",
+    ),
+    (
+        "feature_info",
+        "feature_info(model): how each input column became features",
+    ),
+    (
+        "roc_curve",
+        "roc_curve(model): the ROC curve on the evaluation rows",
+    ),
+    (
+        "confusion_matrix",
+        "confusion_matrix(model [, threshold]): counts of predicted vs actual classes",
+    ),
+];
+
+/// `.help NAME`: the function's documentation from information_schema.
+fn function_help(name: &str) -> Action {
+    let name = name
+        .trim_end_matches("()")
+        .to_lowercase()
+        .replace('\'', "''");
+    let empty = TABLE_FUNCTIONS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| format!("table function {text}"))
+        .unwrap_or_else(|| format!("no function named '{name}'; \\df lists them"));
+    Action::Query {
+        sql: format!(
+            "WITH sigs AS (SELECT rid, '(' || string_agg(coalesce(parameter_name || ' ', '') || data_type, ', ' \
+             ORDER BY ordinal_position) || ')' AS sig FROM information_schema.parameters \
+             WHERE specific_name = '{name}' AND parameter_mode = 'IN' GROUP BY rid) \
+             SELECT r.routine_name AS \"function\", lower(r.function_type) AS kind, r.description, \
+             r.syntax_example AS example, (SELECT string_agg(DISTINCT sig, '; ') FROM sigs) AS signatures \
+             FROM (SELECT DISTINCT routine_name, function_type, description, syntax_example \
+             FROM information_schema.routines WHERE routine_name = '{name}') r"
+        ),
+        empty: Some(empty),
+    }
 }
 
 /// Interpret one meta-command line.
@@ -166,7 +250,19 @@ pub fn interpret(line: &str, settings: &mut Settings) -> Result<Action, String> 
             Some(file) => Ok(Action::Read(file.trim_matches('\'').to_string())),
             None => Err(format!("{name} needs a file name")),
         },
-        ".help" | "\\?" | "\\h" => Ok(Action::Print(help())),
+        ".help" | "\\?" | "\\h" => match arg {
+            None => Ok(Action::Print(help())),
+            Some(f) => Ok(function_help(f)),
+        },
+        "\\df" => Ok(Action::Query {
+            sql: format!(
+                "SELECT DISTINCT routine_name AS name, lower(function_type) AS kind, description \
+                 FROM information_schema.routines {} ORDER BY name",
+                arg.map(|p| format!("WHERE routine_name LIKE '{}'", p.replace('\'', "''")))
+                    .unwrap_or_default()
+            ),
+            empty: Some("no functions match".into()),
+        }),
         ".quit" | ".exit" | "\\q" => Ok(Action::Quit),
         _ => Err(format!(
             "unknown command '{name}'; .help lists the commands"

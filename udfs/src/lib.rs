@@ -1,6 +1,7 @@
 //! `augur-udfs`: Augur's SQL functions for risk analytics, one file per family, all
 //! registered by [`register_all`] with documentation that `SHOW FUNCTIONS` and `.help` read.
 
+pub mod generate;
 pub mod math;
 pub mod split;
 
@@ -12,5 +13,9 @@ pub fn register_all(ctx: &SessionContext) -> Result<()> {
     for udf in math::functions() {
         ctx.register_udf(udf);
     }
+    ctx.register_udtf(
+        "generate_transactions",
+        std::sync::Arc::new(generate::GenerateTransactions),
+    );
     Ok(())
 }
