@@ -9,7 +9,6 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Schema};
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::error::{DataFusionError, Result};
 use serde::{Deserialize, Serialize};
 
@@ -83,27 +82,14 @@ fn plan_err(message: String) -> DataFusionError {
     DataFusionError::Plan(message)
 }
 
-/// Canonical text of each row's key (a column, or all columns), for the hash split.
+/// Canonical text of each row's key (a column, or all columns), for the hash split; the
+/// bytes come from `augur_udfs::split::row_keys` so that SQL's `hash_split` agrees.
 fn split_keys(batch: &RecordBatch, key: Option<usize>) -> Result<Vec<Vec<u8>>> {
-    let options = FormatOptions::default().with_null("\u{0}NULL");
-    let columns: Vec<usize> = match key {
-        Some(k) => vec![k],
-        None => (0..batch.num_columns()).collect(),
+    let columns = match key {
+        Some(k) => vec![Arc::clone(batch.column(k))],
+        None => batch.columns().to_vec(),
     };
-    let formatters = columns
-        .iter()
-        .map(|&c| ArrayFormatter::try_new(batch.column(c).as_ref(), &options))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok((0..batch.num_rows())
-        .map(|row| {
-            let mut key = Vec::new();
-            for f in &formatters {
-                key.extend_from_slice(f.value(row).to_string().as_bytes());
-                key.push(0x1f);
-            }
-            key
-        })
-        .collect())
+    augur_udfs::split::row_keys(&columns)
 }
 
 /// Fit a model on `data`. `keep_going` is asked after every optimiser iteration.

@@ -11,7 +11,8 @@ use datafusion::logical_expr::{
     Signature, Volatility,
 };
 
-const SECTION: DocSection = DocSection {
+/// Shared by every file of the crate so that `.help` lists all its functions under one heading.
+pub(crate) const SECTION: DocSection = DocSection {
     include: true,
     label: "Risk Analytics Functions",
     description: Some("Functions of Augur's augur-udfs crate"),
