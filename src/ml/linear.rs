@@ -28,13 +28,7 @@ pub fn fit(
 ) -> Fit {
     let summary = summarize(shards, features);
     let w_total = summary.weight_sum;
-    let w = |s: &Shard, i: usize| {
-        if s.weight.is_empty() {
-            1.0
-        } else {
-            s.weight[i]
-        }
-    };
+    let w = |s: &Shard, i: usize| s.w(i);
     let label_mean = shards
         .iter()
         .map(|s| (0..s.rows()).map(|i| w(s, i) * s.label[i]).sum::<f64>())

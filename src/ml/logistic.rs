@@ -19,7 +19,7 @@ impl Shard {
         self.label.len()
     }
 
-    fn w(&self, i: usize) -> f64 {
+    pub(crate) fn w(&self, i: usize) -> f64 {
         if self.weight.is_empty() {
             1.0
         } else {

@@ -15,7 +15,7 @@ use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
     ColumnarValue, CreateFunction, DdlStatement, DocSection, Documentation, DropFunction, Expr,
     ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    Volatility, cast,
 };
 use datafusion::optimizer::analyzer::type_coercion::TypeCoercionRewriter;
 
@@ -75,7 +75,7 @@ impl SqlFunction {
 
     /// The call `name(values…)` as its body, converted to the declared return type.
     fn inline(&self, values: &[Expr]) -> Result<Expr> {
-        Ok(self.substitute(values)?.cast_to_type(&self.returns))
+        Ok(cast(self.substitute(values)?, self.returns.clone()))
     }
 
     /// The body with argument `i` replaced by `values[i]` (by name, or `$i+1`).
@@ -96,24 +96,12 @@ impl SqlFunction {
                     _ => None,
                 };
                 Ok(match index.and_then(|i| values.get(i).map(|v| (i, v))) {
-                    Some((i, v)) => Transformed::yes(v.clone().cast_to_type(&self.args[i].1)),
+                    Some((i, v)) => Transformed::yes(cast(v.clone(), self.args[i].1.clone())),
                     None => Transformed::no(e),
                 })
             })?
             .data;
         Ok(body)
-    }
-}
-
-trait CastTo {
-    fn cast_to_type(self, t: &DataType) -> Expr;
-}
-impl CastTo for Expr {
-    fn cast_to_type(self, t: &DataType) -> Expr {
-        Expr::Cast(datafusion::logical_expr::Cast::new(
-            Box::new(self),
-            t.clone(),
-        ))
     }
 }
 
@@ -416,7 +404,8 @@ pub async fn create(session: &Session, create: &CreateFunction, sql: &str) -> Au
             "CREATE TEMPORARY FUNCTION: user functions are stored with the database; drop it when done".into(),
         )));
     }
-    let function = build(create, sql)?;
+    // Checked here so a bad body is refused before anything is committed.
+    build(create, sql)?;
     session.db.store().commit(|catalog| {
         catalog.functions.retain(|f| f.name != *name);
         catalog.functions.push(FunctionEntry {
@@ -425,7 +414,6 @@ pub async fn create(session: &Session, create: &CreateFunction, sql: &str) -> Au
         });
         Ok(())
     })?;
-    drop(function);
     sync(session).await
 }
 

@@ -339,6 +339,14 @@ pub(crate) mod testing {
     }
 
     /// The aggregate over all of `columns` in one accumulator.
+    /// The aggregate called `name` among a family's `aggregates`.
+    pub fn named(aggregates: Vec<AggregateUDF>, name: &str) -> AggregateUDF {
+        aggregates
+            .into_iter()
+            .find(|u| u.name() == name)
+            .expect("registered")
+    }
+
     pub fn whole(udaf: &AggregateUDF, columns: &[ArrayRef]) -> Result<ScalarValue> {
         let mut acc = accumulator(udaf, columns)?;
         acc.update_batch(columns)?;

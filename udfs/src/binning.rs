@@ -463,10 +463,7 @@ mod tests {
     use datafusion::arrow::array::BooleanArray;
 
     fn udaf(name: &str) -> AggregateUDF {
-        aggregates()
-            .into_iter()
-            .find(|u| u.name() == name)
-            .expect("registered")
+        crate::aggregate::testing::named(aggregates(), name)
     }
 
     type Row = (Option<String>, i64, i64, Option<f64>);

@@ -436,10 +436,7 @@ mod tests {
     use datafusion::arrow::array::{BooleanArray, Float64Array, Int64Array};
 
     fn udaf(name: &str) -> AggregateUDF {
-        aggregates()
-            .into_iter()
-            .find(|u| u.name() == name)
-            .expect("registered")
+        crate::aggregate::testing::named(aggregates(), name)
     }
 
     fn run(name: &str, scores: &[Option<f64>], labels: &[Option<i64>]) -> Result<Option<f64>> {

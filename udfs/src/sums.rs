@@ -213,10 +213,7 @@ mod tests {
     use datafusion::arrow::array::Float64Array;
 
     fn udaf(name: &str) -> AggregateUDF {
-        aggregates()
-            .into_iter()
-            .find(|u| u.name() == name)
-            .expect("registered")
+        crate::aggregate::testing::named(aggregates(), name)
     }
 
     fn run(name: &str, a: &[Option<f64>], b: &[Option<f64>]) -> Result<Option<f64>> {
