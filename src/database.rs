@@ -12,6 +12,7 @@ use crate::catalog::{self, CatalogStore, DatabaseSchema, Entry, StoredTable};
 use crate::config::{DatabaseConfig, default_memory_limit, format_size};
 use crate::error::{AugurError, Result};
 use crate::session::Session;
+use crate::storage::object_stores::StoreRegistry;
 
 /// An open database. Cheap to clone; every clone and every session shares one catalog.
 #[derive(Clone, Debug)]
@@ -24,6 +25,7 @@ struct Inner {
     store: Arc<CatalogStore>,
     schema: Arc<DatabaseSchema>,
     runtime: Arc<RuntimeEnv>,
+    object_stores: Arc<StoreRegistry>,
     config: DatabaseConfig,
     memory_limit: usize,
 }
@@ -40,7 +42,13 @@ impl Database {
             FairSpillPool::new(memory_limit),
             NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN),
         ));
-        let mut runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::clone(&pool));
+        let object_stores = Arc::new(
+            StoreRegistry::new(store.dir().map(|d| d.to_path_buf()))
+                .map_err(AugurError::Database)?,
+        );
+        let mut runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::clone(&pool))
+            .with_object_store_registry(Arc::clone(&object_stores) as _);
         if let Some(dir) = store.dir() {
             runtime = runtime.with_temp_file_path(dir.join(catalog::store::TMP_DIR));
         }
@@ -51,6 +59,7 @@ impl Database {
                 store,
                 schema,
                 runtime,
+                object_stores,
                 config,
                 memory_limit,
             }),
@@ -91,6 +100,11 @@ impl Database {
 
     pub(crate) fn runtime(&self) -> &Arc<RuntimeEnv> {
         &self.inner.runtime
+    }
+
+    /// Object stores (S3, HTTP) and the credentials that must never be printed.
+    pub(crate) fn object_stores(&self) -> &Arc<StoreRegistry> {
+        &self.inner.object_stores
     }
 
     pub(crate) fn memory_pool(&self) -> Arc<dyn MemoryPool> {

@@ -25,6 +25,9 @@ pub enum AugurError {
         source: Box<AugurError>,
         hint: String,
     },
+    /// An error whose text held a credential, masked with `***`.
+    #[error("{message}")]
+    Redacted { class: ErrorClass, message: String },
     /// The statement was cancelled (Ctrl-C, a dropped client, a timeout).
     #[error("query cancelled")]
     Cancelled,
@@ -100,6 +103,7 @@ impl AugurError {
             AugurError::Cancelled => ErrorClass::Cancelled,
             AugurError::TooComplex(_) => ErrorClass::TooComplex,
             AugurError::Hinted { source, .. } => source.class(),
+            AugurError::Redacted { class, .. } => *class,
             AugurError::Internal(_) => ErrorClass::Internal,
         }
     }
@@ -142,6 +146,12 @@ fn classify_datafusion(e: &DataFusionError) -> ErrorClass {
             }
         }
         DataFusionError::IoError(io) => classify_io(io),
+        DataFusionError::ObjectStore(e) => match e.as_ref() {
+            object_store::Error::NotFound { .. } => ErrorClass::UndefinedTable,
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. } => ErrorClass::Permission,
+            _ => ErrorClass::Io,
+        },
         DataFusionError::SQL(_, _) => ErrorClass::Syntax,
         DataFusionError::ResourcesExhausted(_) => ErrorClass::OutOfMemory,
         DataFusionError::NotImplemented(_) => ErrorClass::Unsupported,

@@ -1,5 +1,6 @@
 //! Augur's integration tests, one binary: sqllogictest files, the binary end to end,
-//! the shell through a pty, functions, and crash safety under `kill -9`.
+//! the shell through a pty, functions, object storage against a local S3 server, and crash
+//! safety under `kill -9`.
 
 mod cli;
 mod common;
@@ -7,6 +8,7 @@ mod crash;
 mod errors;
 mod ml;
 mod persistence;
+mod s3;
 mod shell;
 mod sqllogic;
 mod udfs;
@@ -20,6 +22,7 @@ fn main() {
     trials.extend(ml::trials());
     trials.extend(persistence::trials());
     trials.extend(shell::trials());
+    trials.extend(s3::trials());
     trials.extend(udfs::trials());
     trials.extend(crash::trials());
     libtest_mimic::run(&args, trials).exit();

@@ -30,6 +30,7 @@ fn objects_survive_restart() -> R {
     let d = dir.path();
     std::fs::write(d.join("people.csv"), "name,age\nann,34\nbob,51\n")
         .map_err(|e| e.to_string())?;
+    std::fs::write(d.join("semi.csv"), "ann;34\nbob;51\n").map_err(|e| e.to_string())?;
     let db = d.join("db");
     let db = db.to_str().unwrap_or_default();
     let run = |sql: &str| ok(&augur_in(d, &[db, "-c", sql], None));
@@ -40,6 +41,8 @@ fn objects_survive_restart() -> R {
          CREATE TABLE rich AS SELECT * FROM accounts WHERE balance > 50; \
          CREATE VIEW named AS SELECT owner FROM accounts WHERE owner IS NOT NULL; \
          CREATE EXTERNAL TABLE people STORED AS CSV LOCATION 'people.csv' OPTIONS ('format.has_header' 'true'); \
+         CREATE EXTERNAL TABLE semi (name VARCHAR, age BIGINT NOT NULL) STORED AS CSV LOCATION 'semi.csv' \
+           OPTIONS ('format.delimiter' ';', 'format.has_header' 'false'); \
          CREATE TABLE doomed AS SELECT 1 AS x; DROP TABLE doomed",
     )?;
     let tables = run(
@@ -47,7 +50,7 @@ fn objects_survive_restart() -> R {
     )?;
     check(
         tables
-            == "table_name,table_type\naccounts,BASE TABLE\nnamed,VIEW\npeople,BASE TABLE\nrich,BASE TABLE\n",
+            == "table_name,table_type\naccounts,BASE TABLE\nnamed,VIEW\npeople,BASE TABLE\nrich,BASE TABLE\nsemi,BASE TABLE\n",
         || format!("tables {tables:?}"),
     )?;
     let rows = run("SELECT id, owner, balance FROM accounts ORDER BY id")?;
@@ -59,6 +62,12 @@ fn objects_survive_restart() -> R {
         "SELECT (SELECT count(*) FROM rich) AS r, (SELECT count(*) FROM named) AS n, (SELECT max(age) FROM people) AS a",
     )?;
     check(rows == "r,n,a\n1,3,51\n", || format!("others {rows:?}"))?;
+    // The external table keeps its declared columns and options (delimiter, no header).
+    let rows = run("SELECT sum(age) AS s, min(name) AS m FROM semi; DESCRIBE semi")?;
+    check(
+        rows.starts_with("s,m\n85,ann\n") && rows.contains("age,Int64,NO"),
+        || format!("semi {rows:?}"),
+    )?;
     let described = run("DESCRIBE accounts")?;
     check(
         described.contains("id,Int32,NO") && described.contains("owner,Utf8"),

@@ -7,8 +7,11 @@ cd "$(dirname "$0")/.."
 # Reuse one build directory across clones (CI clones afresh; the build need not start over).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/augur-target}"
 
-# Python is used by the data generator checks; nothing else needs installing yet.
-command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3; }
+# Python runs the data generator check and the S3-compatible server (moto) the S3 tests use.
+command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 python3-pip; }
+python3 -c "import moto.server, boto3" 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check 'moto[server]' \
+  || python3 -m pip install -q --break-system-packages 'moto[server]'
 
 # The demo data must be exactly what the generator makes.
 python3 testdata/gen_transactions.py > "${TMPDIR:-/tmp}/augur-transactions.csv"

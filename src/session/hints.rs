@@ -7,11 +7,12 @@ use crate::config::format_size;
 use crate::error::{AugurError, ErrorClass};
 
 pub fn explain(session: &Session, e: AugurError) -> AugurError {
-    if matches!(e, AugurError::Hinted { .. }) {
+    if matches!(e, AugurError::Hinted { .. } | AugurError::Redacted { .. }) {
         return e;
     }
     let text = e.to_string();
     let hint = match e.class() {
+        _ if object_store_error(&e) => object_store_hint(session, &text),
         ErrorClass::UndefinedTable => missing_table_hint(session, &text),
         ErrorClass::DiskFull => Some(
             "the disk is full: free space (or move the database directory) and retry; \
@@ -37,6 +38,69 @@ pub fn explain(session: &Session, e: AugurError) -> AugurError {
         },
         None => e,
     }
+}
+
+/// The error with every credential Augur knows of, and those written in `sql`, masked.
+pub fn redact(session: &Session, e: AugurError, sql: &str) -> AugurError {
+    let also = super::store_options::secret_values(sql);
+    match session.db.object_stores().redact(&e.to_string(), &also) {
+        Some(message) => AugurError::Redacted {
+            class: e.class(),
+            message,
+        },
+        None => e,
+    }
+}
+
+fn object_store_error(e: &AugurError) -> bool {
+    let text = e.to_string();
+    text.contains("Object Store error")
+        || text.contains("Generic S3 error")
+        || text.contains("Generic HTTP")
+        || text.contains("s3://")
+}
+
+/// What to set or fix for an S3 failure, with how the bucket's store was configured.
+fn object_store_hint(session: &Session, text: &str) -> Option<String> {
+    let described = session.db.object_stores().describe_mentioned(text);
+    let unsigned = described.as_ref().is_some_and(|d| d.contains("unsigned"));
+    let unreachable = text.contains("error sending request")
+        || text.contains("onnect")
+        || text.contains("timed out")
+        || text.contains("retries");
+    let setup = described
+        .map(|d| format!(" (store {d})"))
+        .unwrap_or_default();
+    let advice = if unreachable {
+        "the object store did not answer: check that the server at AWS_ENDPOINT_URL \
+         ('aws.endpoint') is running and reachable"
+    } else if unsigned {
+        "no credentials were found, so the requests were unsigned: set AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or the table's 'aws.access_key_id' and \
+         'aws.secret_access_key' options"
+    } else if text.contains("NoSuchBucket") {
+        "the bucket does not exist at this endpoint: check the bucket name, AWS_ENDPOINT_URL \
+         ('aws.endpoint') and AWS_REGION ('aws.region')"
+    } else if text.contains("InvalidAccessKeyId") || text.contains("SignatureDoesNotMatch") {
+        "the server rejected the credentials: check AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY (or the table's 'aws.access_key_id' / 'aws.secret_access_key')"
+    } else if text.contains("AccessDenied") {
+        "access denied: these credentials may not do this; use credentials that may \
+         (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or the table's \
+         'aws.access_key_id' and 'aws.secret_access_key' options)"
+    } else if text.contains("403") || text.contains("lacked the necessary privileges") {
+        "access denied (HTTP 403): the credentials are wrong or may not read this bucket; \
+         check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or the table's \
+         'aws.access_key_id' and 'aws.secret_access_key' options)"
+    } else if text.contains("PermanentRedirect") || text.contains("301") {
+        "the bucket is in another region: set AWS_REGION (or 'aws.region') to the bucket's region"
+    } else if text.contains("NoSuchKey") || text.contains("not found") {
+        "no object at that path: check the key, and that the prefix ends with '/' when it \
+         names a folder"
+    } else {
+        return None;
+    };
+    Some(format!("{advice}{setup}"))
 }
 
 fn missing_table_hint(session: &Session, text: &str) -> Option<String> {

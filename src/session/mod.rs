@@ -4,11 +4,13 @@
 
 mod complexity;
 mod create_table;
+mod external_table;
 mod functions;
 mod hints;
 mod models;
 mod notices;
 mod result;
+mod store_options;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -58,6 +60,11 @@ impl Session {
         // every core (DataFusion's default, 1Mi rows, leaves a 1M-row file in one group).
         config.options_mut().execution.parquet.max_row_group_size =
             crate::catalog::stored_table::ROW_GROUP_ROWS;
+        // Files written by COPY and INSERT carry no Arrow schema: DataFusion would record the
+        // Utf8View it reads strings as, and a later scan of the folder could not merge that
+        // with the Utf8 of files from other tools or earlier writes. Parquet's own types
+        // describe every column; only Arrow-only details (time zone names) are not kept.
+        config.options_mut().execution.parquet.skip_arrow_metadata = true;
         let notices = Arc::new(Notices::default());
         config = config.with_extension(Arc::clone(&notices));
         if let Some(n) = db.config().target_partitions {
@@ -141,7 +148,7 @@ impl Session {
             }
         });
         let result = QueryResult::new(rx.recv().await, rx, task, plan);
-        result.map_err(|e| hints::explain(self, e))
+        result.map_err(|e| hints::redact(self, hints::explain(self, e), sql))
     }
 
     /// Run one statement and collect all its rows.
@@ -150,7 +157,7 @@ impl Session {
             .await?
             .collect()
             .await
-            .map_err(|e| hints::explain(self, e))
+            .map_err(|e| hints::redact(self, hints::explain(self, e), sql))
     }
 
     /// Warnings left by the statements run so far (training warnings), oldest first.
@@ -160,7 +167,12 @@ impl Session {
 
     /// Enrich an error from a running statement with the same hints as planning errors.
     pub fn explain_error(&self, e: AugurError) -> AugurError {
-        hints::explain(self, e)
+        hints::redact(self, hints::explain(self, e), "")
+    }
+
+    /// `sql` with credentials (`'aws.secret_access_key' '…'`) replaced by `***`, for history.
+    pub fn redact_sql(sql: &str) -> String {
+        store_options::redact_sql(sql)
     }
 }
 
@@ -186,7 +198,18 @@ async fn run_statement(
                 let mut statement = state.sql_to_statement(&sql, &dialect)?;
                 complexity::check(&statement)?;
                 functions::prepare(&mut statement)?;
-                state.statement_to_plan(statement).await?
+                let stored_definition = store_options::prepare(&session, &mut statement)?;
+                let plan = state.statement_to_plan(statement).await?;
+                match (plan, stored_definition) {
+                    (
+                        LogicalPlan::Ddl(DdlStatement::CreateExternalTable(mut cmd)),
+                        Some(definition),
+                    ) => {
+                        cmd.definition = Some(definition);
+                        LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd))
+                    }
+                    (plan, _) => plan,
+                }
             }
         };
         let frame = match logical {

@@ -78,7 +78,7 @@ pub async fn run(session: Session, options: ShellOptions) -> i32 {
         if line.trim().is_empty() {
             continue;
         }
-        let _ = editor.add_history_entry(line.as_str());
+        let _ = editor.add_history_entry(crate::session::Session::redact_sql(&line));
         if let Some(path) = &history {
             let _ = editor.save_history(path);
         }

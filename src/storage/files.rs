@@ -16,10 +16,11 @@ use datafusion::datasource::dynamic_file::DynamicListTableFactory;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableConfigExt, ListingTableUrl,
 };
 use datafusion::datasource::listing_table_factory::ListingTableFactory;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{CreateExternalTable, Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
@@ -254,6 +255,34 @@ impl TableProvider for GuardedTable {
     }
 }
 
+/// Like `ListingTableUrl::parse`, with globs in object-store URLs too (`s3://b/dir/*.parquet`):
+/// DataFusion expands globs in local paths only.
+pub fn parse_location(location: &str) -> Result<ListingTableUrl> {
+    let remote = location
+        .find("://")
+        .filter(|_| !location.starts_with("file://"));
+    if let Some(scheme_end) = remote {
+        let glob_chars: &[char] = if location.starts_with("http") {
+            &['*', '[']
+        } else {
+            &['*', '?', '[']
+        };
+        if let Some(first) = location.find(glob_chars) {
+            let cut = location[..first].rfind('/').map_or(0, |i| i + 1);
+            if cut > scheme_end + 3 {
+                let (prefix, pattern) = location.split_at(cut);
+                let pattern = glob::Pattern::new(pattern).map_err(|e| {
+                    DataFusionError::Plan(format!("invalid glob '{pattern}' in '{location}': {e}"))
+                })?;
+                let url = url::Url::parse(prefix)
+                    .map_err(|e| DataFusionError::Plan(format!("invalid URL '{location}': {e}")))?;
+                return ListingTableUrl::try_new(url, Some(pattern));
+            }
+        }
+    }
+    ListingTableUrl::parse(location)
+}
+
 /// `SELECT … FROM 'x.csv'`: DataFusion's dynamic file tables, guarded.
 #[derive(Debug, Default)]
 pub struct GuardedUrlFactory {
@@ -270,7 +299,7 @@ impl GuardedUrlFactory {
 #[async_trait]
 impl UrlTableFactory for GuardedUrlFactory {
     async fn try_new(&self, url: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        let Ok(parsed) = ListingTableUrl::parse(url) else {
+        let Ok(parsed) = parse_location(url) else {
             return Ok(None);
         };
         let check = FileCheck::for_extension(url).or_else(|| {
@@ -283,13 +312,38 @@ impl UrlTableFactory for GuardedUrlFactory {
             Some(FileCheck::Parquet) => ".parquet",
             None => "",
         };
-        create_checked(
-            check,
-            vec![parsed],
-            extension.into(),
-            self.inner.try_new(url),
-        )
-        .await
+        if parsed.scheme() == "file" {
+            return create_checked(
+                check,
+                vec![parsed],
+                extension.into(),
+                self.inner.try_new(url),
+            )
+            .await;
+        }
+        // DataFusion's factory turns every failure into "table not found"; for an object
+        // store URL the real reason (credentials, bucket, network) is the useful error.
+        let state = self
+            .inner
+            .session_store()
+            .get_session()
+            .upgrade()
+            .and_then(|s| s.read().as_any().downcast_ref::<SessionState>().cloned())
+            .ok_or_else(|| DataFusionError::Internal("the session has ended".into()))?;
+        let url = parsed.clone();
+        let create = async {
+            let config = ListingTableConfig::new(url)
+                .infer_options(&state)
+                .await?
+                .infer_partitions_from_path(&state)
+                .await?
+                .infer_schema(&state)
+                .await?;
+            Ok(Some(
+                Arc::new(ListingTable::try_new(config)?) as Arc<dyn TableProvider>
+            ))
+        };
+        create_checked(check, vec![parsed], extension.into(), create).await
     }
 }
 
@@ -515,7 +569,7 @@ impl TableFunctionImpl for ReadFiles {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let (path, options) = self.options(args.exprs())?;
         let state = args.session();
-        let url = ListingTableUrl::parse(&path)?;
+        let url = parse_location(&path)?;
         let check = FileCheck::for_format(options.format.as_ref());
         let extension = options.file_extension.clone();
         let config = ListingTableConfig::new(url.clone()).with_listing_options(options);

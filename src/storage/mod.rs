@@ -1,6 +1,8 @@
-//! Where data lives outside the database directory: local files (validated), later object stores.
+//! Where data lives outside the database directory: local files (validated) and object stores.
 
+pub mod aws_profile;
 pub mod files;
+pub mod object_stores;
 pub mod validate;
 
 pub use files::{GuardedTableFactory, GuardedUrlFactory, ReadFiles};
