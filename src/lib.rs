@@ -32,7 +32,8 @@ pub mod script;
 pub mod session;
 /// The interactive shell: line editing, meta-commands, completion, progress.
 pub mod shell;
-/// Files outside the database: validated CSV/Parquet tables, `read_csv`, `read_parquet`.
+/// Files outside the database: validated CSV/Parquet tables, `read_csv`, `read_parquet`, and
+/// object stores (S3 and S3-compatible servers, HTTP) with their credentials.
 pub mod storage;
 
 pub use config::DatabaseConfig;

@@ -33,6 +33,7 @@ pub fn trials() -> Vec<Trial> {
             bad_credentials_and_locations,
         ),
         Trial::test("s3::server_killed_before_a_read", server_killed),
+        Trial::test("s3::connection_cut_mid_read", connection_cut_mid_read),
         Trial::test("s3::http_urls_read_only", http_urls),
     ]
 }
@@ -683,6 +684,112 @@ fn server_killed() -> R {
     // default three-minute retry budget.
     check(started.elapsed().as_secs() < 120, || {
         format!("dead server took {:?}", started.elapsed())
+    })?;
+    Ok(())
+}
+
+/// A TCP proxy in front of the server that, once armed, cuts every response after
+/// `limit` bytes and then accepts no more connections: the server dying mid-body.
+struct CuttingProxy {
+    endpoint: String,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CuttingProxy {
+    fn start(upstream: &str, limit: usize) -> Result<CuttingProxy, String> {
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let target = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let armed = Arc::new(AtomicBool::new(false));
+        let dead = Arc::new(AtomicBool::new(false));
+        let (armed_in, dead_in) = (Arc::clone(&armed), Arc::clone(&dead));
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if dead_in.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let (mut c_read, mut s_write) = match (client.try_clone(), server.try_clone()) {
+                    (Ok(c), Ok(s)) => (c, s),
+                    _ => continue,
+                };
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                });
+                let (armed, dead) = (Arc::clone(&armed_in), Arc::clone(&dead_in));
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    let (mut server, mut client) = (server, client);
+                    let mut sent = 0usize;
+                    let mut buf = [0u8; 8192];
+                    while let Ok(n) = server.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        if armed.load(Ordering::SeqCst) && sent + n > limit {
+                            let _ = client.write_all(&buf[..limit.saturating_sub(sent)]);
+                            dead.store(true, Ordering::SeqCst);
+                            break;
+                        }
+                        if client.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        sent += n;
+                    }
+                    let _ = client.shutdown(Shutdown::Both);
+                    let _ = server.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        Ok(CuttingProxy {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            armed,
+        })
+    }
+}
+
+/// The connection drops in the middle of a file's body and the server is gone: the query
+/// fails with advice after object_store's retries, and does not hang.
+fn connection_cut_mid_read() -> R {
+    let moto = Moto::start(false, &["cut"])?;
+    let proxy = CuttingProxy::start(&moto.endpoint, 256 * 1024)?;
+    let dir = tempdir();
+    let d = dir.path();
+    let mut env = moto.env();
+    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint.clone()));
+    let db = d.join("db");
+    let db = db.to_str().unwrap_or_default();
+    ok(&augur_env(
+        d,
+        &env,
+        &[
+            db,
+            "-c",
+            "COPY (SELECT * FROM generate_transactions(200000, 1)) TO 's3://cut/big.csv'",
+            "-c",
+            "CREATE EXTERNAL TABLE big STORED AS CSV LOCATION 's3://cut/big.csv'",
+        ],
+    ))?;
+    proxy.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let out = augur_env(d, &env, &[db, "-c", "SELECT sum(balance) FROM big"]);
+    let err = stderr(&out);
+    check(!out.status.success(), || {
+        format!("read through a cut connection succeeded: {}", stdout(&out))
+    })?;
+    check(
+        err.contains("did not answer") && !err.contains("panicked"),
+        || format!("cut connection error: {err}"),
+    )?;
+    check(started.elapsed().as_secs() < 120, || {
+        format!("cut connection took {:?}", started.elapsed())
     })?;
     Ok(())
 }
