@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""TPC-H on Augur and DuckDB, same Parquet files, same run, answers checked against each other.
+
+  * Data: tpchgen-cli (pip install tpchgen-cli) writes one Parquet file per table, generated
+    once and cached in ~/.cache/augur-bench/tpch-sf<SF>/.
+  * Augur: one release-build process per query; the tables are external tables over the files
+    (created before timing starts); the query runs --repeat times and the time of each run is
+    what `.timer` reports. DuckDB: one connection, views over the same files, the same query
+    text --repeat times, timed around execute + fetchall. Median per query.
+  * Answers: every query's rows must agree (sorted; numbers within 1e-6 relative, since the
+    engines sum decimals and floats in different orders).
+  * Output: benches/results/tpch.md (per query, geometric means, ratio), tpch.svg (chart),
+    and a line appended to benches/results/tpch-history.md with --label.
+
+Usage: python3 benches/tpch.py [--sf 1] [--repeat 3] [--quick] [--label TEXT] [--queries 1,3,18]
+                               [--set datafusion.execution.batch_size=16384 ...]
+--quick: SF 0.1 and one repetition, for development.
+Needs: pip install duckdb tpchgen-cli; cargo build --release.
+"""
+import argparse
+import csv
+import io
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import duckdb
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+QUERIES = os.path.join(HERE, "tpch", "queries")
+RESULTS = os.path.join(HERE, "results")
+TABLES = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"]
+
+
+def generate(sf):
+    """The cached data directory for scale factor `sf`, generated on first use."""
+    root = os.path.join(os.path.expanduser("~/.cache/augur-bench"), f"tpch-sf{sf:g}")
+    done = os.path.join(root, ".complete")
+    if not os.path.exists(done):
+        shutil.rmtree(root, ignore_errors=True)
+        os.makedirs(root)
+        tpchgen = shutil.which("tpchgen-cli") or sys.exit("tpchgen-cli not found: pip install tpchgen-cli")
+        print(f"generating TPC-H SF{sf:g} into {root} …", file=sys.stderr)
+        subprocess.run([tpchgen, "parquet", "-s", f"{sf:g}", "-o", root], check=True)
+        open(done, "w").close()
+    return root
+
+
+def augur_query(binary, data, sql, repeat, settings=()):
+    """Rows (CSV) and per-run seconds of `sql` in one Augur process."""
+    setup = [f"SET {s};" for s in settings] + [f"CREATE EXTERNAL TABLE {t} STORED AS PARQUET LOCATION '{data}/{t}.parquet';" for t in TABLES]
+    args = [binary, "-q", "--format", "csv"]
+    for s in setup:
+        args += ["-c", s]
+    args += ["-c", ".timer on"]
+    for _ in range(repeat):
+        args += ["-c", sql]
+    out = subprocess.run(args, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr.strip())
+    times = [float(l.split()[2]) for l in out.stderr.splitlines() if l.startswith("Run Time")]
+    lines = out.stdout.splitlines()
+    per_run = len(lines) // repeat
+    rows = list(csv.reader(io.StringIO("\n".join(lines[1:per_run]))))
+    return rows, times
+
+
+def duckdb_query(con, sql, repeat):
+    times, rows = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        rows = con.execute(sql).fetchall()
+        times.append(time.perf_counter() - t0)
+    return rows, times
+
+
+def normal(value):
+    """A comparable form of one cell: floats for numbers, ISO text for dates, '' for NULL."""
+    if value is None:
+        return ""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def agree(ours, theirs):
+    a = sorted(([normal(v) for v in r] for r in ours), key=repr)
+    b = sorted(([normal(v) for v in r] for r in theirs), key=repr)
+    if len(a) != len(b):
+        return f"{len(a)} rows vs DuckDB's {len(b)}"
+    for x, y in zip(a, b):
+        if len(x) != len(y):
+            return f"row {x} vs {y}"
+        for u, v in zip(x, y):
+            if isinstance(u, float) and isinstance(v, float):
+                if abs(u - v) > 1e-6 * max(1.0, abs(u), abs(v)):
+                    return f"{u} vs DuckDB's {v} in {x}"
+            elif u != v:
+                return f"{u!r} vs DuckDB's {v!r} in {x}"
+    return None
+
+
+def geomean(values):
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def svg_chart(rows, title):
+    """Horizontal bars per query, Augur and DuckDB, log-free seconds; plain SVG, no plotting library."""
+    width, bar, gap, left = 760, 9, 8, 60
+    top = 40
+    height = top + len(rows) * (2 * bar + gap) + 40
+    longest = max(max(a, d) for _, a, d in rows)
+    scale = (width - left - 90) / longest
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
+           f'<text x="{left}" y="18" font-size="14">{title}</text>',
+           f'<rect x="{left}" y="26" width="10" height="8" fill="#2b6cb0"/><text x="{left + 14}" y="34">Augur</text>',
+           f'<rect x="{left + 70}" y="26" width="10" height="8" fill="#dd8a2b"/><text x="{left + 84}" y="34">DuckDB</text>']
+    y = top
+    for name, a, d in rows:
+        out.append(f'<text x="{left - 6}" y="{y + bar + 3}" text-anchor="end">{name}</text>')
+        for value, colour, dy in [(a, "#2b6cb0", 0), (d, "#dd8a2b", bar)]:
+            w = max(1.0, value * scale)
+            out.append(f'<rect x="{left}" y="{y + dy}" width="{w:.1f}" height="{bar - 1}" fill="{colour}"/>')
+            out.append(f'<text x="{left + w + 4:.1f}" y="{y + dy + bar - 2}">{value:.3f} s</text>')
+        y += 2 * bar + gap
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def main():
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/augur-target"))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--augur", default=os.path.join(target, "release", "augur"))
+    ap.add_argument("--sf", type=float, default=1)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--label", default="")
+    ap.add_argument("--queries", default=",".join(str(i) for i in range(1, 23)))
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a session setting for Augur, e.g. datafusion.execution.batch_size=16384 (repeatable)")
+    args = ap.parse_args()
+    if args.quick:
+        args.sf, args.repeat = 0.1, 1
+    data = generate(args.sf)
+    con = duckdb.connect()
+    for t in TABLES:
+        con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{data}/{t}.parquet')")
+    version = subprocess.run([args.augur, "--version"], capture_output=True, text=True).stdout.strip()
+
+    rows, failures = [], []
+    for n in [int(q) for q in args.queries.split(",")]:
+        sql = open(os.path.join(QUERIES, f"q{n}.sql")).read().strip()
+        try:
+            ours, t_ours = augur_query(args.augur, data, sql, args.repeat, args.set)
+        except RuntimeError as e:
+            failures.append(f"Q{n}: augur failed: {e}")
+            continue
+        theirs, t_theirs = duckdb_query(con, sql, args.repeat)
+        problem = agree(ours, theirs)
+        if problem:
+            failures.append(f"Q{n}: answers differ: {problem}")
+        a, d = statistics.median(t_ours), statistics.median(t_theirs)
+        rows.append((f"Q{n}", a, d))
+        print(f"Q{n:<3} augur {a:7.3f} s  duckdb {d:7.3f} s  ratio {a / d:5.2f}", file=sys.stderr)
+
+    ga, gd = geomean([a for _, a, _ in rows]), geomean([d for _, _, d in rows])
+    when = time.strftime("%Y-%m-%d %H:%M")
+    settings = f" Augur settings: {', '.join(args.set)}." if args.set else ""
+    head = (f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()} harness; "
+            f"{version} (release build) vs DuckDB {duckdb.__version__}; TPC-H SF{args.sf:g} Parquet from "
+            f"tpchgen-cli; median of {args.repeat} runs; {when}.{settings}")
+    lines = [f"# TPC-H SF{args.sf:g}: Augur vs DuckDB", "", head, "",
+             "| query | Augur | DuckDB | Augur / DuckDB |", "|---|---:|---:|---:|",
+             *[f"| {q} | {a:.3f} s | {d:.3f} s | {a / d:.2f} |" for q, a, d in rows],
+             f"| **geometric mean** | **{ga:.3f} s** | **{gd:.3f} s** | **{ga / gd:.2f}** |", ""]
+    if failures:
+        lines += ["Failures:", "", *[f"- {f}" for f in failures], ""]
+    else:
+        lines += [f"All {len(rows)} answers agree with DuckDB's.", ""]
+    lines += ["![chart](tpch.svg)", ""]
+    text = "\n".join(lines)
+    print(text)
+    if not args.quick:
+        os.makedirs(RESULTS, exist_ok=True)
+        with open(os.path.join(RESULTS, "tpch.md"), "w") as f:
+            f.write(text)
+        with open(os.path.join(RESULTS, "tpch.svg"), "w") as f:
+            f.write(svg_chart(rows, f"TPC-H SF{args.sf:g}, seconds per query (lower is better), {when}"))
+    history = os.path.join(RESULTS, "tpch-history.md")
+    new = not os.path.exists(history)
+    with open(history if not args.quick else os.devnull, "a") as f:
+        if new:
+            f.write("# TPC-H history: geometric-mean ratio Augur / DuckDB after each change\n\n"
+                    "| when | SF | change | Augur geo-mean | DuckDB geo-mean | ratio | failures |\n"
+                    "|---|---:|---|---:|---:|---:|---:|\n")
+        f.write(f"| {when} | {args.sf:g} | {args.label or '-'} | {ga:.3f} s | {gd:.3f} s | {ga / gd:.2f} | {len(failures)} |\n")
+    if failures:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
