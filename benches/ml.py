@@ -10,12 +10,16 @@ logistic model (uniform features, label drawn from the model), then measures, me
     on the same rows already in memory as numpy (loading the file is not counted for it);
   * the time of one gradient pass against the floor 8·N·d bytes ÷ measured memory bandwidth;
   * predict throughput: rows/s of SELECT count(prediction) FROM predict(m, (SELECT * FROM file)).
-Ratios are scikit-learn time ÷ augur time (above 1: augur is faster). "load" for scikit-learn
+  * Spark MLlib (local[2], when pyspark and java are installed): the same Parquet file read by
+    spark.read.parquet + VectorAssembler + LogisticRegression(regParam=0, tol=1e-6,
+    standardization on), "load + fit" from the read to the fitted model, "fit only" on the
+    assembled rows cached in memory; starting the JVM is not counted.
+Ratios are peer time ÷ augur time (above 1: augur is faster). "load" for scikit-learn
 is DuckDB reading the Parquet into numpy, the fastest way we know to get it there.
 Writes a Markdown table to stdout and benches/results/ml.md.
 
 Usage: python3 benches/ml.py [--sizes 1000000x12,10000000x16] [--repeat 3]
-Needs: pip install duckdb scikit-learn numpy; cargo build --release.
+Needs: pip install duckdb scikit-learn numpy [pyspark + a JDK for Spark]; cargo build --release.
 """
 import argparse
 import os
@@ -52,14 +56,50 @@ def bandwidth_gbs():
     return 5 * a.nbytes / (time.perf_counter() - t0) / 1e9
 
 
+def spark_session():
+    """A local[2] Spark session, or None when pyspark or java is missing (reported in the table)."""
+    if shutil.which("java") is None:
+        return None
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        return None
+    return (SparkSession.builder.master("local[2]").appName("augur-bench")
+            .config("spark.driver.memory", "12g").config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", "2").getOrCreate())
+
+
+def spark_fit(spark, path, d, repeat):
+    """Median seconds of (read + assemble + fit) and of fit alone on cached rows."""
+    from pyspark.ml.classification import LogisticRegression as SparkLR
+    from pyspark.ml.feature import VectorAssembler
+    assembler = VectorAssembler(inputCols=[f"f{j}" for j in range(d)], outputCol="features")
+    lr = SparkLR(featuresCol="features", labelCol="y", regParam=0.0, elasticNetParam=0.0, tol=1e-6,
+                 maxIter=100, standardization=True)
+    whole, fit = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        lr.fit(assembler.transform(spark.read.parquet(path)))
+        whole.append(time.perf_counter() - t0)
+        cached = assembler.transform(spark.read.parquet(path)).select("features", "y").cache()
+        cached.count()
+        t0 = time.perf_counter()
+        lr.fit(cached)
+        fit.append(time.perf_counter() - t0)
+        cached.unpersist()
+    return statistics.median(whole), statistics.median(fit)
+
+
 def main():
     target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/augur-target"))
     ap = argparse.ArgumentParser()
     ap.add_argument("--augur", default=os.path.join(target, "release", "augur"))
     ap.add_argument("--sizes", default="1000000x12,10000000x16")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-spark", action="store_true", help="skip Spark even if pyspark is installed")
     args = ap.parse_args()
     bw = bandwidth_gbs()
+    spark = None if args.no_spark else spark_session()
     work = tempfile.mkdtemp(prefix="augur-ml-bench-")
     rows_out = []
     for size in args.sizes.split(","):
@@ -95,6 +135,7 @@ def main():
             model = LogisticRegression(penalty=None, solver="lbfgs", tol=1e-6, max_iter=100).fit(z, y)
             skl.append(time.perf_counter() - t0)
         del x, z, data
+        spark_times = spark_fit(spark, path, d, args.repeat) if spark else None
         _, err = augur(args.augur, db, ".timer on",
                        f"SELECT count(prediction) FROM predict(m, (SELECT * FROM '{path}'))")
         predict_s = float([l for l in err.splitlines() if l.startswith("Run Time")][-1].split()[2])
@@ -102,7 +143,8 @@ def main():
         floor = 8 * n * d / (bw * 1e9)
         rows_out.append((n, d, statistics.median(totals), statistics.median(fits), statistics.median(skl),
                          statistics.median(loads),
-                         passes[0][1], passes[0][2], model.n_iter_[0], per_pass, floor, n / predict_s))
+                         passes[0][1], passes[0][2], model.n_iter_[0], per_pass, floor, n / predict_s,
+                         spark_times))
         shutil.rmtree(db, ignore_errors=True)
         os.remove(path)
     lines = [f"# Training benchmark — {time.strftime('%Y-%m-%d')}", "",
@@ -110,9 +152,16 @@ def main():
              f"scikit-learn {sklearn.__version__}, numpy {np.__version__}; augur release build; median of {args.repeat}.", "",
              "| data | augur TRAIN, whole process (s) | scikit-learn load + fit (s) | ratio | augur fit only (s) | scikit-learn fit only (s) | ratio | augur passes (iterations) | sklearn iterations | s per pass | floor 8·N·d/bw (s) | pass / floor | predict rows/s |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for n, d, total, fit, skl, load, npass, iters, skl_iters, per_pass, floor, pred in rows_out:
+    for n, d, total, fit, skl, load, npass, iters, skl_iters, per_pass, floor, pred, _ in rows_out:
         lines.append(f"| {n:,}×{d} | {total:.2f} | {load + skl:.2f} | {(load + skl) / total:.2f} | {fit:.2f} | {skl:.2f} | {skl / fit:.2f} | {npass} ({iters}) | {skl_iters} | "
                      f"{per_pass:.4f} | {floor:.4f} | {per_pass / floor:.1f} | {pred:,.0f} |")
+    lines += ["", "Spark MLlib " + (f"{spark.version}, local[2]" if spark else "not run (pyspark or java missing)") + ":", "",
+              "| data | augur TRAIN, whole process (s) | Spark read + fit (s) | ratio | augur fit only (s) | Spark fit only, cached (s) | ratio |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for n, d, total, fit, *_, spark_times in rows_out:
+        if spark_times:
+            sw, sf = spark_times
+            lines.append(f"| {n:,}×{d} | {total:.2f} | {sw:.2f} | {sw / total:.2f} | {fit:.2f} | {sf:.2f} | {sf / fit:.2f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
