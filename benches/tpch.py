@@ -146,6 +146,9 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--label", default="")
     ap.add_argument("--queries", default=",".join(str(i) for i in range(1, 23)))
+    ap.add_argument("--baseline", metavar="AUGUR_BINARY",
+                    help="a second Augur build timed right after the first on every query, so a change is "
+                         "measured against it under the same machine conditions")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a session setting for Augur, e.g. datafusion.execution.batch_size=16384 (repeatable)")
     args = ap.parse_args()
@@ -157,7 +160,7 @@ def main():
         con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{data}/{t}.parquet')")
     version = subprocess.run([args.augur, "--version"], capture_output=True, text=True).stdout.strip()
 
-    rows, failures = [], []
+    rows, failures, baseline = [], [], []
     for n in [int(q) for q in args.queries.split(",")]:
         sql = open(os.path.join(QUERIES, f"q{n}.sql")).read().strip()
         try:
@@ -171,7 +174,11 @@ def main():
             failures.append(f"Q{n}: answers differ: {problem}")
         a, d = statistics.median(t_ours), statistics.median(t_theirs)
         rows.append((f"Q{n}", a, d))
-        print(f"Q{n:<3} augur {a:7.3f} s  duckdb {d:7.3f} s  ratio {a / d:5.2f}", file=sys.stderr)
+        if args.baseline:
+            _, t_base = augur_query(args.baseline, data, sql, args.repeat, args.set)
+            baseline.append(statistics.median(t_base))
+        print(f"Q{n:<3} augur {a:7.3f} s  duckdb {d:7.3f} s  ratio {a / d:5.2f}"
+              + (f"  baseline {baseline[-1]:7.3f} s" if args.baseline else ""), file=sys.stderr)
 
     ga, gd = geomean([a for _, a, _ in rows]), geomean([d for _, _, d in rows])
     when = time.strftime("%Y-%m-%d %H:%M")
@@ -183,6 +190,10 @@ def main():
              "| query | Augur | DuckDB | Augur / DuckDB |", "|---|---:|---:|---:|",
              *[f"| {q} | {a:.3f} s | {d:.3f} s | {a / d:.2f} |" for q, a, d in rows],
              f"| **geometric mean** | **{ga:.3f} s** | **{gd:.3f} s** | **{ga / gd:.2f}** |", ""]
+    if baseline:
+        gb = geomean(baseline)
+        lines += [f"Baseline build {args.baseline}: geometric mean {gb:.3f} s; this build / baseline = "
+                  f"{ga / gb:.3f} (timed query by query right after this build).", ""]
     if failures:
         lines += ["Failures:", "", *[f"- {f}" for f in failures], ""]
     else:
@@ -203,7 +214,8 @@ def main():
             f.write("# TPC-H history: geometric-mean ratio Augur / DuckDB after each change\n\n"
                     "| when | SF | change | Augur geo-mean | DuckDB geo-mean | ratio | failures |\n"
                     "|---|---:|---|---:|---:|---:|---:|\n")
-        f.write(f"| {when} | {args.sf:g} | {args.label or '-'} | {ga:.3f} s | {gd:.3f} s | {ga / gd:.2f} | {len(failures)} |\n")
+        label = (args.label or "-") + (f" (vs baseline: {ga / geomean(baseline):.3f}×)" if baseline else "")
+        f.write(f"| {when} | {args.sf:g} | {label} | {ga:.3f} s | {gd:.3f} s | {ga / gd:.2f} | {len(failures)} |\n")
     if failures:
         sys.exit(1)
 
