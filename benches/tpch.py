@@ -149,6 +149,9 @@ def main():
     ap.add_argument("--baseline", metavar="AUGUR_BINARY",
                     help="a second Augur build timed right after the first on every query, so a change is "
                          "measured against it under the same machine conditions")
+    ap.add_argument("--baseline-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="settings for the baseline run (with --baseline, or the same binary without "
+                         "--set's settings when only this is given)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a session setting for Augur, e.g. datafusion.execution.batch_size=16384 (repeatable)")
     args = ap.parse_args()
@@ -174,11 +177,11 @@ def main():
             failures.append(f"Q{n}: answers differ: {problem}")
         a, d = statistics.median(t_ours), statistics.median(t_theirs)
         rows.append((f"Q{n}", a, d))
-        if args.baseline:
-            _, t_base = augur_query(args.baseline, data, sql, args.repeat, args.set)
+        if args.baseline or args.baseline_set:
+            _, t_base = augur_query(args.baseline or args.augur, data, sql, args.repeat, args.baseline_set)
             baseline.append(statistics.median(t_base))
         print(f"Q{n:<3} augur {a:7.3f} s  duckdb {d:7.3f} s  ratio {a / d:5.2f}"
-              + (f"  baseline {baseline[-1]:7.3f} s" if args.baseline else ""), file=sys.stderr)
+              + (f"  baseline {baseline[-1]:7.3f} s" if baseline else ""), file=sys.stderr)
 
     ga, gd = geomean([a for _, a, _ in rows]), geomean([d for _, _, d in rows])
     when = time.strftime("%Y-%m-%d %H:%M")
@@ -192,7 +195,7 @@ def main():
              f"| **geometric mean** | **{ga:.3f} s** | **{gd:.3f} s** | **{ga / gd:.2f}** |", ""]
     if baseline:
         gb = geomean(baseline)
-        lines += [f"Baseline build {args.baseline}: geometric mean {gb:.3f} s; this build / baseline = "
+        lines += [f"Baseline {args.baseline or 'same build'} {args.baseline_set or 'default settings'}: geometric mean {gb:.3f} s; this build / baseline = "
                   f"{ga / gb:.3f} (timed query by query right after this build).", ""]
     if failures:
         lines += ["Failures:", "", *[f"- {f}" for f in failures], ""]
