@@ -22,6 +22,8 @@ pub mod database;
 pub mod error;
 /// Machine learning in SQL: optimisers, models, preprocessing (DESIGN §5).
 pub mod ml;
+/// Logical optimizer rules added after DataFusion's own (semi-join pushdown).
+pub mod optimizer;
 /// Result writers for every output format.
 pub mod output;
 /// Statement splitting and our own statements (wrapping DataFusion's parser).
