@@ -144,6 +144,20 @@ fn ok(out: &Output) -> Result<String, String> {
     crate::common::ok(out)
 }
 
+/// `augur [DB] -c S1 -c S2 …` with `env`; fails unless every statement succeeds.
+fn run_all(
+    dir: &Path,
+    env: &[(String, String)],
+    db: &[&str],
+    statements: &[&str],
+) -> Result<String, String> {
+    let mut args: Vec<&str> = db.to_vec();
+    for statement in statements {
+        args.extend(["-c", statement]);
+    }
+    ok(&augur_env(dir, env, &args))
+}
+
 /// The query's single value with `-c`, in CSV so it is easy to compare.
 fn value(dir: &Path, env: &[(String, String)], db: &[&str], sql: &str) -> Result<String, String> {
     let mut args: Vec<&str> = db.to_vec();
@@ -239,28 +253,23 @@ fn external_table_survives_restart() -> R {
     let env = moto.env();
     let db = d.join("db");
     let db = db.to_str().unwrap_or_default();
-    ok(&augur_env(
+    run_all(
         d,
         &env,
+        &[db],
         &[
-            db,
-            "-c",
             "COPY (SELECT * FROM generate_transactions(1000, 1)) TO 's3://bank/ext/a.parquet'",
-            "-c",
             "CREATE EXTERNAL TABLE tx STORED AS PARQUET LOCATION 's3://bank/ext/'",
         ],
-    ))?;
+    )?;
     let count = value(d, &env, &[db], "SELECT count(*) FROM tx")?;
     check(count == "1000", || format!("after restart: {count} rows"))?;
-    ok(&augur_env(
+    run_all(
         d,
         &env,
-        &[
-            db,
-            "-c",
-            "INSERT INTO tx SELECT * FROM generate_transactions(500, 2)",
-        ],
-    ))?;
+        &[db],
+        &["INSERT INTO tx SELECT * FROM generate_transactions(500, 2)"],
+    )?;
     let count = value(d, &env, &[db], "SELECT count(*) FROM tx")?;
     check(count == "1500", || format!("after INSERT: {count} rows"))?;
     Ok(())
@@ -659,17 +668,15 @@ fn server_killed() -> R {
     let env = moto.env();
     let db = d.join("db");
     let db = db.to_str().unwrap_or_default();
-    ok(&augur_env(
+    run_all(
         d,
         &env,
+        &[db],
         &[
-            db,
-            "-c",
             "COPY (SELECT * FROM generate_transactions(1000, 1)) TO 's3://gone/t.parquet'",
-            "-c",
             "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://gone/t.parquet'",
         ],
-    ))?;
+    )?;
     drop(moto);
     let started = std::time::Instant::now();
     let out = augur_env(d, &env, &[db, "-c", "SELECT count(*) FROM t"]);
@@ -766,17 +773,15 @@ fn connection_cut_mid_read() -> R {
     env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint.clone()));
     let db = d.join("db");
     let db = db.to_str().unwrap_or_default();
-    ok(&augur_env(
+    run_all(
         d,
         &env,
+        &[db],
         &[
-            db,
-            "-c",
             "COPY (SELECT * FROM generate_transactions(200000, 1)) TO 's3://cut/big.csv'",
-            "-c",
             "CREATE EXTERNAL TABLE big STORED AS CSV LOCATION 's3://cut/big.csv'",
         ],
-    ))?;
+    )?;
     proxy.armed.store(true, std::sync::atomic::Ordering::SeqCst);
     let started = std::time::Instant::now();
     let out = augur_env(d, &env, &[db, "-c", "SELECT sum(balance) FROM big"]);
