@@ -11,7 +11,6 @@ Usage: python3 benches/s3.py [--rows 1000000] [--repeat 5]
 Needs: pip install 'moto[server]'; cargo build --release.
 """
 import argparse
-import http.client
 import json
 import os
 import platform
@@ -19,9 +18,12 @@ import shutil
 import statistics
 import subprocess
 import tempfile
+import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from common import augur, release_binary, run_time  # noqa: E402
 REPO = os.path.dirname(HERE)
 
 QUERIES = [
@@ -33,14 +35,6 @@ QUERIES = [
                       "sum(transaction_amount), sum(age), sum(balance), sum(prior_defaults), "
                       "max(merchant_category), sum(risk_score) FROM {src}"),
 ]
-
-
-def augur(binary, env, *sql):
-    args = [binary, "-q"]
-    for s in sql:
-        args += ["-c", s]
-    out = subprocess.run(args, check=True, capture_output=True, text=True, env=env)
-    return out.stdout, out.stderr
 
 
 def same(a, b):
@@ -58,14 +52,9 @@ def same(a, b):
     return True
 
 
-def run_time(stderr):
-    return float([l for l in stderr.splitlines() if l.startswith("Run Time")][-1].split()[2])
-
-
 def main():
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/augur-target"))
     ap = argparse.ArgumentParser()
-    ap.add_argument("--augur", default=os.path.join(target, "release", "augur"))
+    ap.add_argument("--augur", default=release_binary())
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
@@ -80,19 +69,18 @@ def main():
                    AWS_ENDPOINT_URL=info["endpoint"], AWS_ALLOW_HTTP="true")
         local = os.path.join(work, "tx.parquet")
         gen = f"SELECT * FROM generate_transactions({args.rows}, 1)"
-        augur(args.augur, env, f"COPY ({gen}) TO '{local}'", f"COPY ({gen}) TO 's3://bench/tx.parquet'")
+        augur(args.augur, f"COPY ({gen}) TO '{local}'", f"COPY ({gen}) TO 's3://bench/tx.parquet'", env=env)
         size = os.path.getsize(local)
 
-        # The server alone: one GET of the whole object.
-        host, port = info["endpoint"].removeprefix("http://").split(":")
+        # The server alone: one signed GET of the whole object (boto3 comes with moto).
+        import boto3
+        client = boto3.client("s3", endpoint_url=info["endpoint"], region_name="us-east-1",
+                              aws_access_key_id="bench", aws_secret_access_key="bench")
         raw = []
         for _ in range(args.repeat):
-            conn = http.client.HTTPConnection(host, int(port))
             t0 = time.perf_counter()
-            conn.request("GET", "/bench/tx.parquet")
-            body = conn.getresponse().read()
+            body = client.get_object(Bucket="bench", Key="tx.parquet")["Body"].read()
             raw.append(time.perf_counter() - t0)
-            conn.close()
         # Written separately, the two files may differ by a few bytes (encoding runs in parallel).
         size = len(body)
 
@@ -104,7 +92,7 @@ def main():
                 for _ in range(args.repeat):
                     log.flush()
                     before = sum(1 for _ in open(log.name))
-                    out, err = augur(args.augur, env, ".timer on", sql.format(src=src))
+                    out, err = augur(args.augur, ".timer on", sql.format(src=src), env=env)
                     runs.append(run_time(err))
                     answers[place] = out
                     if place == "s3":

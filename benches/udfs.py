@@ -29,25 +29,14 @@ import sklearn
 from sklearn.metrics import roc_auc_score
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from common import augur, release_binary, run_time  # noqa: E402
 REPO = os.path.dirname(HERE)
 
 
-def augur(binary, *sql):
-    args = [binary, "-q"]
-    for s in sql:
-        args += ["-c", s]
-    out = subprocess.run(args, check=True, capture_output=True, text=True)
-    return out.stdout, out.stderr
-
-
-def run_time(stderr):
-    return float([l for l in stderr.splitlines() if l.startswith("Run Time")][-1].split()[2])
-
-
 def main():
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/augur-target"))
     ap = argparse.ArgumentParser()
-    ap.add_argument("--augur", default=os.path.join(target, "release", "augur"))
+    ap.add_argument("--augur", default=release_binary())
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()

@@ -1,0 +1,22 @@
+"""Helpers the benchmark scripts share: where the release build is, running it, its timer."""
+import os
+import subprocess
+
+
+def release_binary():
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/augur-target"))
+    return os.path.join(target, "release", "augur")
+
+
+def augur(binary, *sql, env=None):
+    """Run `augur -q -c SQL …`; returns (stdout, stderr); raises if a statement fails."""
+    args = [binary, "-q"]
+    for s in sql:
+        args += ["-c", s]
+    out = subprocess.run(args, check=True, capture_output=True, text=True, env=env)
+    return out.stdout, out.stderr
+
+
+def run_time(stderr):
+    """Seconds of the last statement timed with `.timer on`."""
+    return float([l for l in stderr.splitlines() if l.startswith("Run Time")][-1].split()[2])
