@@ -33,6 +33,8 @@ import time
 import duckdb
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from common import release_binary  # noqa: E402
 QUERIES = os.path.join(HERE, "tpch", "queries")
 RESULTS = os.path.join(HERE, "results")
 TABLES = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"]
@@ -138,9 +140,8 @@ def svg_chart(rows, title):
 
 
 def main():
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/augur-target"))
     ap = argparse.ArgumentParser()
-    ap.add_argument("--augur", default=os.path.join(target, "release", "augur"))
+    ap.add_argument("--augur", default=release_binary())
     ap.add_argument("--sf", type=float, default=1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true")

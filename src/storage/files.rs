@@ -283,6 +283,16 @@ pub fn parse_location(location: &str) -> Result<ListingTableUrl> {
     ListingTableUrl::parse(location)
 }
 
+/// A listing table from `config` whose options are known: partitions and schema inferred.
+async fn listing_table(
+    config: ListingTableConfig,
+    state: &dyn Session,
+) -> Result<Option<Arc<dyn TableProvider>>> {
+    let config = config.infer_partitions_from_path(state).await?;
+    let config = config.infer_schema(state).await?;
+    Ok(Some(Arc::new(ListingTable::try_new(config)?)))
+}
+
 /// `SELECT … FROM 'x.csv'`: DataFusion's dynamic file tables, guarded.
 #[derive(Debug, Default)]
 pub struct GuardedUrlFactory {
@@ -332,16 +342,8 @@ impl UrlTableFactory for GuardedUrlFactory {
             .ok_or_else(|| DataFusionError::Internal("the session has ended".into()))?;
         let url = parsed.clone();
         let create = async {
-            let config = ListingTableConfig::new(url)
-                .infer_options(&state)
-                .await?
-                .infer_partitions_from_path(&state)
-                .await?
-                .infer_schema(&state)
-                .await?;
-            Ok(Some(
-                Arc::new(ListingTable::try_new(config)?) as Arc<dyn TableProvider>
-            ))
+            let config = ListingTableConfig::new(url).infer_options(&state).await?;
+            listing_table(config, &state).await
         };
         create_checked(check, vec![parsed], extension.into(), create).await
     }
@@ -573,13 +575,7 @@ impl TableFunctionImpl for ReadFiles {
         let check = FileCheck::for_format(options.format.as_ref());
         let extension = options.file_extension.clone();
         let config = ListingTableConfig::new(url.clone()).with_listing_options(options);
-        let create = async {
-            let config = config.infer_partitions_from_path(state).await?;
-            let config = config.infer_schema(state).await?;
-            Ok(Some(
-                Arc::new(ListingTable::try_new(config)?) as Arc<dyn TableProvider>
-            ))
-        };
+        let create = listing_table(config, state);
         // Schema inference is async but table functions are planned synchronously.
         let table = tokio::task::block_in_place(|| {
             tokio::runtime::Handle::current().block_on(create_checked(

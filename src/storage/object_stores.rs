@@ -20,26 +20,15 @@ use super::aws_profile;
 /// definition, never printed.
 pub const SECRET_OPTIONS: [&str; 3] = ["access_key_id", "secret_access_key", "session_token"];
 
-/// Table options Augur understands besides the secrets, with what each sets.
-pub const SETTING_OPTIONS: [(&str, &str); 6] = [
-    ("region", "the bucket's region"),
-    (
-        "endpoint",
-        "the server URL, for MinIO, Ceph, R2 or a local test server",
-    ),
-    ("allow_http", "'true' to allow a plain-HTTP endpoint"),
-    (
-        "skip_signature",
-        "'true' for unsigned requests (public buckets)",
-    ),
-    (
-        "virtual_hosted_style_request",
-        "'true' for bucket.host URLs instead of host/bucket",
-    ),
-    (
-        "persist_credentials",
-        "'true' to keep the keys in the database's secrets file",
-    ),
+/// Table options Augur understands besides the secrets (the README's object-storage section
+/// says what each sets).
+pub const SETTING_OPTIONS: [&str; 6] = [
+    "region",
+    "endpoint",
+    "allow_http",
+    "skip_signature",
+    "virtual_hosted_style_request",
+    "persist_credentials",
 ];
 
 /// The file (mode 0600) holding credentials the user asked to keep, per bucket.
@@ -67,6 +56,16 @@ impl StoreRegistry {
             secrets: Default::default(),
             secrets_file: database_dir.map(|d| d.join(SECRETS_FILE)),
         };
+        // The process's own AWS_* credentials are masked too; they are read once, here.
+        write(&registry.secrets).extend(
+            [
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN",
+                "AWS_ACCESS_KEY_ID",
+            ]
+            .iter()
+            .filter_map(|var| std::env::var(var).ok()),
+        );
         for (bucket, options) in registry.load_secrets()? {
             registry.remember_secrets(options.iter());
             write(&registry.options).insert(bucket, options);
@@ -121,12 +120,6 @@ impl StoreRegistry {
             }
         }
         (out != text).then_some(out)
-    }
-
-    /// How the store for `url`'s bucket is set up (region, endpoint, where keys came from).
-    pub fn describe(&self, url: &str) -> Option<String> {
-        let url = Url::parse(url).ok()?;
-        read(&self.described).get(&bucket_key(&url)).cloned()
     }
 
     /// The setup of the first configured bucket that `text` mentions (`s3://b` or `/b/`).
@@ -216,7 +209,6 @@ impl StoreRegistry {
                     .get(&bucket)
                     .cloned()
                     .unwrap_or_default();
-                self.remember_secrets(std::iter::empty());
                 let (store, description) = build_s3(url, &options)?;
                 write(&self.described).insert(bucket, description);
                 Ok(store)
@@ -276,17 +268,17 @@ fn check_option(key: &str, value: &str) -> Result<(), String> {
     if SECRET_OPTIONS.contains(&key) {
         return Ok(());
     }
-    let Some(_) = SETTING_OPTIONS.iter().find(|(k, _)| *k == key) else {
+    if !SETTING_OPTIONS.contains(&key) {
         let known: Vec<String> = SECRET_OPTIONS
             .iter()
-            .chain(SETTING_OPTIONS.iter().map(|(k, _)| k))
+            .chain(SETTING_OPTIONS.iter())
             .map(|k| format!("aws.{k}"))
             .collect();
         return Err(format!(
             "unknown option 'aws.{key}'; the aws.* options are {}",
             known.join(", ")
         ));
-    };
+    }
     let flag = matches!(
         key,
         "allow_http" | "skip_signature" | "virtual_hosted_style_request" | "persist_credentials"
