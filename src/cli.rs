@@ -97,8 +97,38 @@ impl Args {
     }
 }
 
+/// What the command line asks for: the shell or scripts, or `augur serve`.
+pub enum Invocation {
+    Run(Args),
+    Serve(crate::server::args::ServeArgs),
+}
+
+/// Parse the process arguments: `augur serve …` or `augur [PATH] [-c…] [-f…]`. (A database
+/// directory called `serve` is opened as `./serve`.)
+pub fn parse() -> Invocation {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "serve") {
+        let rest = std::iter::once(std::ffi::OsString::from("augur serve"))
+            .chain(args.into_iter().skip(2));
+        return Invocation::Serve(crate::server::args::ServeArgs::parse_from(rest));
+    }
+    Invocation::Run(Args::parse_ordered_from(args))
+}
+
+/// Run what the command line asked for; returns the process exit code.
+pub fn main(invocation: Invocation) -> i32 {
+    match invocation {
+        Invocation::Run(args) => run(args),
+        Invocation::Serve(args) => with_runtime(crate::server::args::serve(args)),
+    }
+}
+
 /// Run Augur with parsed arguments; returns the process exit code.
 pub fn run(args: Args) -> i32 {
+    with_runtime(run_async(args))
+}
+
+fn with_runtime(work: impl std::future::Future<Output = i32>) -> i32 {
     quiet_query_panics();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         // Deeply nested SQL recurses deeply in planning: give workers room.
@@ -112,7 +142,7 @@ pub fn run(args: Args) -> i32 {
             return 3;
         }
     };
-    runtime.block_on(run_async(args))
+    runtime.block_on(work)
 }
 
 /// Panics inside queries are reported as errors by the session; only print the default

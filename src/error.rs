@@ -31,6 +31,12 @@ pub enum AugurError {
     /// The statement was cancelled (Ctrl-C, a dropped client, a timeout).
     #[error("query cancelled")]
     Cancelled,
+    /// The session may not do this (a read-only server, a path outside the allowed directories).
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// `statement_timeout` passed before the statement finished.
+    #[error("canceling statement due to statement timeout (SET statement_timeout = 0 lifts it)")]
+    StatementTimeout,
     /// A panic inside a query: a bug, reported instead of killing the process.
     #[error("internal error (this is a bug in Augur, please report it): {0}")]
     Internal(String),
@@ -100,7 +106,8 @@ impl AugurError {
             AugurError::Io(e) => classify_io(e),
             AugurError::Database(_) => ErrorClass::Io,
             AugurError::Usage(_) => ErrorClass::InvalidValue,
-            AugurError::Cancelled => ErrorClass::Cancelled,
+            AugurError::Cancelled | AugurError::StatementTimeout => ErrorClass::Cancelled,
+            AugurError::PermissionDenied(_) => ErrorClass::Permission,
             AugurError::TooComplex(_) => ErrorClass::TooComplex,
             AugurError::Hinted { source, .. } => source.class(),
             AugurError::Redacted { class, .. } => *class,

@@ -30,6 +30,8 @@ pub mod output;
 pub mod parser;
 /// Running scripts (`-f`, `-c`, stdin) statement by statement.
 pub mod script;
+/// `augur serve`: the Postgres wire protocol (psql, psycopg, JDBC, BI tools) over a database.
+pub mod server;
 /// Sessions: DataFusion context assembly and the one statement pipeline.
 pub mod session;
 /// The interactive shell: line editing, meta-commands, completion, progress.

@@ -1,6 +1,6 @@
 //! The `augur` binary: parse the command line, hand it to the library.
 
 fn main() {
-    let args = augur::cli::Args::parse_ordered();
-    std::process::exit(augur::cli::run(args));
+    let invocation = augur::cli::parse();
+    std::process::exit(augur::cli::main(invocation));
 }

@@ -179,6 +179,19 @@ const CREATE_USAGE: &str = "CREATE [OR REPLACE] MODEL name OPTIONS (model_type =
                             label = 'column', …) AS SELECT …";
 
 /// Recognise one of our statements; `Ok(None)` hands the text to DataFusion.
+impl MlStatement {
+    /// Training and dropping change the stored models; listing and describing do not.
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            MlStatement::Train {
+                explain: None | Some(true),
+                ..
+            } | MlStatement::DropModel { .. }
+        )
+    }
+}
+
 pub fn parse(sql: &str) -> Result<Option<MlStatement>, String> {
     let head: String = sql
         .chars()

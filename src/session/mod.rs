@@ -9,8 +9,11 @@ mod functions;
 mod hints;
 mod models;
 mod notices;
+mod postgres;
+mod prepare;
 mod result;
 mod store_options;
+mod variables;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -21,6 +24,7 @@ use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, DynamicFileCatalog, MemoryCatalogProvider,
     MemoryCatalogProviderList,
 };
+use datafusion::common::ParamValues;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
@@ -33,10 +37,15 @@ use crate::error::{AugurError, Result};
 use crate::ml::planner::AugurQueryPlanner;
 use crate::ml::registry::Registry;
 use crate::parser::MAX_STATEMENT_BYTES;
+use crate::storage::sandbox::{self, Sandbox, SandboxedRegistry};
 use crate::storage::{GuardedTableFactory, GuardedUrlFactory, ReadFiles};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use models::Planned;
 pub use notices::Notices;
-use result::Message;
+pub use prepare::Prepared;
 pub use result::QueryResult;
+use result::{Interrupt, Message};
+pub use variables::Variables;
 
 pub const CATALOG: &str = "augur";
 pub const SCHEMA: &str = "public";
@@ -48,10 +57,23 @@ pub struct Session {
     ctx: SessionContext,
     notices: Arc<Notices>,
     user_functions: functions::SharedRegistered,
+    variables: Variables,
+    interrupt: Interrupt,
+    read_only: Arc<std::sync::atomic::AtomicBool>,
+    sandbox: Option<Arc<Sandbox>>,
 }
 
 impl Session {
     pub(crate) fn new(db: Database) -> Result<Session> {
+        Self::build(db, None)
+    }
+
+    /// A session that reads and writes local files only under `allowed` (remote clients).
+    pub fn sandboxed(db: Database, allowed: &[std::path::PathBuf]) -> Result<Session> {
+        Self::build(db, Some(Arc::new(Sandbox::new(allowed))))
+    }
+
+    fn build(db: Database, sandbox: Option<Arc<Sandbox>>) -> Result<Session> {
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(false)
@@ -79,7 +101,15 @@ impl Session {
         let file_tables = Arc::new(GuardedTableFactory::default());
         let state = SessionStateBuilder::new()
             .with_config(config)
-            .with_runtime_env(Arc::clone(db.runtime()))
+            .with_runtime_env(match &sandbox {
+                Some(sandbox) => RuntimeEnvBuilder::from_runtime_env(db.runtime())
+                    .with_object_store_registry(Arc::new(SandboxedRegistry {
+                        inner: Arc::clone(&db.runtime().object_store_registry),
+                        sandbox: sandbox.as_ref().clone(),
+                    }))
+                    .build_arc()?,
+                None => Arc::clone(db.runtime()),
+            })
             .with_default_features()
             .with_catalog_list(Arc::new(catalogs))
             .with_table_factory("CSV".into(), Arc::clone(&file_tables) as _)
@@ -94,6 +124,7 @@ impl Session {
         ctx.register_udtf("read_csv", Arc::new(ReadFiles::csv()));
         ctx.register_udtf("read_parquet", Arc::new(ReadFiles::parquet()));
         augur_udfs::register_all(&ctx)?;
+        postgres::install(&ctx)?;
         let registry = Registry::new(Arc::clone(db.store()));
         let predict: Vec<Arc<datafusion::logical_expr::ScalarUDF>> =
             crate::ml::functions::Predict::udfs(&registry)
@@ -116,6 +147,10 @@ impl Session {
             ctx,
             notices,
             user_functions: Default::default(),
+            variables: Variables::default(),
+            interrupt: Interrupt::default(),
+            read_only: Default::default(),
+            sandbox,
         })
     }
 
@@ -131,16 +166,27 @@ impl Session {
     /// Run one statement and stream its result. The statement runs on a runtime worker
     /// (large stack, isolated from panics); dropping the result cancels it.
     pub async fn execute(&self, sql: &str) -> Result<QueryResult> {
-        if sql.len() > MAX_STATEMENT_BYTES {
-            return Err(AugurError::TooComplex(format!(
-                "statement is {} bytes, over the limit of {MAX_STATEMENT_BYTES}; split it or \
-                 load the values from a file",
-                sql.len()
-            )));
-        }
+        self.execute_with(sql, None).await
+    }
+
+    /// Run one statement with values for its `$1`, `$2`… placeholders (the wire protocol's
+    /// Bind), substituted into the plan, never into the text.
+    pub async fn execute_with(
+        &self,
+        sql: &str,
+        params: Option<ParamValues>,
+    ) -> Result<QueryResult> {
+        check_size(sql)?;
         let (tx, mut rx) = mpsc::channel(4);
         let plan = Arc::new(Mutex::new(None));
-        let work = run_statement(self.clone(), sql.to_string(), tx.clone(), Arc::clone(&plan));
+        let work = run_statement(
+            self.clone(),
+            sql.to_string(),
+            params,
+            tx.clone(),
+            Arc::clone(&plan),
+        );
+        let work = within_sandbox(self.sandbox.clone(), work);
         let task = tokio::spawn(async move {
             if let Err(panic) = AssertUnwindSafe(work).catch_unwind().await {
                 let _ = tx
@@ -148,7 +194,16 @@ impl Session {
                     .await;
             }
         });
-        let result = QueryResult::new(rx.recv().await, rx, task, plan);
+        let deadline = self
+            .variables
+            .statement_timeout()
+            .map(|limit| tokio::time::Instant::now() + limit);
+        let mut interrupt = self.interrupt.subscribe(deadline);
+        let first = tokio::select! {
+            first = rx.recv() => first,
+            stop = interrupt.wait() => Some(Message::Error(stop)),
+        };
+        let result = QueryResult::new(first, rx, task, plan, interrupt);
         result.map_err(|e| hints::redact(self, hints::explain(self, e), sql))
     }
 
@@ -171,47 +226,90 @@ impl Session {
         hints::redact(self, hints::explain(self, e), "")
     }
 
+    /// From now on refuse every statement that writes: DDL, INSERT, COPY, TRAIN/DROP MODEL,
+    /// CREATE FUNCTION (`augur serve --read-only`).
+    pub fn set_read_only(&self) {
+        self.read_only
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn is_read_only(&self) -> bool {
+        self.read_only.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A session variable (`statement_timeout`, `DateStyle`…), by case-insensitive name.
+    pub fn variable(&self, name: &str) -> Option<String> {
+        self.variables.get(name)
+    }
+
+    /// Stop the statement running now in this session (and its clones), from anywhere:
+    /// the wire protocol's CancelRequest. Its result ends with a "cancelled" error.
+    pub fn cancel_running(&self) {
+        self.interrupt.cancel();
+    }
+
     /// `sql` with credentials (`'aws.secret_access_key' '…'`) replaced by `***`, for history.
     pub fn redact_sql(sql: &str) -> String {
         store_options::redact_sql(sql)
     }
 }
 
+/// Parse with our parser first, DataFusion's otherwise, and plan; nothing runs yet except
+/// our catalog statements answered from the registry (`SHOW MODELS`, `DROP MODEL`).
+async fn plan_statement(session: &Session, sql: &str) -> Result<Planned> {
+    if let Some(outcome) = variables::handle(&session.variables, sql)? {
+        return Ok(match outcome {
+            variables::Outcome::Rows(rows) => rows,
+            _ => Planned::Rows(vec![], Arc::new(Schema::empty())),
+        });
+    }
+    functions::sync(session).await?;
+    if let Some(ml) = crate::parser::ml::parse(sql).map_err(AugurError::Usage)? {
+        if session.is_read_only() && ml.writes() {
+            return Err(read_only_error());
+        }
+        return models::plan(session, ml).await;
+    }
+    let plan = plan_sql(session, sql).await?;
+    if session.is_read_only() && writes(&plan) {
+        return Err(read_only_error());
+    }
+    Ok(Planned::Plan(plan))
+}
+
+/// DataFusion's statements: parsed, checked, planned.
+async fn plan_sql(session: &Session, sql: &str) -> Result<LogicalPlan> {
+    let state = session.ctx.state();
+    let mut statement = postgres::parse(&state, sql)?;
+    complexity::check(&statement)?;
+    functions::prepare(&mut statement)?;
+    let stored_definition = store_options::prepare(session, &mut statement)?;
+    let plan = state.statement_to_plan(statement).await?;
+    Ok(match (plan, stored_definition) {
+        (LogicalPlan::Ddl(DdlStatement::CreateExternalTable(mut cmd)), Some(definition)) => {
+            cmd.definition = Some(definition);
+            LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd))
+        }
+        (plan, _) => plan,
+    })
+}
+
 async fn run_statement(
     session: Session,
     sql: String,
+    params: Option<ParamValues>,
     tx: mpsc::Sender<Message>,
     plan_slot: Arc<Mutex<Option<Arc<dyn ExecutionPlan>>>>,
 ) {
     let fail = |e: AugurError| Message::Error(e);
     let outcome = async {
-        functions::sync(&session).await?;
-        let state = session.ctx.state();
-        let logical = match crate::parser::ml::parse(&sql).map_err(AugurError::Usage)? {
-            Some(ml) => match models::plan(&session, ml).await? {
-                models::Planned::Plan(plan) => plan,
-                models::Planned::Rows(batches, schema) => {
-                    return Ok(Some(Ready::Rows(batches, schema)));
-                }
-            },
-            None => {
-                let dialect = state.config().options().sql_parser.dialect;
-                let mut statement = state.sql_to_statement(&sql, &dialect)?;
-                complexity::check(&statement)?;
-                functions::prepare(&mut statement)?;
-                let stored_definition = store_options::prepare(&session, &mut statement)?;
-                let plan = state.statement_to_plan(statement).await?;
-                match (plan, stored_definition) {
-                    (
-                        LogicalPlan::Ddl(DdlStatement::CreateExternalTable(mut cmd)),
-                        Some(definition),
-                    ) => {
-                        cmd.definition = Some(definition);
-                        LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd))
-                    }
-                    (plan, _) => plan,
-                }
-            }
+        let logical = match plan_statement(&session, &sql).await? {
+            Planned::Plan(plan) => plan,
+            Planned::Rows(batches, schema) => return Ok(Some(Ready::Rows(batches, schema))),
+        };
+        let logical = match params {
+            Some(values) => logical.replace_params_with_values(&values)?,
+            None => logical,
         };
         let frame = match logical {
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => {
@@ -278,6 +376,47 @@ async fn run_statement(
 enum Ready {
     Stream(datafusion::physical_plan::SendableRecordBatchStream),
     Rows(Vec<RecordBatch>, Arc<Schema>),
+}
+
+/// `work` with a session's sandbox in force for the files it names.
+async fn within_sandbox<F: std::future::Future>(
+    sandbox: Option<Arc<Sandbox>>,
+    work: F,
+) -> F::Output {
+    match sandbox {
+        Some(sandbox) => sandbox::CURRENT.scope(sandbox, work).await,
+        None => work.await,
+    }
+}
+
+fn read_only_error() -> AugurError {
+    AugurError::PermissionDenied(
+        "this server is read-only (--read-only): only queries run here".into(),
+    )
+}
+
+/// Whether running `plan` changes anything stored: EXPLAIN ANALYZE runs its statement, so
+/// the statement inside counts.
+fn writes(plan: &LogicalPlan) -> bool {
+    use datafusion::common::tree_node::TreeNode;
+    plan.exists(|node| {
+        Ok(matches!(
+            node,
+            LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
+        ))
+    })
+    .unwrap_or(true)
+}
+
+fn check_size(sql: &str) -> Result<()> {
+    if sql.len() > MAX_STATEMENT_BYTES {
+        return Err(AugurError::TooComplex(format!(
+            "statement is {} bytes, over the limit of {MAX_STATEMENT_BYTES}; split it or \
+             load the values from a file",
+            sql.len()
+        )));
+    }
+    Ok(())
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

@@ -309,6 +309,7 @@ impl GuardedUrlFactory {
 #[async_trait]
 impl UrlTableFactory for GuardedUrlFactory {
     async fn try_new(&self, url: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        super::sandbox::check_location(url, false)?;
         let Ok(parsed) = parse_location(url) else {
             return Ok(None);
         };
@@ -362,6 +363,9 @@ impl TableProviderFactory for GuardedTableFactory {
         state: &dyn Session,
         cmd: &CreateExternalTable,
     ) -> Result<Arc<dyn TableProvider>> {
+        for location in &cmd.locations {
+            super::sandbox::check_location(location, true)?;
+        }
         let urls = cmd
             .locations
             .iter()
@@ -571,6 +575,7 @@ impl TableFunctionImpl for ReadFiles {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let (path, options) = self.options(args.exprs())?;
         let state = args.session();
+        super::sandbox::check_location(&path, true)?;
         let url = parse_location(&path)?;
         let check = FileCheck::for_format(options.format.as_ref());
         let extension = options.file_extension.clone();

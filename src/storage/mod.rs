@@ -3,6 +3,7 @@
 pub mod aws_profile;
 pub mod files;
 pub mod object_stores;
+pub mod sandbox;
 pub mod validate;
 
 pub use files::{GuardedTableFactory, GuardedUrlFactory, ReadFiles};

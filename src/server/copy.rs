@@ -1,0 +1,225 @@
+//! `COPY table|(query) TO STDOUT [CSV] [HEADER] [DELIMITER 'c']` over the wire: what psql's
+//! `\copy … to 'file'` sends. COPY to a file path is DataFusion's own statement and runs
+//! like any other; COPY FROM STDIN is not supported yet.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::Schema;
+use datafusion_postgres::arrow_pg::encoder::encode_value;
+use datafusion_postgres::pgwire::api::portal::Format;
+use datafusion_postgres::pgwire::api::results::{
+    CopyCsvOptions, CopyEncoder, CopyResponse, CopyTextOptions, FieldInfo, Response,
+};
+use datafusion_postgres::pgwire::error::PgWireResult;
+use datafusion_postgres::pgwire::messages::copy::CopyData;
+use datafusion_postgres::pgwire::types::format::FormatOptions;
+
+use super::encode;
+use crate::error::{AugurError, Result};
+use crate::session::{Prepared, Session};
+
+/// A parsed `COPY … TO STDOUT`.
+#[derive(Debug, PartialEq)]
+pub struct CopyOut {
+    query: String,
+    csv: bool,
+    header: bool,
+    delimiter: Option<String>,
+}
+
+/// `Some` when `sql` is a COPY to the client; errors for COPY forms we cannot serve.
+pub fn parse(sql: &str) -> Result<Option<CopyOut>> {
+    let trimmed = sql.trim().trim_end_matches(';').trim();
+    let upper = trimmed.to_ascii_uppercase();
+    if !upper.starts_with("COPY")
+        || !upper[4..].starts_with(|c: char| c.is_whitespace() || c == '(')
+    {
+        return Ok(None);
+    }
+    if let Some(_at) = find_word(&upper, "STDIN") {
+        return Err(AugurError::DataFusion(
+            datafusion::error::DataFusionError::NotImplemented(
+                "COPY … FROM STDIN is not supported; load files with CREATE EXTERNAL TABLE, \
+                 read_csv('file') or INSERT INTO … SELECT"
+                    .into(),
+            ),
+        ));
+    }
+    let Some(at) = find_word(&upper, "STDOUT") else {
+        return Ok(None);
+    };
+    let before = trimmed[4..at].trim_end();
+    let Some(source) = before
+        .strip_suffix("TO")
+        .or_else(|| before.strip_suffix("to"))
+        .or_else(|| before.strip_suffix("To"))
+        .map(str::trim)
+    else {
+        return Ok(None);
+    };
+    let query = match source.strip_prefix('(').and_then(|s| s.strip_suffix(')')) {
+        Some(inner) => inner.trim().to_string(),
+        None => match source.split_once('(') {
+            Some((table, columns)) => format!(
+                "SELECT {} FROM {}",
+                columns.trim_end().trim_end_matches(')'),
+                table.trim()
+            ),
+            None => format!("SELECT * FROM {source}"),
+        },
+    };
+    let options = trimmed[at + "STDOUT".len()..].to_string();
+    let lower = options.to_ascii_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.contains(&"binary") {
+        return Err(AugurError::DataFusion(
+            datafusion::error::DataFusionError::NotImplemented(
+                "COPY … TO STDOUT in binary format is not supported; use CSV or text".into(),
+            ),
+        ));
+    }
+    let header = words
+        .iter()
+        .position(|w| *w == "header")
+        .is_some_and(|i| !matches!(words.get(i + 1), Some(&"false") | Some(&"off") | Some(&"0")));
+    let delimiter = lower.find("delimiter").and_then(|i| {
+        let rest = &options[i + "delimiter".len()..];
+        let start = rest.find('\'')? + 1;
+        let end = rest[start..].find('\'')? + start;
+        Some(rest[start..end].to_string())
+    });
+    Ok(Some(CopyOut {
+        query,
+        csv: words.contains(&"csv"),
+        header,
+        delimiter,
+    }))
+}
+
+fn find_word(upper: &str, word: &str) -> Option<usize> {
+    upper.match_indices(word).map(|(i, _)| i).find(|&i| {
+        let before = upper[..i].chars().next_back();
+        let after = upper[i + word.len()..].chars().next();
+        before.is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_')
+            && after.is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_')
+    })
+}
+
+/// What Describe says of a COPY: no result columns (the rows go as CopyData).
+pub fn prepared() -> Prepared {
+    Prepared {
+        parameter_types: vec![],
+        schema: Arc::new(Schema::empty()),
+    }
+}
+
+pub async fn run(session: &Session, copy: CopyOut) -> Result<Response> {
+    let result = session.execute(&copy.query).await?;
+    let schema = result.schema();
+    let fields = encode::fields(
+        &schema,
+        &Format::UnifiedText,
+        Arc::new(FormatOptions::default()),
+    )?;
+    let encoder = || match (&copy.csv, &copy.delimiter) {
+        (true, delimiter) => {
+            let mut options = CopyCsvOptions::default();
+            if let Some(d) = delimiter {
+                options.delimiter = d.as_str().into();
+            }
+            CopyEncoder::new_csv(Arc::clone(&fields), options)
+        }
+        (false, delimiter) => {
+            let mut options = CopyTextOptions::default();
+            if let Some(d) = delimiter {
+                options.delimiter = d.as_str().into();
+            }
+            CopyEncoder::new_text(Arc::clone(&fields), options)
+        }
+    };
+    let mut first = vec![];
+    if copy.header && copy.csv {
+        let delimiter = copy.delimiter.clone().unwrap_or_else(|| ",".into());
+        let names: Vec<String> = schema.fields().iter().map(|f| csv_name(f.name())).collect();
+        first.push(Ok(CopyData::new(Bytes::from(format!(
+            "{}\n",
+            names.join(&delimiter)
+        )))));
+    }
+    let columns = schema.fields().len();
+    let pending: VecDeque<PgWireResult<CopyData>> = first.into();
+    let state = (session.clone(), result, encoder(), fields, pending);
+    let stream = futures::stream::unfold(
+        state,
+        |(session, mut result, mut encoder, fields, mut pending)| async move {
+            loop {
+                if let Some(item) = pending.pop_front() {
+                    return Some((item, (session, result, encoder, fields, pending)));
+                }
+                match result.next().await? {
+                    Ok(batch) => pending.extend(encode_rows(&mut encoder, &fields, &batch)),
+                    Err(e) => {
+                        let error = encode::pg_error(&session.explain_error(e));
+                        return Some((Err(error), (session, result, encoder, fields, pending)));
+                    }
+                }
+            }
+        },
+    );
+    Ok(Response::CopyOut(CopyResponse::new(0, columns, stream)))
+}
+
+fn csv_name(name: &str) -> String {
+    if name.contains([',', '"', '\n']) {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    } else {
+        name.to_string()
+    }
+}
+
+fn encode_rows(
+    encoder: &mut CopyEncoder,
+    fields: &Arc<Vec<FieldInfo>>,
+    batch: &RecordBatch,
+) -> Vec<PgWireResult<CopyData>> {
+    let schema = batch.schema();
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        for (column, array) in batch.columns().iter().enumerate() {
+            if let Err(e) = encode_value(encoder, array, row, schema.field(column), &fields[column])
+            {
+                out.push(Err(e));
+                return out;
+            }
+        }
+        out.push(Ok(encoder.take_copy()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn psql_copy_forms() -> Result<()> {
+        let copy = parse("COPY  t TO STDOUT csv header")?.ok_or(AugurError::Cancelled)?;
+        assert_eq!(copy.query, "SELECT * FROM t");
+        assert!(copy.csv && copy.header);
+        let copy = parse("COPY ( select a from t ) TO STDOUT WITH (FORMAT csv, DELIMITER ';')")?
+            .ok_or(AugurError::Cancelled)?;
+        assert_eq!(copy.query, "select a from t");
+        assert_eq!(copy.delimiter.as_deref(), Some(";"));
+        assert!(!copy.header);
+        assert!(parse("COPY t TO 'out.csv'")?.is_none());
+        assert!(parse("SELECT 1")?.is_none());
+        assert!(parse("COPY t FROM STDIN").is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,384 @@
+//! pgwire's handlers for one connection: simple and extended query over the connection's
+//! `Session` (our parser first, always), start-up and authentication, and cancel requests.
+
+use std::fmt::Debug;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ParamValues;
+use datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters_with_server_types;
+use datafusion_postgres::arrow_pg::datatypes::into_pg_type;
+use datafusion_postgres::pgwire::api::auth::AuthSource;
+use datafusion_postgres::pgwire::api::cancel::CancelHandler;
+use datafusion_postgres::pgwire::api::portal::{Format, Portal};
+use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use datafusion_postgres::pgwire::api::results::{FieldInfo, Response, Tag};
+use datafusion_postgres::pgwire::api::stmt::QueryParser;
+use datafusion_postgres::pgwire::api::store::PortalStore;
+use datafusion_postgres::pgwire::api::{
+    ClientInfo, ClientPortalStore, NoopHandler, PgWireServerHandlers, Type,
+};
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
+use datafusion_postgres::pgwire::messages::cancel::CancelRequest;
+use datafusion_postgres::pgwire::messages::startup::ParameterStatus;
+use datafusion_postgres::pgwire::types::format::FormatOptions;
+use futures::{Sink, SinkExt};
+
+pub use super::auth::Refusal;
+use super::auth::Startup;
+use super::connection::{self, Connection, Slot};
+use super::encode::{self, Completion};
+use super::{Shared, copy};
+use crate::error::Result;
+use crate::session::Prepared;
+
+/// Variables whose changes the client is told about (ParameterStatus), like Postgres does.
+const REPORTED: &[(&str, &str)] = &[
+    ("application_name", "application_name"),
+    ("client_encoding", "client_encoding"),
+    ("datestyle", "DateStyle"),
+    ("intervalstyle", "IntervalStyle"),
+    ("timezone", "TimeZone"),
+    ("standard_conforming_strings", "standard_conforming_strings"),
+];
+
+/// The handlers pgwire asks for, made fresh for each connection.
+pub struct ConnectionHandlers {
+    startup: Arc<Startup>,
+    queries: Arc<Queries>,
+    cancels: Arc<Cancels>,
+    _slot: Option<Slot>,
+}
+
+impl ConnectionHandlers {
+    pub fn new(shared: Arc<Shared>, peer: SocketAddr, refusal: Option<Refusal>) -> Self {
+        let slot = Slot::take(&shared);
+        let refusal = refusal.or_else(|| {
+            slot.is_none()
+                .then_some(Refusal::TooMany(shared.options.max_connections))
+        });
+        let _ = peer;
+        let verifiers: Arc<dyn AuthSource> = Arc::clone(&shared.verifiers);
+        ConnectionHandlers {
+            startup: Arc::new(Startup::new(&shared.options.users, &verifiers, refusal)),
+            queries: Arc::new(Queries {
+                shared: Arc::clone(&shared),
+            }),
+            cancels: Arc::new(Cancels { shared }),
+            _slot: slot,
+        }
+    }
+}
+
+impl PgWireServerHandlers for ConnectionHandlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        Arc::clone(&self.queries)
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        Arc::clone(&self.queries)
+    }
+
+    fn startup_handler(&self) -> Arc<impl datafusion_postgres::pgwire::api::auth::StartupHandler> {
+        Arc::clone(&self.startup)
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        Arc::clone(&self.cancels)
+    }
+
+    fn error_handler(&self) -> Arc<impl datafusion_postgres::pgwire::api::ErrorHandler> {
+        Arc::new(NoopHandler)
+    }
+}
+
+pub struct Cancels {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl CancelHandler for Cancels {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        self.shared
+            .connections
+            .cancel(request.pid, &request.secret_key.to_bytes());
+    }
+}
+
+/// A statement after Parse: its text and what planning it told us.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    sql: String,
+    prepared: Prepared,
+}
+
+pub struct Queries {
+    shared: Arc<Shared>,
+}
+
+impl Queries {
+    fn connection<C: ClientInfo>(&self, client: &C) -> PgWireResult<Arc<Connection>> {
+        connection::of(&self.shared, client).map_err(|e| encode::pg_error(&e))
+    }
+
+    /// Run one statement and turn its result into a wire response. `stream`: rows go out
+    /// as they are made; otherwise they are collected first (a statement followed by others
+    /// in one simple query must finish before the next one starts).
+    async fn run<C>(
+        &self,
+        client: &mut C,
+        connection: &Connection,
+        sql: &str,
+        params: Option<ParamValues>,
+        format: &Format,
+        stream: bool,
+    ) -> Result<Response>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+    {
+        let session = &connection.session;
+        if let Some(copy) = copy::parse(sql)? {
+            return copy::run(session, copy).await;
+        }
+        let before = reported(session);
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        let result = session.execute_with(sql, params).await?;
+        let schema = result.schema();
+        let completion = encode::completion(sql);
+        let returns_rows = !schema.fields().is_empty()
+            && !matches!(completion, Completion::Count(_) | Completion::Done(_));
+        let response = if returns_rows && stream && !matches!(sql_head(sql).as_str(), "TRAIN") {
+            let fields = encode::fields(&schema, format, options)?;
+            Response::Query(encode::streaming(session.clone(), result, fields))
+        } else {
+            let batches = result
+                .collect()
+                .await
+                .map_err(|e| session.explain_error(e))?;
+            if returns_rows {
+                let fields = encode::fields(&schema, format, options)?;
+                Response::Query(encode::collected(batches, fields))
+            } else {
+                match completion {
+                    Completion::Count("INSERT") => Response::Execution(
+                        Tag::new("INSERT")
+                            .with_oid(0)
+                            .with_rows(encode::count(&batches)),
+                    ),
+                    Completion::Count(tag) => {
+                        Response::Execution(Tag::new(tag).with_rows(encode::count(&batches)))
+                    }
+                    Completion::TransactionStart(tag) => Response::TransactionStart(Tag::new(tag)),
+                    Completion::TransactionEnd(tag) => Response::TransactionEnd(Tag::new(tag)),
+                    Completion::Done(tag) => Response::Execution(Tag::new(&tag)),
+                    Completion::Rows => Response::Execution(Tag::new("SELECT").with_rows(0)),
+                }
+            }
+        };
+        for message in session.take_notices() {
+            let _ = client
+                .feed(PgWireBackendMessage::NoticeResponse(
+                    encode::notice(&message).into(),
+                ))
+                .await;
+        }
+        for (name, value) in changed(&before, &reported(session)) {
+            let _ = client
+                .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                    name, value,
+                )))
+                .await;
+        }
+        Ok(response)
+    }
+}
+
+fn sql_head(sql: &str) -> String {
+    sql.split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase()
+}
+
+fn reported(session: &crate::session::Session) -> Vec<(String, String)> {
+    REPORTED
+        .iter()
+        .map(|(name, shown)| {
+            (
+                shown.to_string(),
+                session.variable(name).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn changed(before: &[(String, String)], after: &[(String, String)]) -> Vec<(String, String)> {
+    after
+        .iter()
+        .filter(|pair| !before.contains(pair))
+        .cloned()
+        .collect()
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Queries {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let connection = self.connection(client)?;
+        let statements = crate::parser::split_statements(query);
+        if statements.is_empty() {
+            return Ok(vec![Response::EmptyQuery]);
+        }
+        let last = statements.len() - 1;
+        let mut responses = vec![];
+        for (index, statement) in statements.iter().enumerate() {
+            let sql = statement.text.as_str();
+            match self
+                .run(
+                    client,
+                    &connection,
+                    sql,
+                    None,
+                    &Format::UnifiedText,
+                    index == last,
+                )
+                .await
+            {
+                Ok(response) => responses.push(response),
+                Err(e) => {
+                    // Postgres stops a multi-statement query at its first error.
+                    responses.push(Response::Error(Box::new(encode::error_info(&e))));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+#[async_trait]
+impl QueryParser for Queries {
+    type Statement = Statement;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let statements = crate::parser::split_statements(sql);
+        let sql = match statements.as_slice() {
+            [] => return Ok(None),
+            [one] => one.text.clone(),
+            _ => {
+                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "ERROR".into(),
+                    "42601".into(),
+                    "cannot insert multiple commands into a prepared statement".into(),
+                ))));
+            }
+        };
+        let connection = self.connection(client)?;
+        let prepared = if copy::parse(&sql)
+            .map_err(|e| encode::pg_error(&e))?
+            .is_some()
+        {
+            copy::prepared()
+        } else {
+            connection
+                .session
+                .prepare(&sql)
+                .await
+                .map_err(|e| encode::pg_error(&e))?
+        };
+        Ok(Some(Statement { sql, prepared }))
+    }
+
+    fn get_parameter_types(&self, statement: &Statement) -> PgWireResult<Vec<Type>> {
+        Ok(wire_types(&statement.prepared.parameter_types))
+    }
+
+    fn get_result_schema(
+        &self,
+        statement: &Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        let format = column_format.unwrap_or(&Format::UnifiedText);
+        let options = Arc::new(FormatOptions::default());
+        encode::fields(&statement.prepared.schema, format, options)
+            .map(|fields| fields.as_ref().clone())
+            .map_err(|e| encode::pg_error(&e))
+    }
+}
+
+fn wire_types(types: &[Option<DataType>]) -> Vec<Type> {
+    types
+        .iter()
+        .map(|t| {
+            t.as_ref()
+                .and_then(|t| into_pg_type(t).ok())
+                .unwrap_or(Type::UNKNOWN)
+        })
+        .collect()
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Queries {
+    type Statement = Statement;
+    type QueryParser = Queries;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        Arc::new(Queries {
+            shared: Arc::clone(&self.shared),
+        })
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let connection = self.connection(client)?;
+        let statement = &portal.statement.statement;
+        let types = &statement.prepared.parameter_types;
+        let params = if portal.parameter_len() == 0 {
+            None
+        } else {
+            let inferred: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
+            let wire = wire_types(types);
+            let wire: Vec<Option<&Type>> = wire.iter().map(Some).collect();
+            Some(deserialize_parameters_with_server_types(
+                portal, &inferred, &wire,
+            )?)
+        };
+        self.run(
+            client,
+            &connection,
+            &statement.sql,
+            params,
+            &portal.result_column_format,
+            true,
+        )
+        .await
+        .map_err(|e| encode::pg_error(&e))
+    }
+}
