@@ -148,6 +148,8 @@ fn classify_datafusion(e: &DataFusionError) -> ErrorClass {
                 classify_io(io)
             } else if let Some(df) = inner.downcast_ref::<DataFusionError>() {
                 classify_datafusion(df)
+            } else if let Some(ours) = inner.downcast_ref::<AugurError>() {
+                ours.class()
             } else {
                 classify_message(&inner.to_string())
             }

@@ -1,6 +1,6 @@
 //! Augur's integration tests, one binary: sqllogictest files, the binary end to end,
-//! the shell through a pty, functions, object storage against a local S3 server, and crash
-//! safety under `kill -9`.
+//! the shell through a pty, functions, object storage against a local S3 server, the
+//! Postgres-wire server with real clients, and crash safety under `kill -9`.
 
 mod cli;
 mod common;
@@ -9,6 +9,7 @@ mod errors;
 mod ml;
 mod persistence;
 mod s3;
+mod server;
 mod shell;
 mod sqllogic;
 mod udfs;
@@ -23,6 +24,7 @@ fn main() {
     trials.extend(persistence::trials());
     trials.extend(shell::trials());
     trials.extend(s3::trials());
+    trials.extend(server::trials());
     trials.extend(udfs::trials());
     trials.extend(crash::trials());
     libtest_mimic::run(&args, trials).exit();

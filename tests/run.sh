@@ -13,6 +13,13 @@ python3 -c "import moto.server, boto3" 2>/dev/null \
   || python3 -m pip install -q --disable-pip-version-check 'moto[server]' \
   || python3 -m pip install -q --break-system-packages 'moto[server]'
 
+# The wire server's tests drive real clients: psql (Debian postgresql-client), psycopg 3.
+command -v psql >/dev/null || { apt-get update -qq && apt-get install -y -qq postgresql-client; }
+command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
+python3 -c "import psycopg" 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check 'psycopg[binary]' \
+  || python3 -m pip install -q --break-system-packages 'psycopg[binary]'
+
 # The demo data must be exactly what the generator makes.
 python3 testdata/gen_transactions.py > "${TMPDIR:-/tmp}/augur-transactions.csv"
 cmp -s "${TMPDIR:-/tmp}/augur-transactions.csv" testdata/transactions.csv \

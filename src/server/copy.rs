@@ -143,30 +143,43 @@ pub async fn run(session: &Session, copy: CopyOut) -> Result<Response> {
             CopyEncoder::new_text(Arc::clone(&fields), options)
         }
     };
-    let mut first = vec![];
+    // The header goes out with the first row: psql counts CopyData messages as rows.
+    let mut header = None;
     if copy.header && copy.csv {
         let delimiter = copy.delimiter.clone().unwrap_or_else(|| ",".into());
         let names: Vec<String> = schema.fields().iter().map(|f| csv_name(f.name())).collect();
-        first.push(Ok(CopyData::new(Bytes::from(format!(
-            "{}\n",
-            names.join(&delimiter)
-        )))));
+        header = Some(format!("{}\n", names.join(&delimiter)));
     }
     let columns = schema.fields().len();
-    let pending: VecDeque<PgWireResult<CopyData>> = first.into();
-    let state = (session.clone(), result, encoder(), fields, pending);
+    let pending: VecDeque<PgWireResult<CopyData>> = VecDeque::new();
+    let state = (session.clone(), result, encoder(), fields, pending, header);
     let stream = futures::stream::unfold(
         state,
-        |(session, mut result, mut encoder, fields, mut pending)| async move {
+        |(session, mut result, mut encoder, fields, mut pending, mut header)| async move {
             loop {
                 if let Some(item) = pending.pop_front() {
-                    return Some((item, (session, result, encoder, fields, pending)));
+                    let item = match (header.take(), item) {
+                        (Some(head), Ok(row)) => {
+                            let mut bytes = head.into_bytes();
+                            bytes.extend_from_slice(&row.data);
+                            Ok(CopyData::new(Bytes::from(bytes)))
+                        }
+                        (_, item) => item,
+                    };
+                    return Some((item, (session, result, encoder, fields, pending, header)));
                 }
-                match result.next().await? {
+                let Some(next) = result.next().await else {
+                    // No rows at all: the header alone.
+                    let head = header.take()?;
+                    let item = Ok(CopyData::new(Bytes::from(head)));
+                    return Some((item, (session, result, encoder, fields, pending, header)));
+                };
+                match next {
                     Ok(batch) => pending.extend(encode_rows(&mut encoder, &fields, &batch)),
                     Err(e) => {
                         let error = encode::pg_error(&session.explain_error(e));
-                        return Some((Err(error), (session, result, encoder, fields, pending)));
+                        let state = (session, result, encoder, fields, pending, header);
+                        return Some((Err(error), state));
                     }
                 }
             }

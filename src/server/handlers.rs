@@ -323,13 +323,15 @@ impl QueryParser for Queries {
     }
 }
 
+/// Parameter types for ParameterDescription. One nothing decides (`$1 IS NULL`) is text,
+/// as in Postgres, so clients can always send it.
 fn wire_types(types: &[Option<DataType>]) -> Vec<Type> {
     types
         .iter()
         .map(|t| {
             t.as_ref()
                 .and_then(|t| into_pg_type(t).ok())
-                .unwrap_or(Type::UNKNOWN)
+                .unwrap_or(Type::TEXT)
         })
         .collect()
 }

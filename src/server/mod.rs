@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use datafusion_postgres::pgwire::tokio::process_socket;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::database::Database;
 use crate::error::{AugurError, Result};
@@ -166,7 +166,19 @@ impl Server {
             let handlers = ConnectionHandlers::new(Arc::clone(&self.shared), peer, refusal);
             let tls = self.tls.clone();
             tokio::spawn(async move {
-                let _ = process_socket(socket, tls, handlers).await;
+                let (socket, hang_up) = match watch_hang_up(socket) {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        eprintln!("augur: connection from {peer} dropped: {e}");
+                        return;
+                    }
+                };
+                // A client that goes away mid-statement is noticed here, not when the result
+                // is finally written: dropping the connection drops its running statement.
+                tokio::select! {
+                    _ = process_socket(socket, tls, handlers) => {}
+                    _ = hang_up => {}
+                }
             });
         }
     }
@@ -175,4 +187,25 @@ impl Server {
         (self.shared.options.users.is_empty() && !peer.ip().is_loopback())
             .then_some(Refusal::NotLoopback)
     }
+}
+
+/// The socket for pgwire, and a future that resolves when the client has closed its end
+/// (end of stream or a reset), watched on a duplicate of the socket.
+fn watch_hang_up(
+    socket: TcpStream,
+) -> std::io::Result<(TcpStream, impl std::future::Future<Output = ()>)> {
+    let std_socket = socket.into_std()?;
+    let watcher = TcpStream::from_std(std_socket.try_clone()?)?;
+    let socket = TcpStream::from_std(std_socket)?;
+    let hang_up = async move {
+        let mut byte = [0u8; 1];
+        loop {
+            match watcher.peek(&mut byte).await {
+                Ok(0) | Err(_) => return,
+                // Bytes are waiting for pgwire (the client is pipelining): look again later.
+                Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+            }
+        }
+    };
+    Ok((socket, hang_up))
 }

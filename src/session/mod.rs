@@ -9,6 +9,7 @@ mod functions;
 mod hints;
 mod models;
 mod notices;
+mod placeholders;
 mod postgres;
 mod prepare;
 mod result;
@@ -274,6 +275,11 @@ async fn plan_statement(session: &Session, sql: &str) -> Result<Planned> {
     if session.is_read_only() && writes(&plan) {
         return Err(read_only_error());
     }
+    if let LogicalPlan::Copy(copy) = &plan {
+        // Checked before DataFusion writes: its writer reports a refused write only as a
+        // failed "finalize".
+        sandbox::check_location(&copy.output_url, true)?;
+    }
     Ok(Planned::Plan(plan))
 }
 
@@ -284,7 +290,7 @@ async fn plan_sql(session: &Session, sql: &str) -> Result<LogicalPlan> {
     complexity::check(&statement)?;
     functions::prepare(&mut statement)?;
     let stored_definition = store_options::prepare(session, &mut statement)?;
-    let plan = state.statement_to_plan(statement).await?;
+    let plan = placeholders::type_from_casts(state.statement_to_plan(statement).await?)?;
     Ok(match (plan, stored_definition) {
         (LogicalPlan::Ddl(DdlStatement::CreateExternalTable(mut cmd)), Some(definition)) => {
             cmd.definition = Some(definition);

@@ -2,7 +2,11 @@
 //! and the rewrites that let DataFusion plan the catalog queries Postgres clients send
 //! (`'t'::regclass`, `OPERATOR(pg_catalog.~)`, …), from datafusion-pg-catalog.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::scalar::ScalarValue;
 
 use datafusion::execution::session_state::SessionState;
 use datafusion::prelude::SessionContext;
@@ -17,7 +21,28 @@ use crate::error::{AugurError, Result};
 
 /// Register `pg_catalog` (tables and functions such as `pg_table_is_visible`) in `ctx`.
 pub(super) fn install(ctx: &SessionContext) -> Result<()> {
-    setup_pg_catalog(ctx, CATALOG, EmptyContextProvider).map_err(|e| AugurError::DataFusion(*e))
+    setup_pg_catalog(ctx, CATALOG, EmptyContextProvider).map_err(|e| AugurError::DataFusion(*e))?;
+    // What psql's \df asks of each function in pg_proc (Postgres's own, there): every one
+    // is on the search path; signatures are not recorded.
+    ctx.register_udf(constant(
+        "pg_function_is_visible",
+        ScalarValue::Boolean(Some(true)),
+    ));
+    for name in ["pg_get_function_result", "pg_get_function_arguments"] {
+        ctx.register_udf(constant(name, ScalarValue::Utf8(Some(String::new()))));
+    }
+    Ok(())
+}
+
+/// `name(oid)`: the same value for every row.
+fn constant(name: &str, value: ScalarValue) -> ScalarUDF {
+    create_udf(
+        name,
+        vec![DataType::Int64],
+        value.data_type(),
+        Volatility::Immutable,
+        Arc::new(move |_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(value.clone()))),
+    )
 }
 
 fn compatibility() -> &'static PostgresCompatibilityParser {

@@ -1,0 +1,463 @@
+//! What clients do over the wire: queries and types in both protocols, training and
+//! prediction with the same rows as in-process, psql's meta-commands and `\copy`, SQLSTATEs,
+//! cancel and timeouts, limits, concurrent clients, a client killed mid-query, psycopg.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use libtest_mimic::Trial;
+use tokio_postgres::types::Type;
+
+use super::{R, Server, describe, sqlstate, testdata, text_rows, wait_until};
+use crate::common::{augur_in, check, ok, repo, runtime, tempdir};
+
+pub fn trials() -> Vec<Trial> {
+    vec![
+        Trial::test(
+            "server::queries_types_and_parameters",
+            queries_types_and_parameters,
+        ),
+        Trial::test("server::training_over_the_wire", training_over_the_wire),
+        Trial::test(
+            "server::psql_meta_commands_and_copy",
+            psql_meta_commands_and_copy,
+        ),
+        Trial::test("server::errors_carry_sqlstates", errors_carry_sqlstates),
+        Trial::test(
+            "server::cancel_and_statement_timeout",
+            cancel_and_statement_timeout,
+        ),
+        Trial::test("server::connection_limit", connection_limit),
+        Trial::test("server::concurrent_clients", concurrent_clients),
+        Trial::test("server::client_killed_mid_query", client_killed_mid_query),
+        Trial::test("server::psycopg", psycopg),
+    ]
+}
+
+const SETUP: &str = "CREATE TABLE t AS SELECT * FROM (VALUES \
+    (1, 'one', 1.5, true, DATE '2024-01-31'), (2, 'two', -2.25, false, DATE '2024-02-29'), \
+    (3, NULL, NULL, NULL, NULL)) v(id, name, x, flag, day)";
+
+fn queries_types_and_parameters() -> R {
+    let dir = tempdir();
+    let server = Server::start(
+        dir.path(),
+        &[dir.path().join("db").to_str().unwrap_or("db")],
+    )?;
+    runtime().block_on(async {
+        let mut client = server.connect().await?;
+        // Several statements in one simple query, each with its own tag and result.
+        let messages = client
+            .simple_query(&format!("{SETUP}; INSERT INTO t VALUES (4, 'four', 4.0, true, NULL); SELECT count(*) FROM t"))
+            .await
+            .map_err(|e| describe(&e))?;
+        let tags: Vec<u64> = messages
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                _ => None,
+            })
+            .collect();
+        check(tags == vec![0, 1, 1], || format!("command tags (rows): {tags:?}"))?;
+        // Extended protocol: typed parameters, binary results of every column type.
+        let rows = client
+            .query(
+                "SELECT id, name, x, flag, day FROM t WHERE id >= $1 AND (name = $2 OR $2 IS NULL OR id > 1) ORDER BY id",
+                &[&2i64, &"two"],
+            )
+            .await
+            .map_err(|e| describe(&e))?;
+        check(rows.len() == 3, || format!("{} rows for id >= 2", rows.len()))?;
+        let id: i64 = rows[0].get(0);
+        let name: Option<String> = rows[0].get(1);
+        let x: Option<f64> = rows[0].get(2);
+        let flag: Option<bool> = rows[0].get(3);
+        let day: Option<String> = client
+            .query_one("SELECT CAST(day AS VARCHAR) FROM t WHERE id = $1", &[&id])
+            .await
+            .map_err(|e| describe(&e))?
+            .get(0);
+        check(
+            (id, name.as_deref(), x, flag, day.as_deref())
+                == (2, Some("two"), Some(-2.25), Some(false), Some("2024-02-29")),
+            || format!("row 2 came back as {id} {name:?} {x:?} {flag:?} {day:?}"),
+        )?;
+        let null_name: Option<String> = rows[1].get(1);
+        check(null_name.is_none(), || "NULL text arrived as a value".into())?;
+        // One prepared statement, run with different values; `$1::type` casts.
+        let statement = client
+            .prepare("SELECT $1::int + 1, upper($2::text)")
+            .await
+            .map_err(|e| describe(&e))?;
+        for n in [1i32, 41] {
+            let row = client
+                .query_one(&statement, &[&n, &"abc"])
+                .await
+                .map_err(|e| describe(&e))?;
+            // DataFusion widens int + literal to bigint.
+            let sum: i64 = row.try_get(0).map_err(|e| format!("sum: {e}"))?;
+            let text: String = row.try_get(1).map_err(|e| format!("text: {e}"))?;
+            check(sum == i64::from(n) + 1 && text == "ABC", || format!("{n}: got {sum} {text}"))?;
+        }
+        // execute() reports the rows an INSERT wrote.
+        let insert = client
+            .prepare("INSERT INTO t (id, name) VALUES ($1, $2)")
+            .await
+            .map_err(|e| describe(&e))?;
+        check(insert.params() == [Type::INT8, Type::TEXT], || {
+            format!("INSERT parameter types {:?}", insert.params())
+        })?;
+        let written = client
+            .execute(&insert, &[&5i64, &"five"])
+            .await
+            .map_err(|e| format!("INSERT with parameters: {e}"))?;
+        check(written == 1, || format!("INSERT reported {written} rows"))?;
+        // A portal read in pieces (max_rows), as cursors do.
+        let transaction = client.transaction().await.map_err(|e| describe(&e))?;
+        let portal = transaction
+            .bind("SELECT id FROM t ORDER BY id", &[])
+            .await
+            .map_err(|e| describe(&e))?;
+        let first = transaction.query_portal(&portal, 2).await.map_err(|e| describe(&e))?;
+        let rest = transaction.query_portal(&portal, 10).await.map_err(|e| describe(&e))?;
+        check(first.len() == 2 && rest.len() == 3, || {
+            format!("portal pieces: {} then {}", first.len(), rest.len())
+        })?;
+        transaction.commit().await.map_err(|e| describe(&e))?;
+        // Session settings: SET/SHOW/RESET, and ParameterStatus-reported values.
+        let shown = text_rows(&client, "SET DateStyle = 'ISO, DMY'; SHOW DateStyle; RESET ALL; SHOW DateStyle").await?;
+        check(shown == ["ISO, DMY", "ISO, MDY"], || format!("SHOW DateStyle: {shown:?}"))?;
+        let version = text_rows(&client, "SHOW server_version").await?;
+        check(version.first().is_some_and(|v| v.starts_with("16.")), || {
+            format!("server_version {version:?}")
+        })?;
+        // The same rows as the embedded engine gives for the same statement.
+        let wire = text_rows(&client, "SELECT id, name FROM t ORDER BY id").await?;
+        check(wire.len() == 5 && wire[2] == "3|NULL", || format!("{wire:?}"))?;
+        Ok::<_, String>(())
+    })?;
+    Ok(())
+}
+
+fn training_over_the_wire() -> R {
+    let dir = tempdir();
+    std::fs::copy(
+        testdata().join("transactions.csv"),
+        dir.path().join("tx.csv"),
+    )
+    .map_err(|e| e.to_string())?;
+    let train = "TRAIN MODEL risk USING logistic_regression PREDICT risk_score \
+        WITH (reg_param = 0.01, elastic_net_param = 0.5) \
+        AS SELECT age, balance, merchant_category, risk_score FROM 'tx.csv'";
+    let score = "SELECT customer_id, prediction, round(probability, 9) FROM predict(risk, \
+        (SELECT * FROM 'tx.csv' ORDER BY customer_id, transaction_date LIMIT 20)) \
+        ORDER BY customer_id, probability";
+    // In-process (a script), in its own database.
+    let local = augur_in(
+        dir.path(),
+        &["local", "--format", "csv", "-q", "-c", train, "-c", score],
+        None,
+    );
+    let local = ok(&local)?;
+    // Numbers compared as numbers: the wire prints 0.0 as `0`, CSV as `0.0`.
+    let numbers = |line: &str| -> Vec<f64> {
+        line.split(['|', ','])
+            .map(|v| v.parse::<f64>().unwrap_or(f64::NAN))
+            .collect()
+    };
+    let expected: Vec<Vec<f64>> = local
+        .lines()
+        .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .map(numbers)
+        .filter(|row| row.len() == 3)
+        .collect();
+    let server = Server::start(dir.path(), &["remote", "--allow-dir", "."])?;
+    let got = runtime().block_on(async {
+        let client = server.connect().await?;
+        let summary = text_rows(&client, train).await?;
+        check(
+            summary.len() == 1 && summary[0].starts_with("risk|1|logistic_regression"),
+            || format!("training summary {summary:?}"),
+        )?;
+        text_rows(&client, score).await
+    })?;
+    let got: Vec<Vec<f64>> = got.iter().map(|l| numbers(l)).collect();
+    check(expected.len() == 20 && got == expected, || {
+        format!("predictions differ:\nwire  {got:?}\nlocal {expected:?}")
+    })?;
+    Ok(())
+}
+
+fn psql_meta_commands_and_copy() -> R {
+    let dir = tempdir();
+    let server = Server::start(dir.path(), &["db"])?;
+    let (ok_setup, _, err) = server.psql(
+        dir.path(),
+        &["-c", SETUP, "-c", "CREATE VIEW v AS SELECT id, name FROM t"],
+    );
+    check(ok_setup, || format!("setup failed: {err}"))?;
+    let (ok_d, out, err) = server.psql(
+        dir.path(),
+        &["-c", "\\dt", "-c", "\\d t", "-c", "\\dv", "-c", "\\l"],
+    );
+    check(ok_d, || format!("\\d commands failed: {err}"))?;
+    for needle in [
+        "public | t",
+        "table",
+        "name",
+        "text",
+        "double precision",
+        "boolean",
+        "date",
+        "public | v",
+        "augur",
+    ] {
+        check(out.contains(needle), || {
+            format!("'{needle}' missing from:\n{out}")
+        })?;
+    }
+    let (ok_df, _, err) = server.psql(dir.path(), &["-c", "\\df"]);
+    check(ok_df, || format!("\\df failed: {err}"))?;
+    // \copy out: psql writes the client-side file from COPY … TO STDOUT.
+    let out_file = dir.path().join("out.csv");
+    let copy = format!(
+        "\\copy (SELECT id, name FROM t ORDER BY id) to '{}' csv header",
+        out_file.display()
+    );
+    let (ok_copy, printed, err) = server.psql(dir.path(), &["-c", &copy]);
+    check(ok_copy && printed.contains("COPY 3"), || {
+        format!("\\copy: {printed} {err}")
+    })?;
+    let written = std::fs::read_to_string(&out_file).map_err(|e| e.to_string())?;
+    check(written == "id,name\n1,one\n2,two\n3,\n", || {
+        format!("\\copy wrote {written:?}")
+    })?;
+    Ok(())
+}
+
+fn errors_carry_sqlstates() -> R {
+    let dir = tempdir();
+    let mut server = Server::start(dir.path(), &[])?;
+    let deep = format!("SELECT {}", vec!["1"; 20_000].join(" + "));
+    let huge = format!("SELECT '{}'", "x".repeat(10 << 20));
+    runtime().block_on(async {
+        let client = server.connect().await?;
+        client
+            .batch_execute(SETUP)
+            .await
+            .map_err(|e| describe(&e))?;
+        let cases: Vec<(&str, &str)> = vec![
+            ("SELEC 1", "42601"),
+            ("SELECT * FROM no_such_table", "42P01"),
+            ("SELECT no_such_column FROM t", "42703"),
+            ("SELECT no_such_function(1)", "42883"),
+            ("SELECT CAST('abc' AS INT)", "22P02"),
+            ("SET statement_timeout = 'soon'", "22023"),
+            ("CREATE TABLE t AS SELECT 1", "42P07"),
+            (deep.as_str(), "54001"),
+            (huge.as_str(), "54001"),
+        ];
+        for (sql, code) in cases {
+            let simple = sqlstate(client.simple_query(sql).await);
+            let extended = sqlstate(client.query(sql, &[]).await);
+            let shown: String = sql.chars().take(40).collect();
+            check(simple == code && extended == code, || {
+                format!("{shown}: simple {simple}, extended {extended}, want {code}")
+            })?;
+        }
+        // The connection is still good after every error.
+        let rows = text_rows(&client, "SELECT count(*) FROM t").await?;
+        check(rows == ["3"], || format!("after errors: {rows:?}"))?;
+        Ok::<_, String>(())
+    })?;
+    check(server.alive(), || "the server died".into())?;
+    Ok(())
+}
+
+/// A statement that runs for minutes unless stopped.
+const FOREVER: &str = "SELECT count(*) FROM generate_series(1, 100000000000) WHERE value % 7 = 3";
+
+fn cancel_and_statement_timeout() -> R {
+    let dir = tempdir();
+    let server = Server::start(dir.path(), &[])?;
+    runtime().block_on(async {
+        let client = server.connect().await?;
+        let token = client.cancel_token();
+        let started = Instant::now();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            token.cancel_query(tokio_postgres::NoTls).await
+        });
+        let code = sqlstate(client.simple_query(FOREVER).await);
+        let took = started.elapsed();
+        canceller
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| describe(&e))?;
+        check(code == "57014" && took < Duration::from_secs(5), || {
+            format!("cancel: {code} after {took:?}")
+        })?;
+        // statement_timeout bounds execution (not only planning), in both protocols.
+        client
+            .batch_execute("SET statement_timeout = '300ms'")
+            .await
+            .map_err(|e| describe(&e))?;
+        for extended in [false, true] {
+            let started = Instant::now();
+            let code = if extended {
+                sqlstate(client.query(FOREVER, &[]).await)
+            } else {
+                sqlstate(client.simple_query(FOREVER).await)
+            };
+            check(
+                code == "57014" && started.elapsed() < Duration::from_secs(5),
+                || {
+                    format!(
+                        "timeout (extended: {extended}): {code} after {:?}",
+                        started.elapsed()
+                    )
+                },
+            )?;
+        }
+        client
+            .batch_execute("SET statement_timeout = 0")
+            .await
+            .map_err(|e| describe(&e))?;
+        let rows = text_rows(&client, "SELECT 1").await?;
+        check(rows == ["1"], || format!("after timeouts: {rows:?}"))?;
+        Ok::<_, String>(())
+    })?;
+    Ok(())
+}
+
+fn connection_limit() -> R {
+    let dir = tempdir();
+    let server = Server::start(dir.path(), &["--max-connections", "2"])?;
+    runtime().block_on(async {
+        let first = server.connect().await?;
+        let second = server.connect().await?;
+        let third = tokio_postgres::connect(&server.url("augur"), tokio_postgres::NoTls).await;
+        let code = sqlstate(third);
+        check(code == "53300", || format!("third connection: {code}"))?;
+        // Closing one frees its place.
+        drop(second);
+        let mut fourth = Err(String::new());
+        for _ in 0..50 {
+            fourth = server.connect().await;
+            if fourth.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let fourth = fourth?;
+        let rows = text_rows(&fourth, "SELECT 2").await?;
+        let first_rows = text_rows(&first, "SELECT 1").await?;
+        check(rows == ["2"] && first_rows == ["1"], || {
+            format!("{rows:?} {first_rows:?}")
+        })?;
+        Ok::<_, String>(())
+    })?;
+    Ok(())
+}
+
+fn concurrent_clients() -> R {
+    let dir = tempdir();
+    let server = Server::start(dir.path(), &["db"])?;
+    runtime().block_on(async {
+        let setup = server.connect().await?;
+        setup
+            .batch_execute("CREATE TABLE nums AS SELECT value AS n FROM generate_series(1, 100000)")
+            .await
+            .map_err(|e| describe(&e))?;
+        let mut tasks = vec![];
+        for worker in 0..8i64 {
+            let client = server.connect().await?;
+            tasks.push(tokio::spawn(async move {
+                for round in 0..5i64 {
+                    let k = worker * 10 + round + 1;
+                    let row = client
+                        .query_one("SELECT sum(n) FROM nums WHERE n % $1 = 0", &[&k])
+                        .await
+                        .map_err(|e| describe(&e))?;
+                    let sum: Option<i64> = row.get(0);
+                    let m = 100000 / k;
+                    let want = k * m * (m + 1) / 2;
+                    if sum != Some(want) {
+                        return Err(format!(
+                            "worker {worker}: sum for {k} = {sum:?}, want {want}"
+                        ));
+                    }
+                }
+                Ok::<_, String>(())
+            }));
+        }
+        for task in tasks {
+            task.await.map_err(|e| e.to_string())??;
+        }
+        Ok::<_, String>(())
+    })?;
+    Ok(())
+}
+
+fn client_killed_mid_query() -> R {
+    let dir = tempdir();
+    let mut server = Server::start(dir.path(), &["--max-connections", "1"])?;
+    let mut psql = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port.to_string(),
+            "-d",
+            "augur",
+            "-X",
+        ])
+        .args(["-c", FOREVER])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("psql: {e}"))?;
+    std::thread::sleep(Duration::from_millis(800));
+    psql.kill().map_err(|e| e.to_string())?;
+    let _ = psql.wait();
+    // With one connection allowed, a new client gets in only once the killed one's
+    // connection, session and running statement are gone.
+    let rt = runtime();
+    wait_until(
+        "a new client after the kill",
+        Duration::from_secs(10),
+        || {
+            rt.block_on(async {
+                match server.connect().await {
+                    Ok(client) => text_rows(&client, "SELECT 42")
+                        .await
+                        .is_ok_and(|r| r == ["42"]),
+                    Err(_) => false,
+                }
+            })
+        },
+    )?;
+    check(server.alive(), || "the server died".into())?;
+    Ok(())
+}
+
+fn psycopg() -> R {
+    let dir = tempdir();
+    let server = Server::start(dir.path(), &["db"])?;
+    let out = Command::new("python3")
+        .arg(repo().join("tests/server/psycopg_check.py"))
+        .arg(server.port.to_string())
+        .output()
+        .map_err(|e| format!("python3: {e}"))?;
+    let printed = String::from_utf8_lossy(&out.stdout);
+    check(
+        out.status.success() && printed.contains("psycopg: all checks passed"),
+        || {
+            format!(
+                "psycopg checks failed:\n{printed}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        },
+    )?;
+    Ok(())
+}
