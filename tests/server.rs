@@ -4,6 +4,7 @@
 
 mod clients;
 mod security;
+mod slt;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -18,6 +19,7 @@ use crate::common::{bin, check, repo, stdout};
 pub fn trials() -> Vec<Trial> {
     let mut trials = clients::trials();
     trials.extend(security::trials());
+    trials.extend(slt::trials());
     trials
 }
 

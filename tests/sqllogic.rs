@@ -92,7 +92,7 @@ fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     out
 }
 
-fn round_float(text: &str) -> String {
+pub fn round_float(text: &str) -> String {
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() => {
             let r = format!("{:.6}", v);
@@ -103,7 +103,8 @@ fn round_float(text: &str) -> String {
     }
 }
 
-pub fn trials() -> Vec<Trial> {
+/// Every `tests/slt/*.slt` file, in name order.
+pub fn slt_files() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map(|d| {
@@ -115,6 +116,10 @@ pub fn trials() -> Vec<Trial> {
         .unwrap_or_default();
     files.sort();
     files
+}
+
+pub fn trials() -> Vec<Trial> {
+    slt_files()
         .into_iter()
         .map(|path| {
             let name = format!(

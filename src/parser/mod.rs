@@ -7,6 +7,27 @@ pub mod split;
 
 pub use split::{SourceStatement, is_complete, is_meta, split_statements};
 
+/// `sql` without the comments and blank space before its first keyword (clients and
+/// scripts put `-- …` and `/* … */` in front of statements).
+pub fn skip_leading_comments(sql: &str) -> &str {
+    let mut rest = sql.trim_start();
+    loop {
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after
+                .find('\n')
+                .map_or("", |i| &after[i + 1..])
+                .trim_start();
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after
+                .find("*/")
+                .map_or("", |i| &after[i + 2..])
+                .trim_start();
+        } else {
+            return rest;
+        }
+    }
+}
+
 /// Longest statement text accepted: past this, planning time and memory grow without bound
 /// for no realistic query (SQLSTATE 54001).
 pub const MAX_STATEMENT_BYTES: usize = 4 << 20;

@@ -32,7 +32,10 @@ pub struct CopyOut {
 
 /// `Some` when `sql` is a COPY to the client; errors for COPY forms we cannot serve.
 pub fn parse(sql: &str) -> Result<Option<CopyOut>> {
-    let trimmed = sql.trim().trim_end_matches(';').trim();
+    let trimmed = crate::parser::skip_leading_comments(sql)
+        .trim()
+        .trim_end_matches(';')
+        .trim();
     let upper = trimmed.to_ascii_uppercase();
     if !upper.starts_with("COPY")
         || !upper[4..].starts_with(|c: char| c.is_whitespace() || c == '(')

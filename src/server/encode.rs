@@ -107,7 +107,7 @@ const OBJECTS: &[&str] = &[
 ];
 
 pub fn completion(sql: &str) -> Completion {
-    let words: Vec<String> = sql
+    let words: Vec<String> = crate::parser::skip_leading_comments(sql)
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| !w.is_empty())
         .take(8)

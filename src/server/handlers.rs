@@ -198,7 +198,8 @@ impl Queries {
 }
 
 fn sql_head(sql: &str) -> String {
-    sql.split_whitespace()
+    crate::parser::skip_leading_comments(sql)
+        .split_whitespace()
         .next()
         .unwrap_or("")
         .to_ascii_uppercase()

@@ -168,7 +168,7 @@ const FIRST_WORDS: &[&str] = &[
 ];
 
 fn first_word(sql: &str) -> String {
-    sql.trim_start()
+    crate::parser::skip_leading_comments(sql)
         .split(|c: char| !c.is_ascii_alphabetic())
         .next()
         .unwrap_or("")
@@ -218,8 +218,26 @@ pub fn handle(variables: &Variables, sql: &str) -> Result<Option<Outcome>> {
             variables.set("client_encoding".into(), charset_name.value)?;
             Some(Outcome::Set)
         }
-        Statement::Set(Set::SetSessionParam(_) | Set::SetRole { .. }) => Some(Outcome::Done),
+        // Transactions are not isolated here (every statement commits on its own): any
+        // requested level is accepted, as SQLite and DuckDB clients expect.
+        Statement::Set(
+            Set::SetSessionParam(_) | Set::SetRole { .. } | Set::SetTransaction { .. },
+        ) => Some(Outcome::Done),
         Statement::Set(_) => None,
+        // SHOW TRANSACTION ISOLATION LEVEL, SHOW TIME ZONE: Postgres's multi-word names.
+        Statement::ShowVariable { variable } if variable.len() > 1 => {
+            let words: Vec<String> = variable
+                .iter()
+                .map(|i| i.value.to_ascii_lowercase())
+                .collect();
+            let name = match words.join(" ").as_str() {
+                "transaction isolation level" => "transaction_isolation",
+                "time zone" => "timezone",
+                _ => return Ok(None),
+            };
+            let value = variables.get(name).unwrap_or_default();
+            Some(Outcome::Rows(show(name, value)))
+        }
         Statement::ShowVariable { variable } if variable.len() == 1 => {
             let name = variable[0].value.to_ascii_lowercase();
             if name == "all" {
@@ -310,6 +328,14 @@ mod tests {
         assert!(handle(&vars, "SET datafusion.execution.batch_size = 10")?.is_none());
         assert!(handle(&vars, "SELECT 1")?.is_none());
         assert!(handle(&vars, "SHOW models")?.is_none());
+        assert!(matches!(
+            handle(&vars, "-- from a client\nSET extra_float_digits = 3")?,
+            Some(Outcome::Set)
+        ));
+        assert!(matches!(
+            handle(&vars, "SHOW TRANSACTION ISOLATION LEVEL")?,
+            Some(Outcome::Rows(_))
+        ));
         Ok(())
     }
 }

@@ -31,6 +31,7 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("server::concurrent_clients", concurrent_clients),
         Trial::test("server::client_killed_mid_query", client_killed_mid_query),
         Trial::test("server::psycopg", psycopg),
+        Trial::test("server::bi_tool_queries", bi_tool_queries),
     ]
 }
 
@@ -459,5 +460,57 @@ fn psycopg() -> R {
             )
         },
     )?;
+    Ok(())
+}
+
+/// The catalog queries DBeaver, Metabase, Grafana and pgcli send (tests/server/replay/),
+/// against a database with a table and a view in it: each must run, except those marked
+/// `-- known failure:`, which must still fail (so the mark goes when they are fixed).
+fn bi_tool_queries() -> R {
+    let dir = tempdir();
+    let server = Server::start(dir.path(), &["db"])?;
+    let replay = repo().join("tests/server/replay");
+    let mut files: Vec<_> = std::fs::read_dir(&replay)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    check(files.len() >= 4, || format!("replay files: {files:?}"))?;
+    runtime().block_on(async {
+        let client = server.connect().await?;
+        client
+            .batch_execute(&format!("{SETUP}; CREATE VIEW v AS SELECT id, name FROM t"))
+            .await
+            .map_err(|e| describe(&e))?;
+        let mut failures = vec![];
+        let mut ran = 0;
+        for file in &files {
+            let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
+            for statement in augur::parser::split_statements(&text) {
+                ran += 1;
+                let known = statement.text.contains("-- known failure:");
+                let name = file.file_name().unwrap_or_default().to_string_lossy();
+                match client.simple_query(&statement.text).await {
+                    Err(e) if !known => {
+                        failures.push(format!("{name}:{}: {}", statement.line, describe(&e)))
+                    }
+                    Ok(_) if known => failures.push(format!(
+                        "{name}:{}: marked as a known failure but runs now",
+                        statement.line
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        check(failures.is_empty() && ran >= 40, || {
+            format!(
+                "{} of {ran} queries failed:\n{}",
+                failures.len(),
+                failures.join("\n")
+            )
+        })
+    })?;
     Ok(())
 }

@@ -84,6 +84,20 @@ with psycopg.connect(DSN, autocommit=True) as conn:
         check(time.time() - started < 5, "cancel took too long")
     check(conn.execute("SELECT 1").fetchone() == (1,), "connection unusable after cancel")
 
+# Training warnings arrive as NOTICE messages.
+with psycopg.connect(DSN, autocommit=True) as conn:
+    notices = []
+    conn.add_notice_handler(lambda diag: notices.append((diag.severity, diag.message_primary)))
+    summary = conn.execute(
+        "TRAIN MODEL flat USING logistic_regression PREDICT y "
+        "AS SELECT value AS x, 1 AS y FROM generate_series(1, 50)"
+    ).fetchone()
+    check(summary[0] == "flat", f"training summary: {summary}")
+    check(
+        any(sev == "NOTICE" and "constant" in msg for sev, msg in notices),
+        f"no NOTICE about the constant label: {notices}",
+    )
+
 # Default (non-autocommit) connections: BEGIN/COMMIT are accepted.
 with psycopg.connect(DSN) as conn:
     conn.execute("SELECT 1")

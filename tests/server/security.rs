@@ -16,6 +16,7 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("server::loopback_only_without_passwords", loopback_only),
         Trial::test("server::file_sandbox", file_sandbox),
         Trial::test("server::read_only", read_only),
+        Trial::test("server::secrets_never_reach_clients", secrets),
     ]
 }
 
@@ -308,6 +309,74 @@ fn read_only() -> R {
             || "a refused write changed the table".into(),
         )?;
         Ok::<_, String>(())
+    })?;
+    Ok(())
+}
+
+/// S3 keys given in statements: never in an error, a result, EXPLAIN, or the server's log.
+fn secrets() -> R {
+    let dir = tempdir();
+    let server = Server::start(dir.path(), &["db"])?;
+    const SECRET: &str = "CanarySecretKey0123456789";
+    let options = format!(
+        "OPTIONS ('aws.access_key_id' 'AKIACANARY', 'aws.secret_access_key' '{SECRET}', \
+         'aws.endpoint' 'http://127.0.0.1:9', 'aws.allow_http' 'true', 'aws.region' 'us-east-1')"
+    );
+    let statements = [
+        format!(
+            "CREATE EXTERNAL TABLE leak STORED AS PARQUET LOCATION 's3://bucket/x.parquet' {options}"
+        ),
+        format!("COPY (SELECT 1 AS x) TO 's3://bucket/out.csv' STORED AS CSV {options}"),
+        format!("EXPLAIN COPY (SELECT 1 AS x) TO 's3://bucket/out.csv' STORED AS CSV {options}"),
+        format!(
+            "CREATE EXTERNAL TABLE broken STORED AS PARQUET LOCATION 's3://bucket/x.parquet' OPTIONS ('aws.secret_access_key' '{SECRET}', 'aws.nonsense' 'x')"
+        ),
+    ];
+    runtime().block_on(async {
+        let client = server.connect().await?;
+        for sql in &statements {
+            for extended in [false, true] {
+                let seen = if extended {
+                    match client.query(sql.as_str(), &[]).await {
+                        Ok(rows) => rows
+                            .iter()
+                            .map(|r| format!("{r:?}{:?}", r.try_get::<_, String>(0).ok()))
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                        Err(e) => describe(&e) + &format!("{e:?}"),
+                    }
+                } else {
+                    match client.simple_query(sql).await {
+                        Ok(messages) => messages
+                            .iter()
+                            .filter_map(|m| match m {
+                                tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                                    (0..row.len())
+                                        .map(|i| row.get(i).unwrap_or("").to_string())
+                                        .collect::<Vec<_>>()
+                                        .join("|"),
+                                ),
+                                _ => None,
+                            })
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                        Err(e) => describe(&e) + &format!("{e:?}"),
+                    }
+                };
+                check(!seen.contains(SECRET), || {
+                    format!("the secret reached the client: {seen}")
+                })?;
+            }
+        }
+        Ok::<_, String>(())
+    })?;
+    let log = server
+        .stderr_lines
+        .lock()
+        .map(|l| l.join("\n"))
+        .unwrap_or_default();
+    check(!log.contains(SECRET), || {
+        format!("the secret is in the server log: {log}")
     })?;
     Ok(())
 }
