@@ -13,8 +13,13 @@ python3 -c "import moto.server, boto3" 2>/dev/null \
   || python3 -m pip install -q --disable-pip-version-check 'moto[server]' \
   || python3 -m pip install -q --break-system-packages 'moto[server]'
 
-# The wire server's tests drive real clients: psql (Debian postgresql-client), psycopg 3.
+# The wire server's tests drive real clients: psql (Debian postgresql-client), pgjdbc
+# (Debian libpostgresql-jdbc-java, run by the JDK), psycopg 3 (PyPI).
 command -v psql >/dev/null || { apt-get update -qq && apt-get install -y -qq postgresql-client; }
+command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq default-jdk-headless; }
+[ -f /usr/share/java/postgresql.jar ] \
+  || apt-get install -y -qq libpostgresql-jdbc-java \
+  || { apt-get update -qq && apt-get install -y -qq libpostgresql-jdbc-java; }
 command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
 python3 -c "import psycopg" 2>/dev/null \
   || python3 -m pip install -q --disable-pip-version-check 'psycopg[binary]' \

@@ -32,6 +32,7 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("server::client_killed_mid_query", client_killed_mid_query),
         Trial::test("server::psycopg", psycopg),
         Trial::test("server::bi_tool_queries", bi_tool_queries),
+        Trial::test("server::jdbc", jdbc),
     ]
 }
 
@@ -459,6 +460,24 @@ fn psycopg() -> R {
                 String::from_utf8_lossy(&out.stderr)
             )
         },
+    )?;
+    Ok(())
+}
+
+/// pgjdbc, the driver under DBeaver, Metabase and most JVM tools (Debian's package).
+fn jdbc() -> R {
+    let dir = tempdir();
+    let server = Server::start(dir.path(), &["db"])?;
+    let out = Command::new("java")
+        .args(["-cp", "/usr/share/java/postgresql.jar"])
+        .arg(repo().join("tests/server/JdbcSmoke.java"))
+        .arg(server.port.to_string())
+        .output()
+        .map_err(|e| format!("java: {e}"))?;
+    let printed = String::from_utf8_lossy(&out.stdout);
+    check(
+        out.status.success() && printed.contains("jdbc: all checks passed"),
+        || format!("{printed}\n{}", String::from_utf8_lossy(&out.stderr)),
     )?;
     Ok(())
 }
