@@ -2,7 +2,6 @@
 //! `Session` (our parser first, always), start-up and authentication, and cancel requests.
 
 use std::fmt::Debug;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -54,13 +53,12 @@ pub struct ConnectionHandlers {
 }
 
 impl ConnectionHandlers {
-    pub fn new(shared: Arc<Shared>, peer: SocketAddr, refusal: Option<Refusal>) -> Self {
+    pub fn new(shared: Arc<Shared>, refusal: Option<Refusal>) -> Self {
         let slot = Slot::take(&shared);
         let refusal = refusal.or_else(|| {
             slot.is_none()
                 .then_some(Refusal::TooMany(shared.options.max_connections))
         });
-        let _ = peer;
         let verifiers: Arc<dyn AuthSource> = Arc::clone(&shared.verifiers);
         ConnectionHandlers {
             startup: Arc::new(Startup::new(&shared.options.users, &verifiers, refusal)),

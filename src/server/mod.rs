@@ -163,7 +163,7 @@ impl Server {
             };
             let _ = socket.set_nodelay(true);
             let refusal = self.refusal(&peer);
-            let handlers = ConnectionHandlers::new(Arc::clone(&self.shared), peer, refusal);
+            let handlers = ConnectionHandlers::new(Arc::clone(&self.shared), refusal);
             let tls = self.tls.clone();
             tokio::spawn(async move {
                 let (socket, hang_up) = match watch_hang_up(socket) {

@@ -9,6 +9,7 @@ mod functions;
 mod hints;
 mod models;
 mod notices;
+mod pg_proc;
 mod placeholders;
 mod postgres;
 mod prepare;

@@ -4,7 +4,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::{AsArray, StringArray};
+use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::scalar::ScalarValue;
 
@@ -17,31 +18,70 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
 use super::CATALOG;
+use super::pg_proc::{PgCatalog, Signatures};
 use crate::error::{AugurError, Result};
 
-/// Register `pg_catalog` (tables and functions such as `pg_table_is_visible`) in `ctx`.
+/// Functions registered here on top of datafusion-pg-catalog's (not Augur functions of their own).
+pub(super) const EXTRA_FUNCTIONS: &[&str] = &[
+    "pg_function_is_visible",
+    "pg_get_function_result",
+    "pg_get_function_arguments",
+];
+
+/// Register `pg_catalog` (tables and functions such as `pg_table_is_visible`) in `ctx`, with
+/// a `pg_proc` that lists Augur's functions.
 pub(super) fn install(ctx: &SessionContext) -> Result<()> {
     setup_pg_catalog(ctx, CATALOG, EmptyContextProvider).map_err(|e| AugurError::DataFusion(*e))?;
-    // What psql's \df asks of each function in pg_proc (Postgres's own, there): every one
-    // is on the search path; signatures are not recorded.
-    ctx.register_udf(constant(
-        "pg_function_is_visible",
-        ScalarValue::Boolean(Some(true)),
+    // What psql's \df asks of each function in pg_proc: every one is on the search path;
+    // signatures are known for Augur's functions (pg_proc.rs), not for Postgres's.
+    let signatures = Arc::new(Signatures::default());
+    ctx.register_udf(create_udf(
+        EXTRA_FUNCTIONS[0],
+        vec![DataType::Int64],
+        DataType::Boolean,
+        Volatility::Immutable,
+        Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
     ));
-    for name in ["pg_get_function_result", "pg_get_function_arguments"] {
-        ctx.register_udf(constant(name, ScalarValue::Utf8(Some(String::new()))));
+    ctx.register_udf(signature_udf(
+        EXTRA_FUNCTIONS[1],
+        &signatures,
+        |(result, _)| result,
+    ));
+    ctx.register_udf(signature_udf(
+        EXTRA_FUNCTIONS[2],
+        &signatures,
+        |(_, arguments)| arguments,
+    ));
+    let catalog = ctx
+        .catalog(CATALOG)
+        .ok_or_else(|| AugurError::Internal("the session has no catalog".into()))?;
+    if let Some(inner) = catalog.schema("pg_catalog") {
+        catalog.register_schema("pg_catalog", Arc::new(PgCatalog::wrap(inner, signatures)))?;
     }
     Ok(())
 }
 
-/// `name(oid)`: the same value for every row.
-fn constant(name: &str, value: ScalarValue) -> ScalarUDF {
+/// `name(oid)`: one part of the signature pg_proc.rs recorded for the oid.
+fn signature_udf(
+    name: &str,
+    signatures: &Arc<Signatures>,
+    part: fn(&(String, String)) -> &String,
+) -> ScalarUDF {
+    let signatures = Arc::clone(signatures);
     create_udf(
         name,
         vec![DataType::Int64],
-        value.data_type(),
-        Volatility::Immutable,
-        Arc::new(move |_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(value.clone()))),
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let oids = arrays[0].as_primitive::<Int64Type>();
+            let texts: StringArray = oids
+                .iter()
+                .map(|oid| oid.map(|oid| part(&signatures.get(oid)).clone()))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(texts)))
+        }),
     )
 }
 

@@ -28,6 +28,7 @@ pub fn trials() -> Vec<Trial> {
             cancel_and_statement_timeout,
         ),
         Trial::test("server::connection_limit", connection_limit),
+        Trial::test("server::out_of_memory_is_53200", out_of_memory),
         Trial::test("server::concurrent_clients", concurrent_clients),
         Trial::test("server::client_killed_mid_query", client_killed_mid_query),
         Trial::test("server::psycopg", psycopg),
@@ -218,8 +219,25 @@ fn psql_meta_commands_and_copy() -> R {
             format!("'{needle}' missing from:\n{out}")
         })?;
     }
-    let (ok_df, _, err) = server.psql(dir.path(), &["-c", "\\df"]);
+    // \df lists Augur's functions (from augur-udfs) and the users' own.
+    let (ok_df, out, err) = server.psql(
+        dir.path(),
+        &[
+            "-c",
+            "CREATE FUNCTION amount_k(x DOUBLE) RETURNS DOUBLE RETURN x / 1000",
+            "-c",
+            "\\df",
+        ],
+    );
     check(ok_df, || format!("\\df failed: {err}"))?;
+    for needle in ["public | auc", "public | woe", "public | amount_k"] {
+        check(out.contains(needle), || {
+            format!("'{needle}' missing from \\df:\n{out}")
+        })?;
+    }
+    check(!out.contains("| sqrt"), || {
+        format!("DataFusion's own functions in \\df:\n{out}")
+    })?;
     // \copy out: psql writes the client-side file from COPY … TO STDOUT.
     let out_file = dir.path().join("out.csv");
     let copy = format!(
@@ -258,6 +276,7 @@ fn errors_carry_sqlstates() -> R {
             ("CREATE TABLE t AS SELECT 1", "42P07"),
             (deep.as_str(), "54001"),
             (huge.as_str(), "54001"),
+            ("COPY t FROM STDIN", "0A000"),
         ];
         for (sql, code) in cases {
             let simple = sqlstate(client.simple_query(sql).await);
@@ -279,6 +298,11 @@ fn errors_carry_sqlstates() -> R {
 /// A statement that runs for minutes unless stopped.
 const FOREVER: &str = "SELECT count(*) FROM generate_series(1, 100000000000) WHERE value % 7 = 3";
 
+/// Training that runs for minutes: many iterations, no tolerance to stop early.
+const SLOW_TRAINING: &str = "TRAIN MODEL slow USING logistic_regression PREDICT y \
+    WITH (max_iter = 1000000, tol = 0) \
+    AS SELECT value % 97 AS x, value % 2 AS y FROM generate_series(1, 2000000)";
+
 fn cancel_and_statement_timeout() -> R {
     let dir = tempdir();
     let server = Server::start(dir.path(), &[])?;
@@ -298,6 +322,26 @@ fn cancel_and_statement_timeout() -> R {
             .map_err(|e| describe(&e))?;
         check(code == "57014" && took < Duration::from_secs(5), || {
             format!("cancel: {code} after {took:?}")
+        })?;
+        // Training stops too, and leaves no model behind.
+        let token = client.cancel_token();
+        let started = Instant::now();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            token.cancel_query(tokio_postgres::NoTls).await
+        });
+        let code = sqlstate(client.simple_query(SLOW_TRAINING).await);
+        let took = started.elapsed();
+        canceller
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| describe(&e))?;
+        check(code == "57014" && took < Duration::from_secs(6), || {
+            format!("cancelled training: {code} after {took:?}")
+        })?;
+        let models = text_rows(&client, "SHOW MODELS").await?;
+        check(models.is_empty(), || {
+            format!("a cancelled training left {models:?}")
         })?;
         // statement_timeout bounds execution (not only planning), in both protocols.
         client
@@ -359,6 +403,28 @@ fn connection_limit() -> R {
         })?;
         Ok::<_, String>(())
     })?;
+    Ok(())
+}
+
+fn out_of_memory() -> R {
+    let dir = tempdir();
+    let mut server = Server::start(dir.path(), &["--memory-limit", "64MB"])?;
+    runtime().block_on(async {
+        let client = server.connect().await?;
+        // An aggregate that cannot spill: one array of 30M values.
+        let code = sqlstate(
+            client
+                .simple_query("SELECT array_agg(value) FROM generate_series(1, 30000000)")
+                .await,
+        );
+        check(code == "53200", || format!("over the memory limit: {code}"))?;
+        let rows = text_rows(&client, "SELECT 1").await?;
+        check(rows == ["1"], || {
+            format!("after running out of memory: {rows:?}")
+        })?;
+        Ok::<_, String>(())
+    })?;
+    check(server.alive(), || "the server died".into())?;
     Ok(())
 }
 
