@@ -14,7 +14,9 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
-use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::{
+    PgCatalogSchemaProvider, PgCatalogStaticTables, setup_pg_catalog,
+};
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
 use super::CATALOG;
@@ -55,10 +57,27 @@ pub(super) fn install(ctx: &SessionContext) -> Result<()> {
     let catalog = ctx
         .catalog(CATALOG)
         .ok_or_else(|| AugurError::Internal("the session has no catalog".into()))?;
-    if let Some(inner) = catalog.schema("pg_catalog") {
-        catalog.register_schema("pg_catalog", Arc::new(PgCatalog::wrap(inner, signatures)))?;
-    }
+    // The schema setup_pg_catalog registered holds its own decoded copy of Postgres's
+    // static tables (megabytes); every session shares one copy instead.
+    let shared = PgCatalogSchemaProvider::try_new(
+        ctx.state().catalog_list().clone(),
+        static_tables()?,
+        EmptyContextProvider,
+    )?;
+    catalog.register_schema(
+        "pg_catalog",
+        Arc::new(PgCatalog::wrap(Arc::new(shared), signatures)),
+    )?;
     Ok(())
+}
+
+fn static_tables() -> Result<Arc<PgCatalogStaticTables>> {
+    static TABLES: OnceLock<Arc<PgCatalogStaticTables>> = OnceLock::new();
+    if let Some(tables) = TABLES.get() {
+        return Ok(Arc::clone(tables));
+    }
+    let tables = Arc::new(PgCatalogStaticTables::try_new()?);
+    Ok(Arc::clone(TABLES.get_or_init(|| tables)))
 }
 
 /// `name(oid)`: one part of the signature pg_proc.rs recorded for the oid.
