@@ -21,9 +21,9 @@ command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq def
   || apt-get install -y -qq libpostgresql-jdbc-java \
   || { apt-get update -qq && apt-get install -y -qq libpostgresql-jdbc-java; }
 command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
-python3 -c "import psycopg" 2>/dev/null \
-  || python3 -m pip install -q --disable-pip-version-check 'psycopg[binary]' \
-  || python3 -m pip install -q --break-system-packages 'psycopg[binary]'
+python3 -c "import psycopg, asyncpg" 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check 'psycopg[binary]' asyncpg \
+  || python3 -m pip install -q --break-system-packages 'psycopg[binary]' asyncpg
 
 # The demo data must be exactly what the generator makes.
 python3 testdata/gen_transactions.py > "${TMPDIR:-/tmp}/augur-transactions.csv"

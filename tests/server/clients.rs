@@ -31,7 +31,12 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("server::out_of_memory_is_53200", out_of_memory),
         Trial::test("server::concurrent_clients", concurrent_clients),
         Trial::test("server::client_killed_mid_query", client_killed_mid_query),
-        Trial::test("server::psycopg", psycopg),
+        Trial::test("server::psycopg", || {
+            python_client("psycopg_check.py", "psycopg")
+        }),
+        Trial::test("server::asyncpg", || {
+            python_client("asyncpg_check.py", "asyncpg")
+        }),
         Trial::test("server::bi_tool_queries", bi_tool_queries),
         Trial::test("server::jdbc", jdbc),
     ]
@@ -509,20 +514,21 @@ fn client_killed_mid_query() -> R {
     Ok(())
 }
 
-fn psycopg() -> R {
+/// A Python client's checks (tests/server/SCRIPT) against a fresh server.
+fn python_client(script: &str, name: &str) -> R {
     let dir = tempdir();
     let server = Server::start(dir.path(), &["db"])?;
     let out = Command::new("python3")
-        .arg(repo().join("tests/server/psycopg_check.py"))
+        .arg(repo().join("tests/server").join(script))
         .arg(server.port.to_string())
         .output()
         .map_err(|e| format!("python3: {e}"))?;
     let printed = String::from_utf8_lossy(&out.stdout);
     check(
-        out.status.success() && printed.contains("psycopg: all checks passed"),
+        out.status.success() && printed.contains(&format!("{name}: all checks passed")),
         || {
             format!(
-                "psycopg checks failed:\n{printed}\n{}",
+                "{name} checks failed:\n{printed}\n{}",
                 String::from_utf8_lossy(&out.stderr)
             )
         },
