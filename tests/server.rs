@@ -166,7 +166,12 @@ pub async fn text_rows(client: &Client, sql: &str) -> Result<Vec<String>, String
         .simple_query(sql)
         .await
         .map_err(|e| format!("{sql}: {}", describe(&e)))?;
-    Ok(messages
+    Ok(rows_of(&messages))
+}
+
+/// The rows among a simple query's messages, `|`-separated, NULL as `NULL`.
+pub fn rows_of(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<String> {
+    messages
         .iter()
         .filter_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(row) => Some(
@@ -177,7 +182,7 @@ pub async fn text_rows(client: &Client, sql: &str) -> Result<Vec<String>, String
             ),
             _ => None,
         })
-        .collect())
+        .collect()
 }
 
 pub fn wait_until(

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use libtest_mimic::Trial;
 
-use super::{R, Server, connect, describe, sqlstate, text_rows};
+use super::{R, Server, connect, describe, rows_of, sqlstate, text_rows};
 use crate::common::{bin, check, runtime, tempdir};
 
 pub fn trials() -> Vec<Trial> {
@@ -347,19 +347,7 @@ fn secrets() -> R {
                     }
                 } else {
                     match client.simple_query(sql).await {
-                        Ok(messages) => messages
-                            .iter()
-                            .filter_map(|m| match m {
-                                tokio_postgres::SimpleQueryMessage::Row(row) => Some(
-                                    (0..row.len())
-                                        .map(|i| row.get(i).unwrap_or("").to_string())
-                                        .collect::<Vec<_>>()
-                                        .join("|"),
-                                ),
-                                _ => None,
-                            })
-                            .collect::<Vec<_>>()
-                            .join("\n"),
+                        Ok(messages) => rows_of(&messages).join("\n"),
                         Err(e) => describe(&e) + &format!("{e:?}"),
                     }
                 };
