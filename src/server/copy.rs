@@ -54,15 +54,11 @@ pub fn parse(sql: &str) -> Result<Option<CopyOut>> {
     let Some(at) = find_word(&upper, "STDOUT") else {
         return Ok(None);
     };
-    let before = trimmed[4..at].trim_end();
-    let Some(source) = before
-        .strip_suffix("TO")
-        .or_else(|| before.strip_suffix("to"))
-        .or_else(|| before.strip_suffix("To"))
-        .map(str::trim)
-    else {
+    let before = upper[4..at].trim_end();
+    let Some(source_end) = before.strip_suffix("TO").map(|s| 4 + s.len()) else {
         return Ok(None);
     };
+    let source = trimmed[4..source_end].trim();
     let query = match source.strip_prefix('(').and_then(|s| s.strip_suffix(')')) {
         Some(inner) => inner.trim().to_string(),
         None => match source.split_once('(') {

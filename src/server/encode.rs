@@ -100,6 +100,16 @@ pub enum Completion {
     Done(String),
     /// The statement returns rows.
     Rows,
+    /// `TRAIN MODEL`: its summary row, collected first so that the training's NOTICEs
+    /// reach the client before it.
+    Summary,
+}
+
+impl Completion {
+    /// Whether the statement may change a variable the client is told about.
+    pub fn changes_settings(&self) -> bool {
+        matches!(self, Completion::Done(tag) if matches!(tag.as_str(), "SET" | "RESET" | "DISCARD ALL"))
+    }
 }
 
 const OBJECTS: &[&str] = &[
@@ -131,9 +141,10 @@ pub fn completion(sql: &str) -> Completion {
                 None => first.to_string(),
             })
         }
-        "SELECT" | "WITH" | "VALUES" | "TABLE" | "SHOW" | "EXPLAIN" | "DESCRIBE" | "TRAIN" => {
+        "SELECT" | "WITH" | "VALUES" | "TABLE" | "SHOW" | "EXPLAIN" | "DESCRIBE" => {
             Completion::Rows
         }
+        "TRAIN" => Completion::Summary,
         other => Completion::Done(other.to_string()),
     }
 }
@@ -159,7 +170,7 @@ mod tests {
             | Completion::TransactionStart(t)
             | Completion::TransactionEnd(t) => t.to_string(),
             Completion::Done(t) => t,
-            Completion::Rows => "rows".into(),
+            Completion::Rows | Completion::Summary => "rows".into(),
         }
     }
 

@@ -142,14 +142,14 @@ impl Queries {
         if let Some(copy) = copy::parse(sql)? {
             return copy::run(session, copy).await;
         }
-        let before = reported(session);
+        let completion = encode::completion(sql);
+        let before = completion.changes_settings().then(|| reported(session));
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let result = session.execute_with(sql, params).await?;
         let schema = result.schema();
-        let completion = encode::completion(sql);
         let returns_rows = !schema.fields().is_empty()
-            && !matches!(completion, Completion::Count(_) | Completion::Done(_));
-        let response = if returns_rows && stream && !matches!(sql_head(sql).as_str(), "TRAIN") {
+            && matches!(completion, Completion::Rows | Completion::Summary);
+        let response = if returns_rows && stream && matches!(completion, Completion::Rows) {
             let fields = encode::fields(&schema, format, options)?;
             Response::Query(encode::streaming(session.clone(), result, fields))
         } else {
@@ -173,7 +173,9 @@ impl Queries {
                     Completion::TransactionStart(tag) => Response::TransactionStart(Tag::new(tag)),
                     Completion::TransactionEnd(tag) => Response::TransactionEnd(Tag::new(tag)),
                     Completion::Done(tag) => Response::Execution(Tag::new(&tag)),
-                    Completion::Rows => Response::Execution(Tag::new("SELECT").with_rows(0)),
+                    Completion::Rows | Completion::Summary => {
+                        Response::Execution(Tag::new("SELECT").with_rows(0))
+                    }
                 }
             }
         };
@@ -184,7 +186,7 @@ impl Queries {
                 ))
                 .await;
         }
-        for (name, value) in changed(&before, &reported(session)) {
+        for (name, value) in before.map_or(vec![], |before| changed(&before, &reported(session))) {
             let _ = client
                 .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
                     name, value,
@@ -193,14 +195,6 @@ impl Queries {
         }
         Ok(response)
     }
-}
-
-fn sql_head(sql: &str) -> String {
-    crate::parser::skip_leading_comments(sql)
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase()
 }
 
 fn reported(session: &crate::session::Session) -> Vec<(String, String)> {

@@ -3,8 +3,8 @@
 //! datafusion-pg-catalog's `pg_proc` is a static copy of Postgres's; this wraps its schema
 //! and adds a row per function DataFusion and the pg catalog do not bring themselves.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, OnceLock, RwLock as StdRwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock as StdRwLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
@@ -15,7 +15,6 @@ use datafusion::catalog::{MemTable, SchemaProvider, Session, TableProvider};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::{ExecutionPlan, collect};
-use datafusion::prelude::SessionContext;
 
 /// Our functions' oids start here, above any oid Postgres or the catalog hands out.
 const FIRST_OID: i32 = 1_000_000;
@@ -178,7 +177,9 @@ struct Function {
 /// Functions in the session that a plain DataFusion context with the pg catalog lacks:
 /// Augur's (`augur-udfs`, `predict`…) and the users' own.
 fn our_functions(state: &dyn Session) -> Vec<Function> {
-    let builtin = builtin_names();
+    let Ok(builtin) = super::postgres::builtin_function_names() else {
+        return vec![];
+    };
     let mut found: BTreeMap<String, Function> = BTreeMap::new();
     let mut add =
         |name: &str, kind: &'static str, doc: Option<&datafusion::logical_expr::Documentation>| {
@@ -211,29 +212,6 @@ fn our_functions(state: &dyn Session) -> Vec<Function> {
         add(name, "w", udwf.documentation());
     }
     found.into_values().collect()
-}
-
-/// Function names every session has without Augur: DataFusion's defaults and the pg catalog's.
-fn builtin_names() -> &'static HashSet<String> {
-    static NAMES: OnceLock<HashSet<String>> = OnceLock::new();
-    NAMES.get_or_init(|| {
-        let ctx = SessionContext::new();
-        let _ = datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog(
-            &ctx,
-            "datafusion",
-            datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider,
-        );
-        let state = ctx.state();
-        let mut names: HashSet<String> = state.scalar_functions().keys().cloned().collect();
-        names.extend(state.aggregate_functions().keys().cloned());
-        names.extend(state.window_functions().keys().cloned());
-        names.extend(
-            super::postgres::EXTRA_FUNCTIONS
-                .iter()
-                .map(|n| n.to_string()),
-        );
-        names
-    })
 }
 
 fn rows_for(

@@ -2,6 +2,7 @@
 //! and the rewrites that let DataFusion plan the catalog queries Postgres clients send
 //! (`'t'::regclass`, `OPERATOR(pg_catalog.~)`, …), from datafusion-pg-catalog.
 
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{AsArray, StringArray};
@@ -9,18 +10,22 @@ use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::scalar::ScalarValue;
 
+use datafusion::catalog::TableFunctionImpl;
 use datafusion::execution::session_state::SessionState;
-use datafusion::prelude::SessionContext;
+use datafusion::logical_expr::planner::TypePlanner;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::generate_series_arg_coercion::CoerceIntArgsToBigInt;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::{
     PgCatalogSchemaProvider, PgCatalogStaticTables, setup_pg_catalog,
 };
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
-use super::CATALOG;
 use super::pg_proc::{PgCatalog, Signatures};
+use super::{CATALOG, SCHEMA};
 use crate::error::{AugurError, Result};
 
 /// Functions registered here on top of datafusion-pg-catalog's (not Augur functions of their own).
@@ -30,10 +35,80 @@ pub(super) const EXTRA_FUNCTIONS: &[&str] = &[
     "pg_get_function_arguments",
 ];
 
+/// What datafusion-pg-catalog's `setup_pg_catalog` adds to a session, made once per process:
+/// it decodes Postgres's static catalog tables (milliseconds and megabytes), which every
+/// session — each wire connection, each shell — would otherwise pay again.
+struct Template {
+    static_tables: Arc<PgCatalogStaticTables>,
+    functions: Vec<ScalarUDF>,
+    table_functions: Vec<(String, Arc<dyn TableFunctionImpl>)>,
+    /// Every function name a session has before Augur adds its own (for pg_proc).
+    names: HashSet<String>,
+}
+
+fn template() -> Result<&'static Template> {
+    static TEMPLATE: OnceLock<Template> = OnceLock::new();
+    if let Some(template) = TEMPLATE.get() {
+        return Ok(template);
+    }
+    let built = build_template()?;
+    Ok(TEMPLATE.get_or_init(|| built))
+}
+
+/// Set up the pg catalog in a scratch context and keep what it added to a plain one.
+fn build_template() -> Result<Template> {
+    let config = || SessionConfig::new().with_default_catalog_and_schema(CATALOG, SCHEMA);
+    let plain = SessionContext::new_with_config(config()).state();
+    let ctx = SessionContext::new_with_config(config());
+    setup_pg_catalog(&ctx, CATALOG, EmptyContextProvider)
+        .map_err(|e| AugurError::DataFusion(*e))?;
+    let with_pg = ctx.state();
+    let functions = with_pg
+        .scalar_functions()
+        .iter()
+        .filter(|(name, udf)| plain.scalar_functions().get(*name) != Some(*udf))
+        .map(|(_, udf)| udf.as_ref().clone())
+        .collect();
+    // generate_series and range are widened per session (they wrap the session's own).
+    let table_functions = with_pg
+        .table_functions()
+        .iter()
+        .filter(|(name, _)| !plain.table_functions().contains_key(*name))
+        .map(|(name, function)| (name.clone(), Arc::clone(function.function())))
+        .collect();
+    let mut names: HashSet<String> = with_pg.scalar_functions().keys().cloned().collect();
+    names.extend(with_pg.aggregate_functions().keys().cloned());
+    names.extend(with_pg.window_functions().keys().cloned());
+    names.extend(EXTRA_FUNCTIONS.iter().map(|n| n.to_string()));
+    Ok(Template {
+        static_tables: Arc::new(PgCatalogStaticTables::try_new()?),
+        functions,
+        table_functions,
+        names,
+    })
+}
+
+/// Function names every session has without Augur: DataFusion's and the pg catalog's.
+pub(super) fn builtin_function_names() -> Result<&'static HashSet<String>> {
+    Ok(&template()?.names)
+}
+
+/// Lets the planner read Postgres's oid-alias types (`::regclass`, `::regtype`…).
+pub(super) fn type_planner() -> Arc<dyn TypePlanner> {
+    Arc::new(PgOidTypePlanner)
+}
+
 /// Register `pg_catalog` (tables and functions such as `pg_table_is_visible`) in `ctx`, with
-/// a `pg_proc` that lists Augur's functions.
+/// a `pg_proc` that lists Augur's functions. The session's state must have `type_planner()`.
 pub(super) fn install(ctx: &SessionContext) -> Result<()> {
-    setup_pg_catalog(ctx, CATALOG, EmptyContextProvider).map_err(|e| AugurError::DataFusion(*e))?;
+    let template = template()?;
+    for udf in &template.functions {
+        ctx.register_udf(udf.clone());
+    }
+    for (name, function) in &template.table_functions {
+        ctx.register_udtf(name, Arc::clone(function));
+    }
+    CoerceIntArgsToBigInt::widen(ctx);
     // What psql's \df asks of each function in pg_proc: every one is on the search path;
     // signatures are known for Augur's functions (pg_proc.rs), not for Postgres's.
     let signatures = Arc::new(Signatures::default());
@@ -57,27 +132,16 @@ pub(super) fn install(ctx: &SessionContext) -> Result<()> {
     let catalog = ctx
         .catalog(CATALOG)
         .ok_or_else(|| AugurError::Internal("the session has no catalog".into()))?;
-    // The schema setup_pg_catalog registered holds its own decoded copy of Postgres's
-    // static tables (megabytes); every session shares one copy instead.
-    let shared = PgCatalogSchemaProvider::try_new(
+    let pg_catalog = PgCatalogSchemaProvider::try_new(
         ctx.state().catalog_list().clone(),
-        static_tables()?,
+        Arc::clone(&template.static_tables),
         EmptyContextProvider,
     )?;
     catalog.register_schema(
         "pg_catalog",
-        Arc::new(PgCatalog::wrap(Arc::new(shared), signatures)),
+        Arc::new(PgCatalog::wrap(Arc::new(pg_catalog), signatures)),
     )?;
     Ok(())
-}
-
-fn static_tables() -> Result<Arc<PgCatalogStaticTables>> {
-    static TABLES: OnceLock<Arc<PgCatalogStaticTables>> = OnceLock::new();
-    if let Some(tables) = TABLES.get() {
-        return Ok(Arc::clone(tables));
-    }
-    let tables = Arc::new(PgCatalogStaticTables::try_new()?);
-    Ok(Arc::clone(TABLES.get_or_init(|| tables)))
 }
 
 /// `name(oid)`: one part of the signature pg_proc.rs recorded for the oid.

@@ -174,14 +174,19 @@ impl Display for SandboxedStore {
 
 impl SandboxedStore {
     fn check(&self, location: &StorePath) -> object_store::Result<()> {
-        let path = PathBuf::from(format!("/{location}"));
-        self.sandbox
-            .check(&path)
-            .map_err(|e| object_store::Error::PermissionDenied {
-                path: path.display().to_string(),
-                source: Box::new(e),
-            })
+        check_store_path(&self.sandbox, location)
     }
+}
+
+/// A local store's path (relative to `/`) checked, as the store's own error.
+fn check_store_path(sandbox: &Sandbox, location: &StorePath) -> object_store::Result<()> {
+    let path = PathBuf::from(format!("/{location}"));
+    sandbox
+        .check(&path)
+        .map_err(|e| object_store::Error::PermissionDenied {
+            path: path.display().to_string(),
+            source: Box::new(e),
+        })
 }
 
 #[async_trait]
@@ -230,13 +235,7 @@ impl ObjectStore for SandboxedStore {
         let sandbox = self.sandbox.clone();
         let checked = locations.map(move |location| {
             let location = location?;
-            let path = PathBuf::from(format!("/{location}"));
-            sandbox
-                .check(&path)
-                .map_err(|e| object_store::Error::PermissionDenied {
-                    path: path.display().to_string(),
-                    source: Box::new(e),
-                })?;
+            check_store_path(&sandbox, &location)?;
             Ok(location)
         });
         self.inner.delete_stream(checked.boxed())
