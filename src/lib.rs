@@ -22,12 +22,15 @@ pub mod database;
 pub mod error;
 /// Machine learning in SQL: optimisers, models, preprocessing (DESIGN §5).
 pub mod ml;
-/// Logical optimizer rules added after DataFusion's own (semi-join pushdown).
+/// Logical optimizer rules added after DataFusion's own (semi-join pushdown, magic sets,
+/// shared subplans) and the plan nodes they add.
 pub mod optimizer;
 /// Result writers for every output format.
 pub mod output;
 /// Statement splitting and our own statements (wrapping DataFusion's parser).
 pub mod parser;
+/// The one extension planner: physical operators for Augur's logical nodes.
+pub mod planner;
 /// Running scripts (`-f`, `-c`, stdin) statement by statement.
 pub mod script;
 /// `augur serve`: the Postgres wire protocol (psql, psycopg, JDBC, BI tools) over a database.

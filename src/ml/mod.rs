@@ -14,7 +14,6 @@ pub mod optim;
 pub mod options;
 pub mod pass;
 pub mod physical;
-pub mod planner;
 pub mod preprocess;
 pub mod registry;
 pub mod relations;

@@ -1,6 +1,15 @@
-//! Logical optimizer rules Augur adds after DataFusion's own; each is kept only while
-//! `benches/tpch.py --baseline` shows it helps (docs/PERFORMANCE.md).
+//! Logical optimizer rules Augur adds after DataFusion's own, and the plan nodes they add;
+//! each rule is kept only while `benches/tpch.py --baseline` shows it helps
+//! (docs/PERFORMANCE.md).
 
+pub mod logical;
+mod magic_set;
+pub mod physical;
 mod semi_join_pushdown;
+mod share_subplans;
+#[cfg(test)]
+mod test_plans;
 
+pub use magic_set::MagicSet;
 pub use semi_join_pushdown::SemiJoinPushdown;
+pub use share_subplans::ShareSubplans;

@@ -101,38 +101,17 @@ impl OptimizerRule for SemiJoinPushdown {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::arrow::array::{Array, StringArray};
-
-    use crate::Database;
+    use crate::optimizer::test_plans::{depth, explain};
 
     async fn logical_plan(sql: &str) -> String {
-        let db = Database::in_memory().await.expect("database");
-        let session = db.session().expect("session");
-        for setup in [
+        let setup = [
             "CREATE TABLE customers (c_id INT, c_name VARCHAR)",
             "CREATE TABLE orders (o_id INT, o_cust INT)",
             "CREATE TABLE lines (l_order INT, l_qty INT)",
-        ] {
-            session.execute_to_end(setup).await.expect("setup");
-        }
-        let batches = session
-            .execute_to_end(&format!("EXPLAIN {sql}"))
+        ];
+        explain(&setup, &format!("EXPLAIN {sql}"))
             .await
-            .expect("explain");
-        let plans = batches[0]
-            .column(1)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .expect("plan text")
-            .clone();
-        (0..plans.len()).map(|i| plans.value(i)).collect::<Vec<_>>()[0].to_string()
-    }
-
-    /// The depth of the first line of `plan` containing `needle` (its indentation).
-    fn depth(plan: &str, needle: &str) -> Option<usize> {
-        plan.lines()
-            .find(|l| l.contains(needle))
-            .map(|l| l.len() - l.trim_start().len())
+            .swap_remove(0)
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -36,9 +36,9 @@ use tokio::sync::mpsc;
 
 use crate::database::Database;
 use crate::error::{AugurError, Result};
-use crate::ml::planner::AugurQueryPlanner;
 use crate::ml::registry::Registry;
 use crate::parser::MAX_STATEMENT_BYTES;
+use crate::planner::AugurQueryPlanner;
 use crate::storage::sandbox::{self, Sandbox, SandboxedRegistry};
 use crate::storage::{GuardedTableFactory, GuardedUrlFactory, ReadFiles};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -116,7 +116,9 @@ impl Session {
             .with_catalog_list(Arc::new(catalogs))
             .with_table_factory("CSV".into(), Arc::clone(&file_tables) as _)
             .with_table_factory("PARQUET".into(), file_tables)
+            .with_optimizer_rule(Arc::new(crate::optimizer::MagicSet))
             .with_optimizer_rule(Arc::new(crate::optimizer::SemiJoinPushdown))
+            .with_optimizer_rule(Arc::new(crate::optimizer::ShareSubplans))
             .with_type_planner(postgres::type_planner())
             .with_query_planner(Arc::new(AugurQueryPlanner::new(Registry::new(Arc::clone(
                 db.store(),

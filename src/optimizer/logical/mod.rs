@@ -1,0 +1,3 @@
+//! Logical nodes our optimizer rules put into plans (each with a physical operator of the same file name).
+
+pub mod shared_result;

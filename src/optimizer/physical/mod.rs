@@ -1,0 +1,3 @@
+//! Physical operators of the optimizer's logical nodes (each with a logical node of the same file name).
+
+pub mod shared_result;

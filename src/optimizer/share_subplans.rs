@@ -1,0 +1,147 @@
+//! Compute a subplan that occurs more than once in a query only once. DataFusion inlines a
+//! CTE at every reference, so TPC-H Q15's `revenue0` (an aggregate over a quarter of
+//! `lineitem`) is computed twice: once joined with `supplier`, once for its `max`. Identical
+//! aggregates and joins (anywhere in the plan, subqueries included) become `SharedResult`
+//! nodes with one id; the physical plan computes the first one to run and lets the others
+//! read its batches. Subplans with volatile functions (`random()`) are left alone.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use datafusion::common::Result;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
+
+use super::logical::shared_result::SharedResult;
+
+static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
+
+#[derive(Debug, Default)]
+pub struct ShareSubplans;
+
+impl OptimizerRule for ShareSubplans {
+    fn name(&self) -> &str {
+        "augur_share_subplans"
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        let mut occurrences: HashMap<LogicalPlan, usize> = HashMap::new();
+        plan.apply_with_subqueries(|node| {
+            if is_shared(node) {
+                return Ok(TreeNodeRecursion::Jump);
+            }
+            if worth_sharing(node)? {
+                *occurrences.entry(node.clone()).or_default() += 1;
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        occurrences.retain(|_, count| *count > 1);
+        if occurrences.is_empty() {
+            return Ok(Transformed::no(plan));
+        }
+        let mut ids: HashMap<LogicalPlan, usize> = HashMap::new();
+        plan.transform_down_with_subqueries(|node| {
+            if is_shared(&node) {
+                return Ok(Transformed::new(node, false, TreeNodeRecursion::Jump));
+            }
+            if !occurrences.contains_key(&node) {
+                return Ok(Transformed::no(node));
+            }
+            let id = *ids
+                .entry(node.clone())
+                .or_insert_with(|| NEXT_ID.fetch_add(1, Ordering::Relaxed));
+            let shared = LogicalPlan::Extension(Extension {
+                node: Arc::new(SharedResult { id, input: node }),
+            });
+            Ok(Transformed::new(shared, true, TreeNodeRecursion::Jump))
+        })
+    }
+}
+
+fn is_shared(node: &LogicalPlan) -> bool {
+    matches!(node, LogicalPlan::Extension(e) if e.node.as_any().is::<SharedResult>())
+}
+
+/// Aggregates and joins cost enough to be worth keeping; the subtree must give the same rows
+/// each time it runs.
+fn worth_sharing(node: &LogicalPlan) -> Result<bool> {
+    if !matches!(node, LogicalPlan::Aggregate(_) | LogicalPlan::Join(_)) {
+        return Ok(false);
+    }
+    let volatile = node.exists(|n| {
+        let mut found = false;
+        n.apply_expressions(|e| {
+            found |= e.is_volatile();
+            Ok(if found {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
+        })?;
+        Ok(found)
+    })?;
+    Ok(!volatile)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::optimizer::test_plans::explain;
+
+    const SETUP: [&str; 2] = [
+        "CREATE TABLE lines (l_order INT, l_qty INT)",
+        "INSERT INTO lines VALUES (1, 5), (1, 7), (2, 20), (3, 1)",
+    ];
+    const TWICE: &str = "WITH per_order AS (SELECT l_order, sum(l_qty) AS qty FROM lines GROUP BY l_order) \
+        SELECT l_order FROM per_order WHERE qty = (SELECT max(qty) FROM per_order)";
+
+    /// The ids of the `SharedResult` nodes in `plan`, in order.
+    fn shared_ids(plan: &str) -> Vec<String> {
+        plan.lines()
+            .filter_map(|l| l.split("SharedResult: id=").nth(1))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn both_references_of_a_cte_become_one_shared_result() {
+        let plan = explain(&SETUP, &format!("EXPLAIN {TWICE}"))
+            .await
+            .swap_remove(0);
+        let ids = shared_ids(&plan);
+        assert_eq!(ids.len(), 2, "{plan}");
+        assert_eq!(ids[0], ids[1], "{plan}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_shared_aggregate_runs_once() {
+        let plan = explain(&SETUP, &format!("EXPLAIN ANALYZE {TWICE}"))
+            .await
+            .swap_remove(0);
+        let aggregates: Vec<&str> = plan
+            .lines()
+            .filter(|l| l.contains("AggregateExec: mode=FinalPartitioned"))
+            .collect();
+        assert_eq!(aggregates.len(), 2, "{plan}");
+        let ran = aggregates
+            .iter()
+            .filter(|l| l.contains("output_rows=3"))
+            .count();
+        assert_eq!(ran, 1, "{plan}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn volatile_subplans_are_computed_at_each_reference() {
+        let query = "WITH r AS (SELECT l_order, sum(l_qty * random()) AS qty FROM lines GROUP BY l_order) \
+            SELECT l_order FROM r WHERE qty = (SELECT max(qty) FROM r)";
+        let plan = explain(&SETUP, &format!("EXPLAIN {query}"))
+            .await
+            .swap_remove(0);
+        assert!(shared_ids(&plan).is_empty(), "{plan}");
+    }
+}
