@@ -13,13 +13,15 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, NullEquality, Result, TableReference};
 use datafusion::logical_expr::{
     Aggregate, Expr, Join, JoinConstraint, JoinType, LogicalPlan, Projection, SubqueryAlias,
 };
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
+
+use super::shapes::{is_filtered_scan, tables};
 
 #[derive(Debug, Default)]
 pub struct MagicSet;
@@ -246,35 +248,6 @@ fn key_source(
             .or_else(|| key_source(&join.left, columns, aggregated)),
         _ => None,
     }
-}
-
-/// Only projections, filters and aliases over one table scan, with at least one filter: cheap
-/// to scan a second time, and selective enough to be worth it.
-fn is_filtered_scan(plan: &LogicalPlan) -> bool {
-    let mut simple = true;
-    let mut filtered = false;
-    let _ = plan.apply(|node| {
-        match node {
-            LogicalPlan::Filter(_) => filtered = true,
-            LogicalPlan::TableScan(scan) => filtered |= !scan.filters.is_empty(),
-            LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) => {}
-            _ => simple = false,
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    simple && filtered
-}
-
-/// The tables `plan` scans.
-fn tables(plan: &LogicalPlan) -> HashSet<TableReference> {
-    let mut names = HashSet::new();
-    let _ = plan.apply(|node| {
-        if let LogicalPlan::TableScan(scan) = node {
-            names.insert(scan.table_name.clone());
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    names
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod logical;
 mod magic_set;
 pub mod physical;
 mod semi_join_pushdown;
+mod shapes;
 mod share_subplans;
 #[cfg(test)]
 mod test_plans;
