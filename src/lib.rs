@@ -22,8 +22,8 @@ pub mod database;
 pub mod error;
 /// Machine learning in SQL: optimisers, models, preprocessing (DESIGN §5).
 pub mod ml;
-/// Logical optimizer rules added after DataFusion's own (semi-join pushdown, magic sets,
-/// shared subplans) and the plan nodes they add.
+/// Logical optimizer rules added after DataFusion's own (semi-join and filtered-join
+/// pushdown, magic sets, shared subplans) and the plan nodes they add.
 pub mod optimizer;
 /// Result writers for every output format.
 pub mod output;

@@ -2,6 +2,7 @@
 //! each rule is kept only while `benches/tpch.py --baseline` shows it helps
 //! (docs/PERFORMANCE.md).
 
+mod filtered_join_pushdown;
 pub mod logical;
 mod magic_set;
 pub mod physical;
@@ -11,6 +12,7 @@ mod share_subplans;
 #[cfg(test)]
 mod test_plans;
 
+pub use filtered_join_pushdown::FilteredJoinPushdown;
 pub use magic_set::MagicSet;
 pub use semi_join_pushdown::SemiJoinPushdown;
 pub use share_subplans::ShareSubplans;

@@ -144,4 +144,23 @@ mod tests {
             .swap_remove(0);
         assert!(shared_ids(&plan).is_empty(), "{plan}");
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_shared_result_reports_its_input_row_count() {
+        let setup = [
+            SETUP[0],
+            SETUP[1],
+            "SET datafusion.explain.show_statistics = true",
+        ];
+        let plans = explain(&setup, &format!("EXPLAIN {TWICE}")).await;
+        let physical = plans.last().expect("a physical plan");
+        let shared = physical
+            .lines()
+            .find(|l| l.contains("SharedResultExec"))
+            .unwrap_or_default();
+        assert!(
+            shared.contains("Rows=") && !shared.contains("Rows=Absent"),
+            "{physical}"
+        );
+    }
 }

@@ -117,6 +117,7 @@ impl Session {
             .with_table_factory("CSV".into(), Arc::clone(&file_tables) as _)
             .with_table_factory("PARQUET".into(), file_tables)
             .with_optimizer_rule(Arc::new(crate::optimizer::MagicSet))
+            .with_optimizer_rule(Arc::new(crate::optimizer::FilteredJoinPushdown))
             .with_optimizer_rule(Arc::new(crate::optimizer::SemiJoinPushdown))
             .with_optimizer_rule(Arc::new(crate::optimizer::ShareSubplans))
             .with_type_planner(postgres::type_planner())

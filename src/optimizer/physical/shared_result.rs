@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::Statistics;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
@@ -15,6 +16,7 @@ use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
@@ -112,6 +114,26 @@ impl ExecutionPlan for SharedResultExec {
             input,
             Arc::clone(&self.shared),
         )))
+    }
+
+    fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
+        vec![match partition {
+            None => ChildStats::At(None),
+            Some(_) => ChildStats::Skip,
+        }]
+    }
+
+    /// The input's whole-plan statistics, which join selection needs to pick the build side;
+    /// none per partition, since a partition may come from another occurrence's input.
+    fn statistics_from_inputs(
+        &self,
+        input_stats: &[Arc<Statistics>],
+        args: &StatisticsArgs,
+    ) -> Result<Arc<Statistics>> {
+        match (args.partition(), input_stats.first()) {
+            (None, Some(stats)) => Ok(Arc::clone(stats)),
+            _ => Ok(Arc::new(Statistics::new_unknown(&self.schema()))),
+        }
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
