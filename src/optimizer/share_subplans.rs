@@ -163,4 +163,31 @@ mod tests {
             "{physical}"
         );
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_result_too_big_for_the_memory_limit_is_computed_at_each_reference() {
+        // 200,000 groups (~3 MB kept) under a 6 MB limit: sharing would need the memory the
+        // aggregates use; each k > 100,000 (and k = 0) has a sum above the average 400,001.
+        let config = crate::DatabaseConfig {
+            memory_limit: Some(6 << 20),
+            target_partitions: Some(2),
+            ..Default::default()
+        };
+        let db = crate::Database::open(config).await.expect("database");
+        let session = db.session().expect("session");
+        let batches = session
+            .execute_to_end(
+                "WITH r AS (SELECT v % 200000 AS k, sum(v) AS s FROM generate_series(1, 400000) AS t(v) \
+                 GROUP BY v % 200000) SELECT count(*) FROM r WHERE s > (SELECT avg(s) FROM r)",
+            )
+            .await
+            .expect("the query runs without keeping the shared result");
+        let count = batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .expect("a count")
+            .value(0);
+        assert_eq!(count, 100_000);
+    }
 }

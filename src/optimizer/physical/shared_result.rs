@@ -1,7 +1,8 @@
 //! `SharedResultExec`: one occurrence of a shared subplan. The first occurrence to run a
 //! partition computes it and keeps its batches (reserved in the memory pool); the others read
 //! them; the last reader frees them. Each occurrence plans its own (identical) input; only the
-//! first to run executes it.
+//! first to run executes it. A result that does not fit in the memory pool is not kept: each
+//! occurrence then computes its own, as it would without sharing.
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,6 +38,8 @@ pub struct SharedResults {
 struct Slot {
     batches: Option<Arc<Vec<RecordBatch>>>,
     reads: usize,
+    /// The result outgrew the memory pool: every reader runs its own input.
+    too_big: bool,
     reservation: Option<MemoryReservation>,
 }
 
@@ -162,6 +165,10 @@ impl ExecutionPlan for SharedResultExec {
                 DataFusionError::Internal("SharedResultExec read before it was sized".into())
             })?;
             let mut slot = slots[partition].lock().await;
+            if slot.too_big {
+                drop(slot);
+                return Ok(input.execute(partition, context)?.boxed());
+            }
             let batches = match &slot.batches {
                 Some(batches) => Arc::clone(batches),
                 None => {
@@ -171,8 +178,17 @@ impl ExecutionPlan for SharedResultExec {
                     let mut batches = vec![];
                     while let Some(batch) = stream.next().await {
                         let batch = batch?;
-                        reservation.try_grow(batch.get_array_memory_size())?;
+                        let fits = reservation.try_grow(batch.get_array_memory_size()).is_ok();
                         batches.push(batch);
+                        if !fits {
+                            // Too big to keep under the memory limit: this reader streams the
+                            // rest, and the others compute their own, as without sharing.
+                            slot.too_big = true;
+                            drop(slot);
+                            drop(reservation);
+                            let kept = futures::stream::iter(batches.into_iter().map(Ok));
+                            return Ok(kept.chain(stream).boxed());
+                        }
                     }
                     let batches = Arc::new(batches);
                     slot.batches = Some(Arc::clone(&batches));
@@ -186,9 +202,8 @@ impl ExecutionPlan for SharedResultExec {
             }
             metrics.record_output(batches.iter().map(RecordBatch::num_rows).sum());
             metrics.done();
-            Ok::<_, DataFusionError>(futures::stream::iter(
-                batches.iter().cloned().map(Ok).collect::<Vec<_>>(),
-            ))
+            let batches: Vec<Result<RecordBatch>> = batches.iter().cloned().map(Ok).collect();
+            Ok::<_, DataFusionError>(futures::stream::iter(batches).boxed())
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.schema(),
