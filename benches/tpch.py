@@ -8,7 +8,9 @@
     what `.timer` reports. DuckDB: one connection, views over the same files, the same query
     text --repeat times, timed around execute + fetchall. Median per query.
   * Answers: every query's rows must agree (sorted; numbers within 1e-6 relative, since the
-    engines sum decimals and floats in different orders).
+    engines sum decimals and floats in different orders). The queries in tpch/rewrites/ (shapes
+    Augur's optimizer rules rewrite, and shapes they must leave alone) are run once each and
+    only their answers checked.
   * Output: benches/results/tpch.md (per query, geometric means, ratio), tpch.svg (chart),
     and a line appended to benches/results/tpch-history.md with --label.
 
@@ -36,6 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import release_binary  # noqa: E402
 QUERIES = os.path.join(HERE, "tpch", "queries")
+REWRITES = os.path.join(HERE, "tpch", "rewrites")
 RESULTS = os.path.join(HERE, "results")
 TABLES = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"]
 
@@ -184,6 +187,19 @@ def main():
         print(f"Q{n:<3} augur {a:7.3f} s  duckdb {d:7.3f} s  ratio {a / d:5.2f}"
               + (f"  baseline {baseline[-1]:7.3f} s" if baseline else ""), file=sys.stderr)
 
+    checked = 0
+    for name in sorted(os.listdir(REWRITES)):
+        sql = "\n".join(l for l in open(os.path.join(REWRITES, name)) if not l.startswith("--")).strip().rstrip(";")
+        try:
+            ours, _ = augur_query(args.augur, data, sql, 1, args.set)
+        except RuntimeError as e:
+            failures.append(f"{name}: augur failed: {e}")
+            continue
+        problem = agree(ours, duckdb_query(con, sql, 1)[0])
+        if problem:
+            failures.append(f"{name}: answers differ: {problem}")
+        checked += 1
+
     ga, gd = geomean([a for _, a, _ in rows]), geomean([d for _, _, d in rows])
     when = time.strftime("%Y-%m-%d %H:%M")
     settings = f" Augur settings: {', '.join(args.set)}." if args.set else ""
@@ -201,7 +217,8 @@ def main():
     if failures:
         lines += ["Failures:", "", *[f"- {f}" for f in failures], ""]
     else:
-        lines += [f"All {len(rows)} answers agree with DuckDB's.", ""]
+        lines += [f"All {len(rows)} answers agree with DuckDB's, and so do the {checked} rewrite checks "
+                  "(benches/tpch/rewrites/).", ""]
     lines += ["![chart](tpch.svg)", ""]
     text = "\n".join(lines)
     print(text)
