@@ -31,6 +31,12 @@ impl OptimizerRule for ShareSubplans {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
+        // A recursive query runs its recursive term once per iteration over new rows: a result
+        // kept from one iteration must not be read in the next.
+        let recursive = plan.exists(|node| Ok(matches!(node, LogicalPlan::RecursiveQuery(_))))?;
+        if recursive {
+            return Ok(Transformed::no(plan));
+        }
         let mut occurrences: HashMap<LogicalPlan, usize> = HashMap::new();
         plan.apply_with_subqueries(|node| {
             if is_shared(node) {
