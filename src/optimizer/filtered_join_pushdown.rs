@@ -17,11 +17,11 @@ use std::sync::Arc;
 
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, NullEquality, Result};
-use datafusion::logical_expr::{Expr, Join, JoinConstraint, JoinType, LogicalPlan, Projection};
+use datafusion::logical_expr::{Expr, JoinType, LogicalPlan, Projection};
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
-use super::shapes::is_filtered_scan;
+use super::shapes::{equi_join, is_filtered_scan, with_inputs};
 
 #[derive(Debug, Default)]
 pub struct FilteredJoinPushdown;
@@ -106,21 +106,13 @@ fn attach(
         if !below_a_join {
             return Ok(None);
         }
-        let on = pairs
-            .iter()
-            .map(|(here, there)| (Expr::Column(here.clone()), Expr::Column(there.clone())))
-            .collect();
-        Join::try_new(
+        let joined = equi_join(
             Arc::new(plan.clone()),
             Arc::clone(filtered),
-            on,
-            None,
+            pairs,
             JoinType::Inner,
-            JoinConstraint::On,
-            NullEquality::NullEqualsNothing,
-            false,
-        )
-        .map(|join| Some(LogicalPlan::Join(join)))
+        );
+        joined.map(|join| Some(LogicalPlan::Join(join)))
     };
     match plan {
         LogicalPlan::Projection(projection)
@@ -160,16 +152,7 @@ fn attach(
             } else {
                 (Arc::clone(&join.left), Arc::new(side))
             };
-            let mut rebuilt = Join::try_new(
-                left,
-                right,
-                join.on.clone(),
-                join.filter.clone(),
-                JoinType::Inner,
-                join.join_constraint,
-                join.null_equality,
-                join.null_aware,
-            )?;
+            let mut rebuilt = with_inputs(join, left, right)?;
             // A join filter, not a filter above: DataFusion 55's physical filter pushdown
             // confuses same-named columns (n1.n_name, n2.n_name) across a projection.
             if let Some(c) = condition.take_if(|c| {

@@ -15,13 +15,11 @@ use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, NullEquality, Result, TableReference};
-use datafusion::logical_expr::{
-    Aggregate, Expr, Join, JoinConstraint, JoinType, LogicalPlan, Projection, SubqueryAlias,
-};
+use datafusion::logical_expr::{Aggregate, Expr, JoinType, LogicalPlan};
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
-use super::shapes::{is_filtered_scan, tables};
+use super::shapes::{column_below, equi_join, is_filtered_scan, tables, with_inputs};
 
 #[derive(Debug, Default)]
 pub struct MagicSet;
@@ -73,15 +71,8 @@ impl OptimizerRule for MagicSet {
                     } else {
                         (rewritten, Arc::clone(&join.right))
                     };
-                    return Ok(Transformed::yes(LogicalPlan::Join(Join::try_new(
-                        left,
-                        right,
-                        join.on.clone(),
-                        join.filter.clone(),
-                        join.join_type,
-                        join.join_constraint,
-                        join.null_equality,
-                        join.null_aware,
+                    return Ok(Transformed::yes(LogicalPlan::Join(with_inputs(
+                        join, left, right,
                     )?)));
                 }
             }
@@ -109,30 +100,18 @@ fn rewrite_aggregate_side(
                 _ => Ok(None),
             };
         }
-        LogicalPlan::SubqueryAlias(alias) => {
-            Column::from(alias.input.schema().qualified_field(index))
-        }
-        LogicalPlan::Projection(projection) => match projection.expr[index].clone().unalias() {
-            Expr::Column(column) => column,
-            _ => return Ok(None),
+        _ => match column_below(plan, key) {
+            Some(below) => below,
+            None => return Ok(None),
         },
-        LogicalPlan::Filter(_) => key.clone(),
-        _ => return Ok(None),
     };
     let input = plan.inputs()[0];
     let Some(new_input) = rewrite_aggregate_side(input, &below, restrict)? else {
         return Ok(None);
     };
-    let new_input = Arc::new(new_input);
-    Ok(Some(match plan {
-        LogicalPlan::SubqueryAlias(alias) => {
-            LogicalPlan::SubqueryAlias(SubqueryAlias::try_new(new_input, alias.alias.clone())?)
-        }
-        LogicalPlan::Projection(projection) => {
-            LogicalPlan::Projection(Projection::try_new(projection.expr.clone(), new_input)?)
-        }
-        _ => plan.with_new_exprs(plan.expressions(), vec![Arc::unwrap_or_clone(new_input)])?,
-    }))
+    Ok(Some(
+        plan.with_new_exprs(plan.expressions(), vec![new_input])?,
+    ))
 }
 
 /// The aggregate with its input semi-joined to a filtered scan whose key `other_key` is
@@ -155,15 +134,11 @@ fn restrict_aggregate(
     if restricted_before {
         return Ok(None);
     }
-    let restricted = Join::try_new(
+    let restricted = equi_join(
         Arc::clone(&aggregate.input),
         Arc::new(scan),
-        vec![(Expr::Column(group_column), Expr::Column(scan_key))],
-        None,
+        &[(group_column, scan_key)],
         JoinType::LeftSemi,
-        JoinConstraint::On,
-        NullEquality::NullEqualsNothing,
-        false,
     );
     // A plan this rule cannot rebuild is left as DataFusion planned it.
     let Ok(restricted) = restricted else {
@@ -193,28 +168,12 @@ fn key_source(
     match plan {
         LogicalPlan::Filter(filter) => key_source(&filter.input, columns, aggregated),
         LogicalPlan::Sort(sort) => key_source(&sort.input, columns, aggregated),
-        LogicalPlan::Projection(projection) => {
+        LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) => {
             let below = columns
                 .iter()
-                .filter_map(|c| {
-                    let index = projection.schema.index_of_column(c).ok()?;
-                    match projection.expr[index].clone().unalias() {
-                        Expr::Column(column) => Some(column),
-                        _ => None,
-                    }
-                })
+                .filter_map(|c| column_below(plan, c))
                 .collect();
-            key_source(&projection.input, below, aggregated)
-        }
-        LogicalPlan::SubqueryAlias(alias) => {
-            let below = columns
-                .iter()
-                .filter_map(|c| {
-                    let index = alias.schema.index_of_column(c).ok()?;
-                    Some(Column::from(alias.input.schema().qualified_field(index)))
-                })
-                .collect();
-            key_source(&alias.input, below, aggregated)
+            key_source(plan.inputs()[0], below, aggregated)
         }
         LogicalPlan::Join(join) if join.join_type == JoinType::Inner => {
             for (left, right) in &join.on {

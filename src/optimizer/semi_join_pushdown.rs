@@ -13,9 +13,11 @@ use std::sync::Arc;
 
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, Result};
-use datafusion::logical_expr::{Expr, Join, JoinType, LogicalPlan, Projection};
+use datafusion::logical_expr::{Expr, JoinType, LogicalPlan, Projection};
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
+
+use super::shapes::with_inputs;
 
 #[derive(Debug, Default)]
 pub struct SemiJoinPushdown;
@@ -66,31 +68,19 @@ impl OptimizerRule for SemiJoinPushdown {
             return Ok(Transformed::no(plan));
         }
         let target = if push_left { &inner.left } else { &inner.right };
-        let filtered = Arc::new(LogicalPlan::Join(Join::try_new(
+        // The semi join has no filter and is not null-aware (checked above): the same join
+        // over the side that holds its keys.
+        let filtered = Arc::new(LogicalPlan::Join(with_inputs(
+            semi,
             Arc::clone(target),
             Arc::clone(&semi.right),
-            semi.on.clone(),
-            None,
-            JoinType::LeftSemi,
-            semi.join_constraint,
-            semi.null_equality,
-            false,
         )?));
         let (left, right) = if push_left {
             (filtered, Arc::clone(&inner.right))
         } else {
             (Arc::clone(&inner.left), filtered)
         };
-        let rebuilt = Join::try_new(
-            left,
-            right,
-            inner.on.clone(),
-            inner.filter.clone(),
-            JoinType::Inner,
-            inner.join_constraint,
-            inner.null_equality,
-            inner.null_aware,
-        )?;
+        let rebuilt = with_inputs(inner, left, right)?;
         let rebuilt = LogicalPlan::Join(rebuilt);
         Ok(Transformed::yes(match projection {
             Some(exprs) => LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(rebuilt))?),

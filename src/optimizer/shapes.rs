@@ -1,10 +1,12 @@
-//! What a subplan looks like, for the rules' cost heuristics: filtered scans, scanned tables.
+//! Plan shapes the rules share: filtered scans and scanned tables (their cost heuristics),
+//! following a column down through a node, and building joins.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use datafusion::common::TableReference;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::common::{Column, NullEquality, Result, TableReference};
+use datafusion::logical_expr::{Expr, Join, JoinConstraint, JoinType, LogicalPlan};
 
 /// Only projections, filters and aliases over one table scan, with at least one filter: cheap
 /// to scan a second time, and selective enough to be worth it.
@@ -33,4 +35,58 @@ pub fn tables(plan: &LogicalPlan) -> HashSet<TableReference> {
         Ok(TreeNodeRecursion::Continue)
     });
     names
+}
+
+/// The input column that `column` of `plan` is, through a projection that passes it on as is,
+/// an alias or a filter; `None` for other nodes and computed columns.
+pub fn column_below(plan: &LogicalPlan, column: &Column) -> Option<Column> {
+    let index = plan.schema().index_of_column(column).ok()?;
+    match plan {
+        LogicalPlan::Projection(projection) => match projection.expr[index].clone().unalias() {
+            Expr::Column(below) => Some(below),
+            _ => None,
+        },
+        LogicalPlan::SubqueryAlias(alias) => {
+            Some(Column::from(alias.input.schema().qualified_field(index)))
+        }
+        LogicalPlan::Filter(_) => Some(column.clone()),
+        _ => None,
+    }
+}
+
+/// `join` (keys, filter, type, null handling) over new inputs.
+pub fn with_inputs(join: &Join, left: Arc<LogicalPlan>, right: Arc<LogicalPlan>) -> Result<Join> {
+    Join::try_new(
+        left,
+        right,
+        join.on.clone(),
+        join.filter.clone(),
+        join.join_type,
+        join.join_constraint,
+        join.null_equality,
+        join.null_aware,
+    )
+}
+
+/// A new equi-join of `left` and `right` on column pairs, NULL keys matching nothing.
+pub fn equi_join(
+    left: Arc<LogicalPlan>,
+    right: Arc<LogicalPlan>,
+    pairs: &[(Column, Column)],
+    join_type: JoinType,
+) -> Result<Join> {
+    let on = pairs
+        .iter()
+        .map(|(l, r)| (Expr::Column(l.clone()), Expr::Column(r.clone())))
+        .collect();
+    Join::try_new(
+        left,
+        right,
+        on,
+        None,
+        join_type,
+        JoinConstraint::On,
+        NullEquality::NullEqualsNothing,
+        false,
+    )
 }

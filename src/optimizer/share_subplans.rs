@@ -42,12 +42,22 @@ impl OptimizerRule for ShareSubplans {
             if is_shared(node) {
                 return Ok(TreeNodeRecursion::Jump);
             }
-            if worth_sharing(node)? {
+            if matches!(node, LogicalPlan::Aggregate(_) | LogicalPlan::Join(_)) {
                 *occurrences.entry(node.clone()).or_default() += 1;
             }
             Ok(TreeNodeRecursion::Continue)
         })?;
         occurrences.retain(|_, count| *count > 1);
+        // Only repeated subplans are walked for volatile functions.
+        let mut volatile = vec![];
+        for node in occurrences.keys() {
+            if is_volatile(node)? {
+                volatile.push(node.clone());
+            }
+        }
+        for node in &volatile {
+            occurrences.remove(node);
+        }
         if occurrences.is_empty() {
             return Ok(Transformed::no(plan));
         }
@@ -74,13 +84,9 @@ fn is_shared(node: &LogicalPlan) -> bool {
     matches!(node, LogicalPlan::Extension(e) if e.node.as_any().is::<SharedResult>())
 }
 
-/// Aggregates and joins cost enough to be worth keeping; the subtree must give the same rows
-/// each time it runs.
-fn worth_sharing(node: &LogicalPlan) -> Result<bool> {
-    if !matches!(node, LogicalPlan::Aggregate(_) | LogicalPlan::Join(_)) {
-        return Ok(false);
-    }
-    let volatile = node.exists(|n| {
+/// Whether the subtree calls a volatile function (`random()`), so that two runs differ.
+fn is_volatile(node: &LogicalPlan) -> Result<bool> {
+    node.exists(|n| {
         let mut found = false;
         n.apply_expressions(|e| {
             found |= e.is_volatile();
@@ -91,8 +97,7 @@ fn worth_sharing(node: &LogicalPlan) -> Result<bool> {
             })
         })?;
         Ok(found)
-    })?;
-    Ok(!volatile)
+    })
 }
 
 #[cfg(test)]
