@@ -19,14 +19,44 @@ use super::metrics;
 use super::model::Model;
 use super::registry::Registry;
 
+/// Models loaded by reference, kept until the catalog changes.
+#[derive(Debug)]
+pub struct ModelCache {
+    registry: Registry,
+    cache: Mutex<HashMap<String, (u64, Arc<Model>)>>,
+}
+
+impl ModelCache {
+    pub fn new(registry: &Registry) -> Self {
+        ModelCache {
+            registry: registry.clone(),
+            cache: Mutex::default(),
+        }
+    }
+
+    pub fn get(&self, reference: &str) -> Result<Arc<Model>> {
+        let generation = self.registry.generation();
+        if let Ok(cache) = self.cache.lock()
+            && let Some((g, m)) = cache.get(reference)
+            && *g == generation
+        {
+            return Ok(Arc::clone(m));
+        }
+        let model = Arc::new(self.registry.get(reference)?);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(reference.to_string(), (generation, Arc::clone(&model)));
+        }
+        Ok(model)
+    }
+}
+
 /// `predict` or `predict_proba`.
 #[derive(Debug)]
 pub struct Predict {
     name: &'static str,
     probability: bool,
-    registry: Registry,
     signature: Signature,
-    cache: Mutex<HashMap<String, (u64, Arc<Model>)>>,
+    models: ModelCache,
 }
 
 impl PartialEq for Predict {
@@ -49,31 +79,19 @@ impl Predict {
                 ScalarUDF::from(Predict {
                     name,
                     probability,
-                    registry: registry.clone(),
                     signature: Signature::variadic_any(Volatility::Stable),
-                    cache: Mutex::default(),
+                    models: ModelCache::new(registry),
                 })
             })
             .collect()
     }
 
     fn model(&self, reference: &str) -> Result<Arc<Model>> {
-        let generation = self.registry.generation();
-        if let Ok(cache) = self.cache.lock()
-            && let Some((g, m)) = cache.get(reference)
-            && *g == generation
-        {
-            return Ok(Arc::clone(m));
-        }
-        let model = Arc::new(self.registry.get(reference)?);
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(reference.to_string(), (generation, Arc::clone(&model)));
-        }
-        Ok(model)
+        self.models.get(reference)
     }
 }
 
-fn reference_of(value: &ColumnarValue, function: &str) -> Result<String> {
+pub(crate) fn reference_of(value: &ColumnarValue, function: &str) -> Result<String> {
     match value {
         ColumnarValue::Scalar(
             ScalarValue::Utf8(Some(s))
@@ -117,21 +135,14 @@ impl ScalarUDFImpl for Predict {
                 columns.len()
             )));
         }
-        if self.probability && !model.options.model_type.is_classifier() {
+        if self.probability && !model.is_classifier() {
             return Err(DataFusionError::Plan(format!(
                 "predict_proba: model '{reference}' is a regression; use predict"
             )));
         }
-        let arrays = ColumnarValue::values_to_arrays(columns)?;
-        let fields: Vec<Field> = model
-            .inputs
-            .iter()
-            .zip(&arrays)
-            .map(|(n, a)| Field::new(n, a.data_type().clone(), true))
-            .collect();
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
+        let batch = input_batch(&model, columns)?;
         let scores = model.score(&batch)?;
-        let out: Float64Array = if self.probability || !model.options.model_type.is_classifier() {
+        let out: Float64Array = if self.probability || !model.is_classifier() {
             scores
         } else {
             scores
@@ -149,6 +160,24 @@ impl ScalarUDFImpl for Predict {
         };
         Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
     }
+}
+
+/// The model's input columns, passed to a function in order, as a batch named like them.
+pub(crate) fn input_batch(model: &Model, columns: &[ColumnarValue]) -> Result<RecordBatch> {
+    let arrays = ColumnarValue::values_to_arrays(columns)?;
+    let fields: Vec<Field> = model
+        .inputs
+        .iter()
+        .zip(&arrays)
+        .map(|(n, a)| Field::new(n, a.data_type().clone(), true))
+        .collect();
+    let options = datafusion::arrow::array::RecordBatchOptions::new()
+        .with_row_count(Some(arrays.first().map_or(0, |a| a.len())));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        arrays,
+        &options,
+    )?)
 }
 
 /// The fields `model_metrics` returns; the ones not applying to a model type are NULL.

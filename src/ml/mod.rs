@@ -4,7 +4,10 @@
 // Numerical loops index several arrays in step; iterator chains would hide the algebra.
 #![allow(clippy::needless_range_loop)]
 
+pub mod explain;
 pub mod functions;
+pub mod gbdt;
+pub mod glm;
 pub mod linear;
 pub mod logical;
 pub mod logistic;

@@ -1,18 +1,18 @@
-//! The model artifact (JSON in the catalog: preprocessing, coefficients, training summary,
-//! metrics) and the two things done with it: training from record batches, and scoring.
+//! The model artifact (JSON in the catalog: inputs, the fitted parameters — coefficients or
+//! trees — training summary, metrics) and the things done with it: training from record
+//! batches (shared preparation, then the model family's own fit), scoring and explaining.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::array::{
-    Array, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch,
-};
-use datafusion::arrow::compute::{cast, filter_record_batch};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Schema};
+use datafusion::arrow::array::{BooleanArray, Float64Array, Int64Array, RecordBatch};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::error::{DataFusionError, Result};
 use serde::{Deserialize, Serialize};
 
-use super::logistic::{self, Shard};
+use super::gbdt::TreeModel;
+use super::gbdt::params::Objective;
 use super::metrics::{self, ClassificationMetrics, RegressionMetrics, RocPoint};
 use super::optim::Iteration;
 use super::options::{ModelType, NullPolicy, TrainOptions};
@@ -59,13 +59,25 @@ pub struct Model {
     pub options: TrainOptions,
     /// Input columns the model reads, in order.
     pub inputs: Vec<String>,
+    #[serde(default)]
     pub encoders: Vec<Encoder>,
+    #[serde(default)]
     pub feature_names: Vec<String>,
+    #[serde(default)]
     pub coefficients: Vec<f64>,
+    #[serde(default)]
     pub intercept: f64,
     /// Feature statistics on the training rows (after encoding): mean and σ.
+    #[serde(default)]
     pub feature_mean: Vec<f64>,
+    #[serde(default)]
     pub feature_std: Vec<f64>,
+    /// The ensemble of a boosted-trees model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trees: Option<TreeModel>,
+    /// Mean |contribution| of each input on the evaluation rows (`feature_importance`).
+    #[serde(default)]
+    pub mean_abs_contribution: Vec<f64>,
     pub training: TrainingSummary,
     pub metrics: Option<Metrics>,
     pub roc: Vec<RocPoint>,
@@ -78,7 +90,39 @@ pub struct TrainingData {
     pub partitions: Vec<Vec<RecordBatch>>,
 }
 
-fn plan_err(message: String) -> DataFusionError {
+/// What training tells the operator, and asks of it.
+pub struct Hooks<'a> {
+    /// After each iteration (count so far, current objective or validation metric — NaN
+    /// when none); also between tree splits. Returning false cancels training.
+    pub progress: &'a (dyn Fn(usize, f64) -> bool + Sync),
+    /// Reserve working memory in the memory pool; an error stops training.
+    pub reserve: &'a (dyn Fn(usize) -> Result<()> + Sync),
+}
+
+impl Hooks<'_> {
+    /// Hooks that never cancel and reserve nothing (tests, embedding).
+    pub fn none() -> Hooks<'static> {
+        Hooks {
+            progress: &|_, _| true,
+            reserve: &|_| Ok(()),
+        }
+    }
+}
+
+/// The training query's roles resolved and its rows split into training and held-out.
+pub struct Prepared {
+    pub schema: Arc<Schema>,
+    pub label_index: usize,
+    pub weight_index: Option<usize>,
+    pub key_index: Option<usize>,
+    /// Feature columns: every column but the label, weight and split key.
+    pub inputs: Vec<String>,
+    pub train_parts: Vec<Vec<RecordBatch>>,
+    pub test_batches: Vec<RecordBatch>,
+    pub rows_read: usize,
+}
+
+pub(crate) fn plan_err(message: String) -> DataFusionError {
     DataFusionError::Plan(message)
 }
 
@@ -92,15 +136,8 @@ fn split_keys(batch: &RecordBatch, key: Option<usize>) -> Result<Vec<Vec<u8>>> {
     augur_udfs::split::row_keys(&columns)
 }
 
-/// Fit a model on `data`. `keep_going` is asked after every optimiser iteration.
-pub fn train(
-    name: &str,
-    version: u32,
-    options: &TrainOptions,
-    data: &TrainingData,
-    keep_going: impl FnMut(&Iteration) -> bool,
-) -> Result<Model> {
-    let started = Instant::now();
+/// Resolve the label, weight and split key, and split the rows by the key's hash.
+pub fn prepare(options: &TrainOptions, data: &TrainingData) -> Result<Prepared> {
     let schema = &data.schema;
     let find = |column: &str, role: &str| -> Result<usize> {
         schema.index_of(column).map_err(|_| {
@@ -171,328 +208,163 @@ pub fn train(
         }
         train_parts.push(kept);
     }
-    let all_train: Vec<RecordBatch> = train_parts.iter().flatten().cloned().collect();
-    let encoders = preprocess::fit(&all_train, schema, &inputs)?;
-    let width: usize = encoders.iter().map(|e| e.width()).sum();
-    let feature_names: Vec<String> = encoders.iter().flat_map(|e| e.feature_names()).collect();
-
-    // Per partition: the encoded rows, rows dropped for NULLs, distinct non-0/1 labels seen.
-    let encode = |batches: &[RecordBatch]| -> Result<(Shard, usize, Vec<f64>)> {
-        let mut dropped = 0;
-        let mut bad_labels: Vec<f64> = vec![];
-        // Sized up front: growing 8 MB columns by doubling costs copies and page faults.
-        let capacity: usize = batches.iter().map(|b| b.num_rows()).sum();
-        let mut shard = Shard {
-            columns: vec![Vec::with_capacity(capacity); width],
-            label: Vec::with_capacity(capacity),
-            weight: Vec::with_capacity(if weight_index.is_some() { capacity } else { 0 }),
-        };
-        for batch in batches {
-            let n = batch.num_rows();
-            let mut columns = vec![Vec::with_capacity(n); width];
-            let mut valid = vec![true; n];
-            preprocess::encode(
-                &encoders,
-                batch,
-                options.handle_nulls == NullPolicy::Impute,
-                &mut columns,
-                &mut valid,
-            )?;
-            if options.handle_nulls == NullPolicy::Error
-                && let Some(i) = valid.iter().position(|v| !v)
-            {
-                let column = inputs
-                    .iter()
-                    .find(|c| batch.column_by_name(c).is_some_and(|a| a.is_null(i)))
-                    .cloned()
-                    .unwrap_or_default();
-                return Err(plan_err(format!(
-                    "column '{column}' is NULL in a training row and handle_nulls = 'error'; filter the rows, \
-                     or use handle_nulls = 'drop' or 'impute'"
-                )));
-            }
-            let label = cast(batch.column(label_index), &DataType::Float64)?;
-            let label = label.as_primitive::<Float64Type>();
-            let weight = match weight_index {
-                Some(w) => Some(cast(batch.column(w), &DataType::Float64)?),
-                None => None,
-            };
-            let mut keep = vec![false; n];
-            for i in 0..n {
-                let y = if label.is_null(i) {
-                    None
-                } else {
-                    Some(label.value(i))
-                };
-                let w = weight.as_ref().map(|w| {
-                    if w.is_null(i) {
-                        f64::NAN
-                    } else {
-                        w.as_primitive::<Float64Type>().value(i)
-                    }
-                });
-                let (Some(y), true) = (y, valid[i]) else {
-                    dropped += 1;
-                    continue;
-                };
-                if w.is_some_and(|w| w.is_nan() || w < 0.0) {
-                    dropped += 1;
-                    continue;
-                }
-                if options.model_type.is_classifier() && y != 0.0 && y != 1.0 {
-                    if bad_labels.len() < 10_000 && !bad_labels.contains(&y) {
-                        bad_labels.push(y);
-                    }
-                    continue;
-                }
-                keep[i] = true;
-                shard.label.push(y);
-                if let Some(w) = w {
-                    shard.weight.push(w);
-                }
-            }
-            // Column by column: one sequential copy per feature instead of a scatter per row.
-            let keep_all = keep.iter().all(|k| *k);
-            for (target, encoded) in shard.columns.iter_mut().zip(columns) {
-                if keep_all {
-                    target.extend_from_slice(&encoded);
-                } else {
-                    target.extend(
-                        encoded
-                            .iter()
-                            .zip(&keep)
-                            .filter(|(_, k)| **k)
-                            .map(|(x, _)| *x),
-                    );
-                }
-            }
-        }
-        Ok((shard, dropped, bad_labels))
-    };
-    // Partitions encode on their own threads; the held-out rows alongside.
-    let encoded: Vec<Result<(Shard, usize, Vec<f64>)>> = std::thread::scope(|scope| {
-        let encode = &encode;
-        let handles: Vec<_> = train_parts
-            .iter()
-            .chain(std::iter::once(&test_batches))
-            .map(|part| scope.spawn(move || encode(part)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    let mut shards = vec![];
-    let mut dropped = 0;
-    let mut bad_labels: Vec<f64> = vec![];
-    for part in encoded {
-        let (shard, part_dropped, part_bad) = part?;
-        shards.push(shard);
-        dropped += part_dropped;
-        for y in part_bad {
-            if bad_labels.len() < 10_000 && !bad_labels.contains(&y) {
-                bad_labels.push(y);
-            }
-        }
-    }
-    let test = shards.pop().unwrap_or_default();
-    if !bad_labels.is_empty() {
-        bad_labels.sort_by(f64::total_cmp);
-        let shown: Vec<String> = bad_labels.iter().take(5).map(|v| v.to_string()).collect();
-        return Err(plan_err(format!(
-            "label '{}' of a logistic_regression must be 0 or 1; found {}{}",
-            options.label,
-            shown.join(", "),
-            if bad_labels.len() > 5 {
-                format!(" and {} more", bad_labels.len() - 5)
-            } else {
-                String::new()
-            }
-        )));
-    }
-    let rows_used: usize = shards.iter().map(|s| s.rows()).sum();
-    if rows_used == 0 {
-        return Err(plan_err(format!(
-            "no training rows: the query returned {rows_read} rows, {dropped} had NULLs (handle_nulls = 'drop') \
-             and {} were held out",
-            test.rows()
-        )));
-    }
-
-    let mut warnings = vec![];
-    let params = options.params();
-    let fit_started = Instant::now();
-    let (coefficients, intercept, history, reason, summary, lambda_max, passes) = match options
-        .model_type
-    {
-        ModelType::LogisticRegression => {
-            let fit = logistic::fit(&shards, width, &params, keep_going);
-            let s = &fit.summary;
-            if s.positive_weight == 0.0 || s.positive_weight == s.weight_sum {
-                warnings.push(format!(
-                    "the label '{}' is constant ({}) in the training rows: the model always predicts it",
-                    options.label,
-                    if s.positive_weight == 0.0 { 0 } else { 1 }
-                ));
-            } else if fit.all_zero() && width > 0 {
-                let lm = fit
-                    .lambda_max
-                    .map(|l| format!("; λ_max = {l:.6}: use reg_param below it"))
-                    .unwrap_or_default();
-                warnings.push(format!(
-                    "all coefficients are zero: reg_param = {} exceeds the largest useful value{lm}",
-                    options.reg_param
-                ));
-            }
-            (
-                fit.coefficients,
-                fit.intercept,
-                fit.history,
-                fit.reason,
-                fit.summary,
-                fit.lambda_max,
-                fit.passes,
-            )
-        }
-        ModelType::LinearRegression => {
-            let fit = super::linear::fit(&shards, width, &params, keep_going);
-            if fit.label_std == 0.0 {
-                warnings.push(format!(
-                    "the label '{}' is constant in the training rows",
-                    options.label
-                ));
-            }
-            (
-                fit.coefficients,
-                fit.intercept,
-                fit.history,
-                fit.reason,
-                fit.summary,
-                None,
-                fit.passes,
-            )
-        }
-    };
-    let fit_seconds = fit_started.elapsed().as_secs_f64();
-    if reason == super::optim::StopReason::Cancelled {
-        return Err(DataFusionError::Execution("training cancelled".into()));
-    }
-    if reason == super::optim::StopReason::MaxIterations && options.max_iter > 0 {
-        warnings.push(format!(
-            "not converged within max_iter = {}: raise max_iter or tol",
-            options.max_iter
-        ));
-    }
-
-    let mut model = Model {
-        name: name.to_string(),
-        version,
-        options: options.clone(),
+    Ok(Prepared {
+        schema: Arc::clone(schema),
+        label_index,
+        weight_index,
+        key_index,
         inputs,
-        encoders,
-        feature_names,
-        coefficients,
-        intercept,
-        feature_mean: summary.mean.clone(),
-        feature_std: summary.std.clone(),
-        training: TrainingSummary {
-            rows_read,
-            rows_used,
-            rows_dropped: dropped,
-            rows_held_out: test.rows(),
-            iterations: history.len().saturating_sub(1),
-            passes,
-            fit_seconds,
-            objective_history: history,
-            stop_reason: reason.describe().to_string(),
-            converged: reason.converged(),
-            seconds: 0.0,
-            lambda_max,
-            warnings: vec![],
-            metrics_on: if test.rows() > 0 {
-                "held-out"
-            } else {
-                "training"
-            }
-            .to_string(),
-        },
-        metrics: None,
-        roc: vec![],
-        created_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    };
-    let evaluated: Vec<Shard> = if test.rows() > 0 { vec![test] } else { shards };
-    let scored = model.score_shards(&evaluated);
-    if options.model_type.is_classifier() {
-        let curve = metrics::roc_curve(&scored);
-        let m = metrics::classification_on_curve(&scored, &curve, options.threshold);
-        if model.training.metrics_on == "training"
-            && m.auc_roc >= 0.9999
-            && options.reg_param == 0.0
-            && m.rows > 1
-        {
-            warnings.push("the features (near-)perfectly separate the classes: coefficients grow without bound; add regularisation (reg_param)".into());
-        }
-        model.roc = metrics::thin(&curve, ROC_POINTS);
-        model.metrics = Some(Metrics::Classification(m));
+        train_parts,
+        test_batches,
+        rows_read,
+    })
+}
+
+/// Fit a model on `data`.
+pub fn train(
+    name: &str,
+    version: u32,
+    options: &TrainOptions,
+    data: &TrainingData,
+    hooks: &Hooks,
+) -> Result<Model> {
+    let started = Instant::now();
+    let prep = prepare(options, data)?;
+    let mut model = if options.model_type.is_trees() {
+        trees_model(name, version, options, &prep, hooks)?
     } else {
-        model.metrics = Some(Metrics::Regression(metrics::regression(&scored)));
-    }
-    model.training.warnings = warnings;
+        super::glm::fit(name, version, options, &prep, hooks)?
+    };
     model.training.seconds = started.elapsed().as_secs_f64();
     Ok(model)
 }
 
+pub(crate) fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn trees_model(
+    name: &str,
+    version: u32,
+    options: &TrainOptions,
+    prep: &Prepared,
+    hooks: &Hooks,
+) -> Result<Model> {
+    let fitted = super::gbdt::train::fit(options, prep, hooks)?;
+    let mut options = options.clone();
+    let binary = fitted.model.objective == Objective::Binary;
+    options.model_type = if binary {
+        ModelType::BoostedTreeClassifier
+    } else {
+        ModelType::BoostedTreeRegressor
+    };
+    if let Some(t) = options.trees.as_mut() {
+        t.objective = fitted.model.objective;
+    }
+    let trees = fitted.model.trees.len();
+    let history: Vec<Iteration> = fitted
+        .model
+        .validation
+        .iter()
+        .map(|v| Iteration {
+            objective: *v,
+            gradient_norm: 0.0,
+            step: 0.0,
+        })
+        .collect();
+    let mut model = Model {
+        name: name.to_string(),
+        version,
+        options,
+        inputs: prep.inputs.clone(),
+        encoders: vec![],
+        feature_names: fitted
+            .model
+            .features
+            .iter()
+            .map(|f| f.name.clone())
+            .collect(),
+        coefficients: vec![],
+        intercept: 0.0,
+        feature_mean: vec![],
+        feature_std: vec![],
+        trees: Some(fitted.model),
+        mean_abs_contribution: fitted.mean_abs_contribution,
+        training: TrainingSummary {
+            rows_read: prep.rows_read,
+            rows_used: fitted.rows_used,
+            rows_dropped: fitted.rows_dropped,
+            rows_held_out: fitted.rows_held_out,
+            iterations: trees,
+            passes: 0,
+            fit_seconds: fitted.fit_seconds,
+            objective_history: history,
+            stop_reason: fitted.stop_reason,
+            converged: true,
+            seconds: 0.0,
+            lambda_max: None,
+            warnings: fitted.warnings,
+            metrics_on: fitted.metrics_on.to_string(),
+        },
+        metrics: None,
+        roc: vec![],
+        created_unix: now_unix(),
+    };
+    model.set_metrics(&fitted.scored);
+    Ok(model)
+}
+
 impl Model {
+    pub fn is_classifier(&self) -> bool {
+        self.options.model_type.is_classifier()
+    }
+
+    /// Metrics (and the ROC curve of classifiers) from (score, label, weight) triples.
+    pub(crate) fn set_metrics(
+        &mut self,
+        scored: &[(f64, f64, f64)],
+    ) -> Option<ClassificationMetrics> {
+        if self.is_classifier() {
+            let curve = metrics::roc_curve(scored);
+            let m = metrics::classification_on_curve(scored, &curve, self.options.threshold);
+            self.roc = metrics::thin(&curve, ROC_POINTS);
+            self.metrics = Some(Metrics::Classification(m.clone()));
+            Some(m)
+        } else {
+            self.metrics = Some(Metrics::Regression(metrics::regression(scored)));
+            None
+        }
+    }
+
+    /// Number of features the model computes from its inputs.
+    pub fn feature_count(&self) -> usize {
+        match &self.trees {
+            Some(t) => t.features.len(),
+            None => self.coefficients.len(),
+        }
+    }
+
     fn output(&self, margin: f64) -> f64 {
-        if self.options.model_type.is_classifier() {
+        if self.is_classifier() {
             augur_udfs::math::sigmoid(margin)
         } else {
             margin
         }
     }
 
-    /// (score, label, weight) of encoded rows: probability for classifiers, value for regressions.
-    fn score_shards(&self, shards: &[Shard]) -> Vec<(f64, f64, f64)> {
-        let chunks = super::pass::parallel_chunks(shards, |s, rows| {
-            let mut margin = vec![self.intercept; rows.len()];
-            for (col, b) in s.columns.iter().zip(&self.coefficients) {
-                for (m, x) in margin.iter_mut().zip(&col[rows.clone()]) {
-                    *m += b * x;
-                }
-            }
-            let w = |i: usize| {
-                if s.weight.is_empty() {
-                    1.0
-                } else {
-                    s.weight[i]
-                }
-            };
-            margin
-                .into_iter()
-                .zip(rows)
-                .map(|(m, i)| (self.output(m), s.label[i], w(i)))
-                .collect::<Vec<_>>()
-        });
-        chunks.concat()
-    }
-
-    /// Score a batch holding the model's input columns: the raw output (probability or
-    /// value) per row, NULL where a needed value is NULL and not imputed.
-    pub fn score(&self, batch: &RecordBatch) -> Result<Float64Array> {
-        let width = self.coefficients.len();
+    /// Raw scores (log-odds of classifiers, values of regressions) of a batch holding the
+    /// model's input columns, and whether each row could be scored (a NULL the model
+    /// does not impute makes a linear model's row unscorable; trees take NULLs as missing).
+    pub fn raw_scores(&self, batch: &RecordBatch) -> Result<(Vec<f64>, Vec<bool>)> {
         let n = batch.num_rows();
-        let mut columns = vec![Vec::with_capacity(n); width];
-        let mut valid = vec![true; n];
-        preprocess::encode(
-            &self.encoders,
-            batch,
-            self.options.handle_nulls == NullPolicy::Impute,
-            &mut columns,
-            &mut valid,
-        )?;
+        if let Some(t) = &self.trees {
+            let values = t.values(&self.inputs, batch)?;
+            return Ok((t.raw(&values, n), vec![true; n]));
+        }
+        let (columns, valid) = self.encode(batch)?;
         let mut margin = vec![self.intercept; n];
         for (j, col) in columns.iter().enumerate() {
             let b = self.coefficients[j];
@@ -502,7 +374,28 @@ impl Model {
                 }
             }
         }
-        Ok(margin
+        Ok((margin, valid))
+    }
+
+    fn encode(&self, batch: &RecordBatch) -> Result<(Vec<Vec<f64>>, Vec<bool>)> {
+        let n = batch.num_rows();
+        let mut columns = vec![Vec::with_capacity(n); self.coefficients.len()];
+        let mut valid = vec![true; n];
+        preprocess::encode(
+            &self.encoders,
+            batch,
+            self.options.handle_nulls == NullPolicy::Impute,
+            &mut columns,
+            &mut valid,
+        )?;
+        Ok((columns, valid))
+    }
+
+    /// Score a batch holding the model's input columns: the output (probability or value)
+    /// per row, NULL where the row cannot be scored.
+    pub fn score(&self, batch: &RecordBatch) -> Result<Float64Array> {
+        let (raw, valid) = self.raw_scores(batch)?;
+        Ok(raw
             .iter()
             .zip(&valid)
             .map(|(m, ok)| ok.then(|| self.output(*m)))
@@ -516,6 +409,75 @@ impl Model {
             .map(|p| p.map(|p| i64::from(p > self.options.threshold)))
             .collect()
     }
+
+    /// Per row: raw score, bias and one contribution per input column, in raw (log-odds)
+    /// space, with bias + Σ contributions = raw score. Trees: TreeSHAP (date parts summed
+    /// into their column); linear models: w·(x − mean) summed over a column's features.
+    /// `None` for rows that cannot be scored.
+    pub fn explain(&self, batch: &RecordBatch) -> Result<Vec<Option<Explained>>> {
+        let n = batch.num_rows();
+        let inputs = self.inputs.len();
+        if let Some(t) = &self.trees {
+            let values = t.values(&self.inputs, batch)?;
+            let raw = t.raw(&values, n);
+            let phi = t.contributions(&values, n);
+            return Ok(phi
+                .into_iter()
+                .zip(raw)
+                .map(|(phi, raw)| {
+                    let mut per_input = vec![0.0; inputs];
+                    for (f, feature) in t.features.iter().enumerate() {
+                        per_input[feature.input] += phi[f];
+                    }
+                    Some(Explained {
+                        raw,
+                        bias: phi[phi.len() - 1],
+                        contributions: per_input,
+                    })
+                })
+                .collect());
+        }
+        let (columns, valid) = self.encode(batch)?;
+        let mut owner = vec![];
+        for (i, e) in self.encoders.iter().enumerate() {
+            owner.extend(std::iter::repeat_n(i, e.width()));
+        }
+        let bias = self.intercept
+            + self
+                .coefficients
+                .iter()
+                .zip(&self.feature_mean)
+                .map(|(w, m)| w * m)
+                .sum::<f64>();
+        Ok((0..n)
+            .map(|r| {
+                if !valid[r] {
+                    return None;
+                }
+                let mut per_input = vec![0.0; inputs];
+                let mut raw = self.intercept;
+                for (j, col) in columns.iter().enumerate() {
+                    let w = self.coefficients[j];
+                    raw += w * col[r];
+                    per_input[owner[j]] += w * (col[r] - self.feature_mean[j]);
+                }
+                Some(Explained {
+                    raw,
+                    bias,
+                    contributions: per_input,
+                })
+            })
+            .collect())
+    }
+}
+
+/// One row's explanation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explained {
+    pub raw: f64,
+    pub bias: f64,
+    /// One per input column, in the model's input order.
+    pub contributions: Vec<f64>,
 }
 
 #[cfg(test)]
@@ -550,9 +512,13 @@ mod tests {
     #[test]
     fn a_cancelled_fit_is_an_error_not_a_model() {
         let options = TrainOptions::new(ModelType::LogisticRegression, "y".into());
-        let err = train("m", 1, &options, &data(), |_| false).unwrap_err();
+        let never = Hooks {
+            progress: &|_, _| false,
+            reserve: &|_| Ok(()),
+        };
+        let err = train("m", 1, &options, &data(), &never).unwrap_err();
         assert!(err.to_string().contains("cancelled"), "{err}");
-        assert!(train("m", 1, &options, &data(), |_| true).is_ok());
+        assert!(train("m", 1, &options, &data(), &Hooks::none()).is_ok());
     }
 
     #[test]
@@ -578,7 +544,7 @@ mod tests {
             1,
             &TrainOptions::new(ModelType::LogisticRegression, "y".into()),
             &data,
-            |_| true,
+            &Hooks::none(),
         )
         .unwrap_err();
         assert!(

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::gbdt::params::{Objective, TreeParams};
+
 /// An option's value as written: a number, a string or a boolean.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OptionValue {
@@ -26,6 +28,10 @@ impl std::fmt::Display for OptionValue {
 pub enum ModelType {
     LogisticRegression,
     LinearRegression,
+    /// Boosted trees before training decides: binary on a 0/1 label, regression otherwise.
+    BoostedTrees,
+    BoostedTreeClassifier,
+    BoostedTreeRegressor,
 }
 
 impl ModelType {
@@ -33,8 +39,12 @@ impl ModelType {
         match name.to_ascii_lowercase().as_str() {
             "logistic_regression" | "logistic_reg" => Ok(ModelType::LogisticRegression),
             "linear_regression" | "linear_reg" => Ok(ModelType::LinearRegression),
+            "boosted_trees" | "boosted_tree" | "gbdt" => Ok(ModelType::BoostedTrees),
+            "boosted_tree_classifier" => Ok(ModelType::BoostedTreeClassifier),
+            "boosted_tree_regressor" => Ok(ModelType::BoostedTreeRegressor),
             other => Err(format!(
-                "unknown model type '{other}': use logistic_regression or linear_regression"
+                "unknown model type '{other}': use logistic_regression, linear_regression or boosted_trees \
+                 (boosted_tree_classifier, boosted_tree_regressor)"
             )),
         }
     }
@@ -43,11 +53,26 @@ impl ModelType {
         match self {
             ModelType::LogisticRegression => "logistic_regression",
             ModelType::LinearRegression => "linear_regression",
+            ModelType::BoostedTrees => "boosted_trees",
+            ModelType::BoostedTreeClassifier => "boosted_tree_classifier",
+            ModelType::BoostedTreeRegressor => "boosted_tree_regressor",
         }
     }
 
     pub fn is_classifier(self) -> bool {
-        self == ModelType::LogisticRegression
+        matches!(
+            self,
+            ModelType::LogisticRegression | ModelType::BoostedTreeClassifier
+        )
+    }
+
+    pub fn is_trees(self) -> bool {
+        matches!(
+            self,
+            ModelType::BoostedTrees
+                | ModelType::BoostedTreeClassifier
+                | ModelType::BoostedTreeRegressor
+        )
     }
 }
 
@@ -79,7 +104,13 @@ pub struct TrainOptions {
     pub split_key: Option<String>,
     pub seed: u64,
     pub handle_nulls: NullPolicy,
+    /// Options of boosted trees (LightGBM's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trees: Option<TreeParams>,
 }
+
+/// Options every model type takes.
+pub const COMMON_NAMES: &[&str] = &["threshold", "weight_col", "split", "split_key", "seed"];
 
 pub const OPTION_NAMES: &[&str] = &[
     "reg_param",
@@ -113,6 +144,15 @@ impl TrainOptions {
             split_key: None,
             seed: 42,
             handle_nulls: NullPolicy::Drop,
+            trees: model_type.is_trees().then(|| {
+                let mut p = TreeParams::default();
+                p.objective = match model_type {
+                    ModelType::BoostedTreeClassifier => Objective::Binary,
+                    ModelType::BoostedTreeRegressor => Objective::Regression,
+                    _ => Objective::Auto,
+                };
+                p
+            }),
         }
     }
 
@@ -150,6 +190,33 @@ impl TrainOptions {
                     Err(format!("option {name} takes a whole number, got {v}"))
                 }
             };
+            if let Some(trees) = self.trees.as_mut()
+                && !COMMON_NAMES.contains(&name.as_str())
+            {
+                if !trees.apply(&name, value)? {
+                    let mut valid: Vec<&str> = COMMON_NAMES.to_vec();
+                    valid.extend(super::gbdt::params::NAMES);
+                    return Err(format!(
+                        "unknown option '{name}' for {}; valid options: {}",
+                        self.model_type.name(),
+                        valid.join(", ")
+                    ));
+                }
+                let forced = match self.model_type {
+                    ModelType::BoostedTreeClassifier => Some(Objective::Binary),
+                    ModelType::BoostedTreeRegressor => Some(Objective::Regression),
+                    _ => None,
+                };
+                if let Some(forced) = forced
+                    && trees.objective != forced
+                {
+                    return Err(format!(
+                        "option objective contradicts model type {}; leave it out, or use boosted_trees",
+                        self.model_type.name()
+                    ));
+                }
+                continue;
+            }
             match name.as_str() {
                 "reg_param" => self.reg_param = in_range(number()?, 0.0, f64::MAX, "≥ 0")?,
                 "elastic_net_param" => {

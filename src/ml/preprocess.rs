@@ -67,7 +67,7 @@ impl Encoder {
 }
 
 /// What kind of encoding a column's type gets, or `None` when it cannot be a feature.
-fn kind_of(t: &DataType) -> Option<&'static str> {
+pub(crate) fn kind_of(t: &DataType) -> Option<&'static str> {
     match t {
         t if t.is_numeric() => Some("numeric"),
         DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => Some("numeric"),
@@ -179,7 +179,7 @@ pub fn fit(batches: &[RecordBatch], schema: &Schema, columns: &[String]) -> Resu
 }
 
 /// Days since the epoch, month (1–12) and ISO weekday (1 = Monday) of each value.
-fn date_parts(array: &ArrayRef) -> Result<Vec<Option<[f64; 3]>>> {
+pub(crate) fn date_parts(array: &ArrayRef) -> Result<Vec<Option<[f64; 3]>>> {
     let millis = cast(array, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
     Ok(millis
         .as_primitive::<TimestampMillisecondType>()

@@ -1,7 +1,7 @@
 //! Table-valued model functions, planned from the SQL AST by a DataFusion `RelationPlanner`
 //! (a plain table function would plan `(SELECT …)` as a scalar subquery): `predict`,
-//! `evaluate`, `model_weights`, `training_info`, `feature_info`, `roc_curve`,
-//! `confusion_matrix`.
+//! `explain`, `reason_codes`, `evaluate`, `model_weights`, `feature_importance`,
+//! `training_info`, `feature_info`, `roc_curve`, `confusion_matrix`.
 
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use datafusion::common::Column;
 use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::functions::core::expr_fn::get_field;
+use datafusion::functions_nested::expr_fn::array_element;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::planner::{
     PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
@@ -29,6 +30,9 @@ use super::registry::Registry;
 
 const FUNCTIONS: &[&str] = &[
     "predict",
+    "explain",
+    "reason_codes",
+    "feature_importance",
     "evaluate",
     "model_weights",
     "training_info",
@@ -36,6 +40,16 @@ const FUNCTIONS: &[&str] = &[
     "roc_curve",
     "confusion_matrix",
 ];
+
+/// The functions the relations call.
+#[derive(Debug)]
+pub struct ModelFunctions {
+    pub predict: Arc<ScalarUDF>,
+    pub predict_proba: Arc<ScalarUDF>,
+    pub explain: Arc<ScalarUDF>,
+    pub reasons: Arc<ScalarUDF>,
+    pub metrics: Arc<AggregateUDF>,
+}
 
 #[derive(Debug)]
 pub struct ModelRelations {
@@ -45,6 +59,8 @@ pub struct ModelRelations {
     tables: Arc<crate::catalog::DatabaseSchema>,
     predict: Arc<ScalarUDF>,
     predict_proba: Arc<ScalarUDF>,
+    explain: Arc<ScalarUDF>,
+    reasons: Arc<ScalarUDF>,
     metrics: Arc<AggregateUDF>,
 }
 
@@ -52,16 +68,16 @@ impl ModelRelations {
     pub fn new(
         registry: Registry,
         tables: Arc<crate::catalog::DatabaseSchema>,
-        predict: Arc<ScalarUDF>,
-        predict_proba: Arc<ScalarUDF>,
-        metrics: Arc<AggregateUDF>,
+        functions: ModelFunctions,
     ) -> Self {
         ModelRelations {
             registry,
             tables,
-            predict,
-            predict_proba,
-            metrics,
+            predict: functions.predict,
+            predict_proba: functions.predict_proba,
+            explain: functions.explain,
+            reasons: functions.reasons,
+            metrics: functions.metrics,
         }
     }
 
@@ -120,6 +136,20 @@ fn model_reference(expr: &SqlExpr, function: &str) -> Result<String> {
             "{function}: the first argument is a model name, e.g. {function}(risk, …) or {function}('risk@2', …)"
         ))),
     }
+}
+
+/// A whole number ≥ 1 given as a literal.
+fn count_argument(expr: &SqlExpr, function: &str, what: &str) -> Result<i64> {
+    if let SqlExpr::Value(v) = expr
+        && let Value::Number(n, _) = &v.value
+        && let Ok(k) = n.parse::<i64>()
+        && k >= 1
+    {
+        return Ok(k);
+    }
+    Err(plan_err(format!(
+        "{function}: {what} is a whole number ≥ 1, e.g. {function}(model, data, 3); got {expr}"
+    )))
 }
 
 fn memory_plan(name: &str, fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<LogicalPlan> {
@@ -191,7 +221,7 @@ impl ModelRelations {
             self.call(&self.predict, pinned, &inputs)
                 .alias("prediction"),
         );
-        if model.options.model_type.is_classifier() {
+        if model.is_classifier() {
             exprs.push(
                 self.call(&self.predict_proba, pinned, &inputs)
                     .alias("probability"),
@@ -200,8 +230,138 @@ impl ModelRelations {
         LogicalPlanBuilder::from(data).project(exprs)?.build()
     }
 
+    /// The data's columns, the prediction, then `extra` named `hidden`.
+    fn scored_with(
+        &self,
+        model: &Model,
+        pinned: &str,
+        data: LogicalPlan,
+        function: &str,
+        extra: Expr,
+        hidden: &str,
+    ) -> Result<(LogicalPlan, Vec<Expr>)> {
+        let inputs = self.input_columns(model, &data, function)?;
+        let mut kept: Vec<Expr> = data
+            .schema()
+            .iter()
+            .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+            .collect();
+        kept.push(
+            self.call(&self.predict, pinned, &inputs)
+                .alias("prediction"),
+        );
+        if model.is_classifier() {
+            kept.push(
+                self.call(&self.predict_proba, pinned, &inputs)
+                    .alias("probability"),
+            );
+        }
+        let mut exprs = kept.clone();
+        exprs.push(extra.alias(hidden));
+        let plan = LogicalPlanBuilder::from(data).project(exprs)?.build()?;
+        // Above the projection the kept columns are plain, unqualified names.
+        let names: Vec<Expr> = plan
+            .schema()
+            .iter()
+            .filter(|(_, f)| f.name() != hidden)
+            .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+            .collect();
+        Ok((plan, names))
+    }
+
+    /// Input columns, prediction, raw score, bias and `contribution_<input>` per input.
+    fn explain(
+        &self,
+        model: &Model,
+        pinned: &str,
+        data: LogicalPlan,
+        top_k: i64,
+    ) -> Result<LogicalPlan> {
+        const HIDDEN: &str = "__augur_explain";
+        let inputs = self.input_columns(model, &data, "explain")?;
+        let mut args = vec![lit(pinned.to_string()), lit(top_k)];
+        args.extend(inputs);
+        let call = Expr::ScalarFunction(ScalarFunction::new_udf(Arc::clone(&self.explain), args));
+        let (plan, mut exprs) = self.scored_with(model, pinned, data, "explain", call, HIDDEN)?;
+        let list = || Expr::Column(Column::from_name(HIDDEN));
+        exprs.push(array_element(list(), lit(1i64)).alias("raw_score"));
+        exprs.push(array_element(list(), lit(2i64)).alias("bias"));
+        for (i, input) in model.inputs.iter().enumerate() {
+            exprs.push(
+                array_element(list(), lit(i as i64 + 3)).alias(format!("contribution_{input}")),
+            );
+        }
+        LogicalPlanBuilder::from(plan).project(exprs)?.build()
+    }
+
+    /// Input columns, prediction, then one row per reason: rank, feature, value, contribution.
+    fn reason_codes(
+        &self,
+        model: &Model,
+        pinned: &str,
+        data: LogicalPlan,
+        k: i64,
+    ) -> Result<LogicalPlan> {
+        const HIDDEN: &str = "__augur_reasons";
+        let inputs = self.input_columns(model, &data, "reason_codes")?;
+        let mut args = vec![lit(pinned.to_string()), lit(k)];
+        args.extend(inputs);
+        let call = Expr::ScalarFunction(ScalarFunction::new_udf(Arc::clone(&self.reasons), args));
+        let (plan, mut exprs) =
+            self.scored_with(model, pinned, data, "reason_codes", call, HIDDEN)?;
+        let plan = LogicalPlanBuilder::from(plan)
+            .unnest_column(HIDDEN)?
+            .build()?;
+        for field in super::explain::reason_fields().iter() {
+            exprs.push(
+                get_field(
+                    Expr::Column(Column::from_name(HIDDEN)),
+                    field.name().as_str(),
+                )
+                .alias(field.name()),
+            );
+        }
+        LogicalPlanBuilder::from(plan).project(exprs)?.build()
+    }
+
+    /// Per input column: splits and total gain (trees), and mean |contribution|.
+    fn feature_importance(model: &Model) -> Result<LogicalPlan> {
+        let n = model.inputs.len();
+        let (splits, gains): (Vec<Option<i64>>, Vec<Option<f64>>) = match &model.trees {
+            Some(t) => {
+                let (s, g) = t.importance();
+                let mut splits = vec![0i64; n];
+                let mut gains = vec![0f64; n];
+                for (f, feature) in t.features.iter().enumerate() {
+                    splits[feature.input] += s[f] as i64;
+                    gains[feature.input] += g[f];
+                }
+                (
+                    splits.into_iter().map(Some).collect(),
+                    gains.into_iter().map(Some).collect(),
+                )
+            }
+            None => (vec![None; n], vec![None; n]),
+        };
+        memory_plan(
+            "feature_importance",
+            vec![
+                Field::new("feature", DataType::Utf8, false),
+                Field::new("split_count", DataType::Int64, true),
+                Field::new("total_gain", DataType::Float64, true),
+                Field::new("mean_abs_contribution", DataType::Float64, true),
+            ],
+            vec![
+                strings(model.inputs.iter().cloned()),
+                Arc::new(Int64Array::from(splits)),
+                floats(gains),
+                floats((0..n).map(|i| model.mean_abs_contribution.get(i).copied())),
+            ],
+        )
+    }
+
     fn metric_names(model: &Model) -> &'static [&'static str] {
-        if model.options.model_type.is_classifier() {
+        if model.is_classifier() {
             &[
                 "rows",
                 "auc_roc",
@@ -263,7 +423,7 @@ impl ModelRelations {
                     model.options.label
                 ))
             })?;
-        let classifier = model.options.model_type.is_classifier();
+        let classifier = model.is_classifier();
         let score = self.call(
             if classifier {
                 &self.predict_proba
@@ -293,6 +453,14 @@ impl ModelRelations {
     }
 
     fn model_weights(model: &Model) -> Result<LogicalPlan> {
+        if model.trees.is_some() {
+            return Err(plan_err(format!(
+                "model_weights: '{}' is a {} model, which has trees, not weights; \
+                 see feature_importance({0}) and DESCRIBE MODEL {0}",
+                model.name,
+                model.options.model_type.name()
+            )));
+        }
         let mut names = vec!["(intercept)".to_string()];
         names.extend(model.feature_names.iter().cloned());
         let mut weights = vec![Some(model.intercept)];
@@ -308,6 +476,27 @@ impl ModelRelations {
     }
 
     fn training_info(model: &Model) -> Result<LogicalPlan> {
+        if let Some(t) = &model.trees {
+            let metric = t.metric.map_or("", |m| m.name());
+            let n = t.trees.len().max(t.validation.len());
+            return memory_plan(
+                "training_info",
+                vec![
+                    Field::new("tree", DataType::Int64, false),
+                    Field::new("leaves", DataType::Int64, true),
+                    Field::new("metric", DataType::Utf8, false),
+                    Field::new("validation", DataType::Float64, true),
+                ],
+                vec![
+                    Arc::new(Int64Array::from_iter_values(1..=n as i64)),
+                    Arc::new(Int64Array::from_iter(
+                        (0..n).map(|i| t.trees.get(i).map(|t| t.num_leaves as i64)),
+                    )),
+                    strings((0..n).map(|_| metric.to_string())),
+                    floats((0..n).map(|i| t.validation.get(i).copied())),
+                ],
+            );
+        }
         let h = &model.training.objective_history;
         memory_plan(
             "training_info",
@@ -328,6 +517,24 @@ impl ModelRelations {
 
     fn feature_info(model: &Model) -> Result<LogicalPlan> {
         let mut rows: Vec<FeatureRow> = vec![];
+        if let Some(t) = &model.trees {
+            for f in &t.features {
+                let count = match &f.kind {
+                    super::gbdt::data::FeatureKind::Categorical { categories } => {
+                        Some(categories.len() as f64)
+                    }
+                    _ => None,
+                };
+                rows.push((
+                    model.inputs.get(f.input).cloned().unwrap_or_default(),
+                    f.name.clone(),
+                    f.kind.describe().to_string(),
+                    None,
+                    None,
+                    count,
+                ));
+            }
+        }
         let mut k = 0;
         for encoder in &model.encoders {
             let names = encoder.feature_names();
@@ -509,6 +716,30 @@ impl RelationPlanner for ModelRelations {
                 let data = self.plan_data(exprs[1], context, "predict")?;
                 self.predict(&model, &pinned, data)?
             }
+            "explain" => {
+                arity(
+                    2,
+                    3,
+                    "SELECT * FROM explain(model, table | (SELECT …) [, top_k])",
+                )?;
+                let data = self.plan_data(exprs[1], context, "explain")?;
+                let k = match exprs.get(2) {
+                    Some(e) => count_argument(e, "explain", "top_k")?,
+                    None => 0,
+                };
+                self.explain(&model, &pinned, data, k)?
+            }
+            "reason_codes" => {
+                arity(
+                    3,
+                    3,
+                    "SELECT * FROM reason_codes(model, table | (SELECT …), k)",
+                )?;
+                let data = self.plan_data(exprs[1], context, "reason_codes")?;
+                let k = count_argument(exprs[2], "reason_codes", "k")?;
+                self.reason_codes(&model, &pinned, data, k)?
+            }
+            "feature_importance" => Self::feature_importance(&model)?,
             "evaluate" => {
                 arity(1, 2, "SELECT * FROM evaluate(model [, table | (SELECT …)])")?;
                 let data = exprs

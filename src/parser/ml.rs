@@ -1,6 +1,7 @@
 //! Our machine-learning statements, recognised by their first keywords before DataFusion's
 //! parser sees anything: TRAIN MODEL, CREATE [OR REPLACE] MODEL, SHOW MODELS,
-//! DESCRIBE MODEL, DROP MODEL (and EXPLAIN [ANALYZE] of the training ones).
+//! DESCRIBE MODEL, DROP MODEL, IMPORT MODEL, EXPORT MODEL (and EXPLAIN [ANALYZE] of the
+//! training ones).
 
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
@@ -24,6 +25,18 @@ pub enum MlStatement {
     DropModel {
         name: String,
         if_exists: bool,
+    },
+    /// `IMPORT MODEL name FROM 'location' [OPTIONS (format = 'lightgbm', …)]`.
+    ImportModel {
+        name: String,
+        location: String,
+        options: Vec<(String, OptionValue)>,
+    },
+    /// `EXPORT MODEL name[@version] TO 'location' [OPTIONS (format = 'lightgbm', …)]`.
+    ExportModel {
+        name: String,
+        location: String,
+        options: Vec<(String, OptionValue)>,
     },
 }
 
@@ -188,6 +201,8 @@ impl MlStatement {
                 explain: None | Some(true),
                 ..
             } | MlStatement::DropModel { .. }
+                | MlStatement::ImportModel { .. }
+                | MlStatement::ExportModel { .. }
         )
     }
 }
@@ -303,6 +318,58 @@ pub fn parse(sql: &str) -> Result<Option<MlStatement>, String> {
             c.model_ref("DESCRIBE MODEL name[@version]")?,
         )));
     }
+    for (verb, preposition) in [("IMPORT", "FROM"), ("EXPORT", "TO")] {
+        if c.keyword(verb) {
+            let usage = format!(
+                "{verb} MODEL name {preposition} 'path or s3://…' [OPTIONS (format = 'lightgbm')]"
+            );
+            if !c.keyword("MODEL") {
+                return Err(format!("expected MODEL after {verb}; usage: {usage}"));
+            }
+            let name = if verb == "EXPORT" {
+                c.model_ref(&usage)?
+            } else {
+                c.ident("a model name", &usage)?
+            };
+            c.expect(preposition, &usage)?;
+            let location = match c.peek().cloned() {
+                Some(Token::SingleQuotedString(s)) => {
+                    c.at += 1;
+                    s
+                }
+                _ => {
+                    return Err(format!(
+                        "expected a quoted path {}; usage: {usage}",
+                        c.found()
+                    ));
+                }
+            };
+            let options = if c.keyword("OPTIONS") || c.keyword("WITH") {
+                c.options(&usage)?
+            } else {
+                vec![]
+            };
+            if c.peek().is_some_and(|t| *t != Token::SemiColon) {
+                return Err(format!(
+                    "unexpected '{}' after the statement; usage: {usage}",
+                    c.peek().map(|t| t.to_string()).unwrap_or_default()
+                ));
+            }
+            return Ok(Some(if verb == "IMPORT" {
+                MlStatement::ImportModel {
+                    name,
+                    location,
+                    options,
+                }
+            } else {
+                MlStatement::ExportModel {
+                    name,
+                    location,
+                    options,
+                }
+            }));
+        }
+    }
     if c.keyword("DROP") {
         if !c.keyword("MODEL") {
             return Ok(None);
@@ -371,6 +438,27 @@ mod tests {
         assert!(matches!(parse("EXPLAIN ANALYZE TRAIN MODEL x USING linear_regression PREDICT y AS SELECT 1 AS y, 2 AS z").unwrap(), Some(MlStatement::Train { explain: Some(true), .. })));
         assert_eq!(parse("SELECT model FROM t").unwrap(), None);
         assert_eq!(parse("CREATE TABLE model (x INT)").unwrap(), None);
+        assert_eq!(
+            parse("IMPORT MODEL gbm FROM 'm.txt' OPTIONS (format = 'lightgbm')").unwrap(),
+            Some(MlStatement::ImportModel {
+                name: "gbm".into(),
+                location: "m.txt".into(),
+                options: vec![("format".into(), OptionValue::Text("lightgbm".into()))],
+            })
+        );
+        assert_eq!(
+            parse("EXPORT MODEL gbm@2 TO 's3://b/m.txt'").unwrap(),
+            Some(MlStatement::ExportModel {
+                name: "gbm@2".into(),
+                location: "s3://b/m.txt".into(),
+                options: vec![],
+            })
+        );
+        assert!(
+            parse("IMPORT MODEL x FROM m.txt")
+                .unwrap_err()
+                .contains("quoted path")
+        );
         assert!(
             parse("TRAIN MODEL x USING logistic_regression PREDICT y WITH (reg_param) AS SELECT 1")
                 .unwrap_err()

@@ -7,6 +7,7 @@ mod create_table;
 mod external_table;
 mod functions;
 mod hints;
+mod model_files;
 mod models;
 mod notices;
 mod pg_proc;
@@ -140,13 +141,22 @@ impl Session {
         for udf in &predict {
             ctx.register_udf(udf.as_ref().clone());
         }
-        let metrics = Arc::new(crate::ml::functions::ModelMetrics::udaf());
+        let explain: Vec<Arc<datafusion::logical_expr::ScalarUDF>> =
+            crate::ml::explain::Explanations::udfs(&registry)
+                .into_iter()
+                .map(Arc::new)
+                .collect();
+        let functions = crate::ml::relations::ModelFunctions {
+            predict: Arc::clone(&predict[0]),
+            predict_proba: Arc::clone(&predict[1]),
+            explain: Arc::clone(&explain[0]),
+            reasons: Arc::clone(&explain[1]),
+            metrics: Arc::new(crate::ml::functions::ModelMetrics::udaf()),
+        };
         ctx.register_relation_planner(Arc::new(crate::ml::relations::ModelRelations::new(
             registry,
             Arc::clone(db.schema()),
-            Arc::clone(&predict[0]),
-            Arc::clone(&predict[1]),
-            metrics,
+            functions,
         )))?;
         Ok(Session {
             db,

@@ -1,5 +1,6 @@
 //! Running our ML statements: TRAIN/CREATE MODEL become a `TrainModel` plan node over the
-//! training query (DataFusion plans it); SHOW/DESCRIBE/DROP MODEL answer from the catalog.
+//! training query (DataFusion plans it); SHOW/DESCRIBE/DROP MODEL answer from the catalog;
+//! IMPORT/EXPORT MODEL read and write model files (local or object storage).
 
 use std::sync::Arc;
 
@@ -66,10 +67,20 @@ pub async fn plan(session: &Session, statement: MlStatement) -> Result<Planned> 
             registry.drop(&name, if_exists)?;
             Ok(Planned::Rows(vec![], Arc::new(Schema::empty())))
         }
+        MlStatement::ImportModel {
+            name,
+            location,
+            options,
+        } => super::model_files::import(session, &registry, &name, &location, &options).await,
+        MlStatement::ExportModel {
+            name,
+            location,
+            options,
+        } => super::model_files::export(session, &registry, &name, &location, &options).await,
     }
 }
 
-fn rows(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Planned {
+pub(super) fn rows(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Planned {
     let schema = Arc::new(Schema::new(fields));
     match RecordBatch::try_new(Arc::clone(&schema), columns) {
         Ok(batch) => Planned::Rows(vec![batch], schema),
@@ -109,7 +120,7 @@ fn show(models: &[Model]) -> Planned {
                 models.iter().map(|m| m.options.label.clone()),
             )),
             Arc::new(Int64Array::from_iter_values(
-                models.iter().map(|m| m.coefficients.len() as i64),
+                models.iter().map(|m| m.feature_count() as i64),
             )),
             Arc::new(Int64Array::from_iter_values(
                 models.iter().map(|m| m.training.rows_used as i64),
@@ -148,9 +159,13 @@ fn describe(m: &Model) -> Planned {
     add("model", "type", m.options.model_type.name().into());
     add("model", "label", m.options.label.clone());
     add("model", "inputs", m.inputs.join(", "));
-    add("coefficients", "intercept", format!("{}", m.intercept));
-    for (name, c) in m.feature_names.iter().zip(&m.coefficients) {
-        add("coefficients", name, format!("{c}"));
+    if let Some(t) = &m.trees {
+        describe_trees(m, t, &mut add);
+    } else {
+        add("coefficients", "intercept", format!("{}", m.intercept));
+        for (name, c) in m.feature_names.iter().zip(&m.coefficients) {
+            add("coefficients", name, format!("{c}"));
+        }
     }
     add("training", "rows read", t.rows_read.to_string());
     add("training", "rows used", t.rows_used.to_string());
@@ -175,12 +190,14 @@ fn describe(m: &Model) -> Planned {
     if let Some(l) = t.lambda_max {
         add("training", "lambda_max", format!("{l}"));
     }
-    let history: Vec<String> = t
-        .objective_history
-        .iter()
-        .map(|i| format!("{:.6}", i.objective))
-        .collect();
-    add("training", "objective history", history.join(", "));
+    if m.trees.is_none() {
+        let history: Vec<String> = t
+            .objective_history
+            .iter()
+            .map(|i| format!("{:.6}", i.objective))
+            .collect();
+        add("training", "objective history", history.join(", "));
+    }
     for w in &t.warnings {
         add("training", "warning", w.clone());
     }
@@ -207,6 +224,32 @@ fn describe(m: &Model) -> Planned {
         None => {}
     }
     let o = &m.options;
+    if let Some(p) = &o.trees {
+        for (k, v) in [
+            ("num_iterations", p.num_iterations.to_string()),
+            ("learning_rate", p.learning_rate.to_string()),
+            ("num_leaves", p.num_leaves.to_string()),
+            ("max_depth", p.max_depth.to_string()),
+            ("min_data_in_leaf", p.min_data_in_leaf.to_string()),
+            (
+                "min_sum_hessian_in_leaf",
+                p.min_sum_hessian_in_leaf.to_string(),
+            ),
+            ("lambda_l1", p.lambda_l1.to_string()),
+            ("lambda_l2", p.lambda_l2.to_string()),
+            ("min_gain_to_split", p.min_gain_to_split.to_string()),
+            ("max_bin", p.max_bin.to_string()),
+            ("feature_fraction", p.feature_fraction.to_string()),
+            ("bagging_fraction", p.bagging_fraction.to_string()),
+            ("bagging_freq", p.bagging_freq.to_string()),
+            ("early_stopping_rounds", p.early_stopping_rounds.to_string()),
+            ("split", o.split.to_string()),
+            ("seed", o.seed.to_string()),
+        ] {
+            add("options", k, v);
+        }
+        return describe_rows(out);
+    }
     for (k, v) in [
         ("reg_param", o.reg_param.to_string()),
         ("elastic_net_param", o.elastic_net_param.to_string()),
@@ -219,6 +262,62 @@ fn describe(m: &Model) -> Planned {
     ] {
         add("options", k, v);
     }
+    describe_rows(out)
+}
+
+/// The trees' side of DESCRIBE MODEL: size, stopping, the validation curve.
+fn describe_trees(
+    m: &Model,
+    t: &crate::ml::gbdt::TreeModel,
+    add: &mut impl FnMut(&str, &str, String),
+) {
+    add(
+        "trees",
+        "objective",
+        t.objective.lightgbm_name().to_string(),
+    );
+    add("trees", "trees", t.trees.len().to_string());
+    add("trees", "leaves", t.leaves().to_string());
+    add(
+        "trees",
+        "max depth",
+        t.trees
+            .iter()
+            .map(|x| x.max_depth())
+            .max()
+            .unwrap_or(0)
+            .to_string(),
+    );
+    add("trees", "features", t.features.len().to_string());
+    if let Some(source) = &t.imported_from {
+        add("trees", "imported from", source.clone());
+    }
+    if t.monotone.iter().any(|c| *c != 0) {
+        let constrained: Vec<String> = t
+            .features
+            .iter()
+            .zip(&t.monotone)
+            .filter(|(_, c)| **c != 0)
+            .map(|(f, c)| format!("{}:{c:+}", f.name))
+            .collect();
+        add("trees", "monotone constraints", constrained.join(", "));
+    }
+    if let Some(metric) = t.metric
+        && !t.validation.is_empty()
+    {
+        let best = m.training.iterations;
+        add("validation", "metric", metric.name().to_string());
+        add("validation", "best iteration", best.to_string());
+        add("validation", "iterations run", t.iterations_run.to_string());
+        if let Some(v) = t.validation.get(best.saturating_sub(1)) {
+            add("validation", "best value", format!("{v}"));
+        }
+        let curve: Vec<String> = t.validation.iter().map(|v| format!("{v:.6}")).collect();
+        add("validation", "curve", curve.join(", "));
+    }
+}
+
+fn describe_rows(out: Vec<(String, String, String)>) -> Planned {
     rows(
         vec![
             Field::new("section", DataType::Utf8, false),

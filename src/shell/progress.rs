@@ -41,10 +41,8 @@ impl Progress {
             }
             shown.set_length(total.max(1) as u64);
             loop {
-                if let Some((iterations, objective)) = plan.as_ref().and_then(training) {
-                    shown.set_message(format!(
-                        "training: iteration {iterations}, loss {objective:.6} (Ctrl-C cancels)"
-                    ));
+                if let Some(message) = plan.as_ref().and_then(training) {
+                    shown.set_message(format!("{message} (Ctrl-C cancels)"));
                     shown.tick();
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
@@ -81,10 +79,9 @@ impl Drop for Progress {
 }
 
 /// Iterations and loss of a training operator in the plan, once it has started iterating.
-fn training(plan: &Arc<dyn ExecutionPlan>) -> Option<(usize, f64)> {
+fn training(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
     if let Some(train) = plan.downcast_ref::<TrainExec>() {
-        let (iterations, objective) = train.progress();
-        return (iterations > 0).then_some((iterations, objective));
+        return train.progress_message();
     }
     plan.children().into_iter().find_map(training)
 }

@@ -35,6 +35,7 @@ use crate::session::Notices;
 #[derive(Debug, Default)]
 pub struct TrainProgress {
     pub iterations: usize,
+    /// The objective (linear models) or validation metric (trees); NaN when none.
     pub objective: f64,
     pub done: Option<String>,
 }
@@ -80,6 +81,25 @@ impl TrainExec {
             .lock()
             .map(|p| (p.iterations, p.objective))
             .unwrap_or((0, 0.0))
+    }
+
+    /// What the progress bar shows while training runs, once it has started iterating.
+    pub fn progress_message(&self) -> Option<String> {
+        let (iterations, objective) = self.progress();
+        if iterations == 0 {
+            return None;
+        }
+        Some(match &self.options.trees {
+            Some(t) => {
+                let metric = t.metric_for(t.objective).name();
+                let mut m = format!("training: tree {iterations} of {}", t.num_iterations);
+                if objective.is_finite() {
+                    m += &format!(", validation {metric} {objective:.6}");
+                }
+                m
+            }
+            None => format!("training: iteration {iterations}, loss {objective:.6}"),
+        })
     }
 }
 
@@ -198,15 +218,45 @@ impl ExecutionPlan for TrainExec {
             let live = Arc::clone(&progress);
             let fit_name = name.clone();
             let fit_options = options.clone();
+            let threads = context.session_config().target_partitions().max(1);
+            let working = Mutex::new(
+                MemoryConsumer::new(format!("TrainExec[{name}] working set"))
+                    .register(context.memory_pool()),
+            );
             let model = tokio::task::spawn_blocking(move || {
-                model::train(&fit_name, 0, &fit_options, &data, |it| {
-                    iterations_gauge.add(1);
+                let progress = |count: usize, objective: f64| {
                     if let Ok(mut p) = live.lock() {
-                        p.iterations += 1;
-                        p.objective = it.objective;
+                        if count > p.iterations {
+                            iterations_gauge.set(count);
+                        }
+                        p.iterations = count;
+                        if objective.is_finite() {
+                            p.objective = objective;
+                        }
                     }
                     !cancelled.load(Ordering::Relaxed)
-                })
+                };
+                let reserve = |bytes: usize| -> Result<()> {
+                    let r = working
+                        .lock()
+                        .map_err(|_| DataFusionError::Internal("training reservation".into()))?;
+                    r.try_grow(bytes).map_err(|e| {
+                        DataFusionError::ResourcesExhausted(format!(
+                            "the training data of model '{fit_name}' does not fit in memory ({e}); raise \
+                             --memory-limit, select fewer columns, or train on a sample"
+                        ))
+                    })
+                };
+                let hooks = model::Hooks {
+                    progress: &progress,
+                    reserve: &reserve,
+                };
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("augur-train-{i}"))
+                    .build()
+                    .map_err(|e| DataFusionError::Execution(format!("cannot start training threads: {e}")))?;
+                pool.install(|| model::train(&fit_name, 0, &fit_options, &data, &hooks))
             })
             .await
             .map_err(|e| DataFusionError::Execution(format!("training failed: {e}")))??;

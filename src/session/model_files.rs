@@ -1,0 +1,254 @@
+//! IMPORT MODEL and EXPORT MODEL: model files read from and written to local paths or object
+//! storage through the session's object stores (so the server's file sandbox and the S3
+//! credential chain apply). LightGBM's text format is the one interchange format so far.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field};
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use super::Session;
+use super::models::{Planned, rows};
+use crate::error::{AugurError, Result};
+use crate::ml::gbdt::lightgbm;
+use crate::ml::gbdt::params::Objective;
+use crate::ml::model::{Model, TrainingSummary, now_unix};
+use crate::ml::options::{ModelType, OptionValue, TrainOptions};
+use crate::ml::registry::Registry;
+use crate::storage::sandbox;
+
+/// Largest model file read: past this it is not a model (LightGBM files of 1,000 trees of
+/// 255 leaves are ~30 MB).
+const MAX_MODEL_BYTES: usize = 512 << 20;
+
+fn usage(m: String) -> AugurError {
+    AugurError::Usage(m)
+}
+
+/// The `format` option (LightGBM by default), the label name for imports, and `aws.*`
+/// options for the location's bucket.
+struct FileOptions {
+    label: Option<String>,
+    aws: Vec<(String, String)>,
+}
+
+fn file_options(options: &[(String, OptionValue)], verb: &str) -> Result<FileOptions> {
+    let mut out = FileOptions {
+        label: None,
+        aws: vec![],
+    };
+    for (name, value) in options {
+        let text = match value {
+            OptionValue::Text(t) | OptionValue::Number(t) => t.clone(),
+            OptionValue::Bool(b) => b.to_string(),
+        };
+        let lower = name.to_ascii_lowercase();
+        match lower.as_str() {
+            "format" => {
+                if !text.eq_ignore_ascii_case("lightgbm") {
+                    return Err(usage(format!(
+                        "{verb} MODEL: format '{text}' is not supported; use format = 'lightgbm' (LightGBM's model.txt)"
+                    )));
+                }
+            }
+            "label" if verb == "IMPORT" => out.label = Some(text),
+            _ if lower.starts_with("aws.") => {
+                out.aws.push((lower["aws.".len()..].to_string(), text))
+            }
+            _ => {
+                return Err(usage(format!(
+                    "{verb} MODEL: unknown option '{name}'; valid options: format{}, aws.*",
+                    if verb == "IMPORT" { ", label" } else { "" }
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The store and path of a location, with the session's sandbox and credentials applied.
+fn locate(
+    session: &Session,
+    location: &str,
+    aws: &[(String, String)],
+) -> Result<(Arc<dyn ObjectStore>, StorePath, Option<std::path::PathBuf>)> {
+    sandbox::check_location(location, true)?;
+    if !aws.is_empty() {
+        session
+            .db
+            .object_stores()
+            .configure(location, aws)
+            .map_err(AugurError::Usage)?;
+    }
+    let url = crate::storage::files::parse_location(location)?;
+    let store = session.ctx.runtime_env().object_store(&url)?;
+    let local = (url.scheme() == "file")
+        .then(|| std::path::PathBuf::from(format!("/{}", url.prefix().as_ref())));
+    Ok((store, url.prefix().clone(), local))
+}
+
+pub async fn import(
+    session: &Session,
+    registry: &Registry,
+    name: &str,
+    location: &str,
+    options: &[(String, OptionValue)],
+) -> Result<Planned> {
+    if name.contains('@') || name.is_empty() {
+        return Err(usage(format!(
+            "'{name}' is not a model name: versions are numbered by Augur"
+        )));
+    }
+    let opts = file_options(options, "IMPORT")?;
+    let (store, path, _) = locate(session, location, &opts.aws)?;
+    let object = store.get(&path).await.map_err(|e| match e {
+        object_store::Error::NotFound { .. } => {
+            usage(format!("IMPORT MODEL: no file at '{location}'"))
+        }
+        other => AugurError::from(datafusion::error::DataFusionError::ObjectStore(Box::new(
+            other,
+        ))),
+    })?;
+    if object.meta.size as usize > MAX_MODEL_BYTES {
+        return Err(usage(format!(
+            "IMPORT MODEL: '{location}' is {} bytes, more than a model file can be ({MAX_MODEL_BYTES})",
+            object.meta.size
+        )));
+    }
+    let bytes = object.bytes().await.map_err(|e| {
+        AugurError::from(datafusion::error::DataFusionError::ObjectStore(Box::new(e)))
+    })?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        usage(format!(
+            "IMPORT MODEL: '{location}' is not a LightGBM text model (it is not text)"
+        ))
+    })?;
+    let mut trees =
+        lightgbm::parse(text).map_err(|e| usage(format!("IMPORT MODEL: '{location}': {e}")))?;
+    trees.imported_from = Some(location.to_string());
+    let model_type = if trees.objective == Objective::Binary {
+        ModelType::BoostedTreeClassifier
+    } else {
+        ModelType::BoostedTreeRegressor
+    };
+    let mut train_options =
+        TrainOptions::new(model_type, opts.label.unwrap_or_else(|| "label".into()));
+    if let Some(p) = train_options.trees.as_mut() {
+        p.num_iterations = trees.trees.len();
+    }
+    let model = Model {
+        name: name.to_string(),
+        version: 0,
+        options: train_options,
+        inputs: trees.features.iter().map(|f| f.name.clone()).collect(),
+        encoders: vec![],
+        feature_names: trees.features.iter().map(|f| f.name.clone()).collect(),
+        coefficients: vec![],
+        intercept: 0.0,
+        feature_mean: vec![],
+        feature_std: vec![],
+        mean_abs_contribution: vec![],
+        training: TrainingSummary {
+            rows_read: 0,
+            rows_used: 0,
+            rows_dropped: 0,
+            rows_held_out: 0,
+            iterations: trees.trees.len(),
+            passes: 0,
+            fit_seconds: 0.0,
+            objective_history: vec![],
+            stop_reason: format!("imported from {location}"),
+            converged: true,
+            seconds: 0.0,
+            lambda_max: None,
+            warnings: vec![],
+            metrics_on: "none".into(),
+        },
+        trees: Some(trees),
+        metrics: None,
+        roc: vec![],
+        created_unix: now_unix(),
+    };
+    let model = registry.add(model)?;
+    let t = model.trees.as_ref().map_or(0, |t| t.trees.len());
+    Ok(rows(
+        vec![
+            Field::new("model", DataType::Utf8, false),
+            Field::new("version", DataType::Int64, false),
+            Field::new("model_type", DataType::Utf8, false),
+            Field::new("trees", DataType::Int64, false),
+            Field::new("features", DataType::Int64, false),
+        ],
+        vec![
+            Arc::new(StringArray::from(vec![model.name.clone()])) as ArrayRef,
+            Arc::new(Int64Array::from(vec![i64::from(model.version)])),
+            Arc::new(StringArray::from(vec![model.options.model_type.name()])),
+            Arc::new(Int64Array::from(vec![t as i64])),
+            Arc::new(Int64Array::from(vec![model.inputs.len() as i64])),
+        ],
+    ))
+}
+
+pub async fn export(
+    session: &Session,
+    registry: &Registry,
+    reference: &str,
+    location: &str,
+    options: &[(String, OptionValue)],
+) -> Result<Planned> {
+    let opts = file_options(options, "EXPORT")?;
+    let model = registry.get(reference)?;
+    let Some(trees) = &model.trees else {
+        return Err(usage(format!(
+            "EXPORT MODEL: '{reference}' is a {} model; format 'lightgbm' holds boosted trees",
+            model.options.model_type.name()
+        )));
+    };
+    let params: Vec<(String, String)> = model
+        .options
+        .trees
+        .as_ref()
+        .map(|p| {
+            vec![
+                ("num_iterations".into(), p.num_iterations.to_string()),
+                ("learning_rate".into(), p.learning_rate.to_string()),
+                ("num_leaves".into(), p.num_leaves.to_string()),
+                ("max_depth".into(), p.max_depth.to_string()),
+                ("min_data_in_leaf".into(), p.min_data_in_leaf.to_string()),
+                ("max_bin".into(), p.max_bin.to_string()),
+            ]
+        })
+        .unwrap_or_default();
+    let text = lightgbm::write(trees, &params);
+    let (store, path, local) = locate(session, location, &opts.aws)?;
+    let bytes = text.len();
+    // Object stores write whole objects (locally: a temporary file renamed into place), so
+    // a failure never leaves half a model behind.
+    store
+        .put(&path, PutPayload::from(text.into_bytes()))
+        .await
+        .map_err(|e| {
+            AugurError::from(datafusion::error::DataFusionError::ObjectStore(Box::new(e)))
+        })?;
+    if let Some(file) = local
+        && let Ok(f) = std::fs::File::open(&file)
+    {
+        f.sync_all().ok();
+    }
+    Ok(rows(
+        vec![
+            Field::new("model", DataType::Utf8, false),
+            Field::new("version", DataType::Int64, false),
+            Field::new("location", DataType::Utf8, false),
+            Field::new("bytes", DataType::Int64, false),
+        ],
+        vec![
+            Arc::new(StringArray::from(vec![model.name.clone()])) as ArrayRef,
+            Arc::new(Int64Array::from(vec![i64::from(model.version)])),
+            Arc::new(StringArray::from(vec![location.to_string()])),
+            Arc::new(Int64Array::from(vec![bytes as i64])),
+        ],
+    ))
+}
