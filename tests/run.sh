@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Reuse one build directory across clones (CI clones afresh; the build need not start over).
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/augur-target}"
+# The build directory is cargo's own (./target), the one `cargo run` uses, so the demo and
+# the tests share one build; CI sets CARGO_TARGET_DIR outside the clone to reuse its build.
 
 # Python runs the data generator check and the S3-compatible server (moto) the S3 tests use.
 command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 python3-pip; }
@@ -24,6 +24,12 @@ command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq 
 python3 -c "import psycopg, asyncpg" 2>/dev/null \
   || python3 -m pip install -q --disable-pip-version-check 'psycopg[binary]' asyncpg \
   || python3 -m pip install -q --break-system-packages 'psycopg[binary]' asyncpg
+
+# The boosted-tree tests compare with the real libraries: LightGBM (scores, TreeSHAP,
+# model files, training quality) and XGBoost, with numpy and pandas to drive them.
+python3 -c "import lightgbm, xgboost, numpy, pandas" 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check lightgbm xgboost-cpu numpy pandas \
+  || python3 -m pip install -q --break-system-packages lightgbm xgboost-cpu numpy pandas
 
 # The demo data must be exactly what the generator makes.
 python3 testdata/gen_transactions.py > "${TMPDIR:-/tmp}/augur-transactions.csv"

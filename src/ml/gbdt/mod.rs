@@ -86,12 +86,13 @@ impl TreeModel {
     /// Per row, TreeSHAP contributions of each feature and, last, the bias (expected value).
     pub fn contributions(&self, values: &[Vec<f64>], rows: usize) -> Vec<Vec<f64>> {
         let width = self.features.len() + 1;
+        let summaries: Vec<shap::Summary> = self.trees.iter().map(shap::Summary::of).collect();
         (0..rows)
             .into_par_iter()
             .map_init(shap::Scratch::default, |scratch, i| {
                 let mut phi = vec![0.0; width];
-                for tree in &self.trees {
-                    shap::tree_shap(tree, &|f| values[f][i], &mut phi, scratch);
+                for (tree, summary) in self.trees.iter().zip(&summaries) {
+                    shap::tree_shap(tree, *summary, &|f| values[f][i], &mut phi, scratch);
                 }
                 phi
             })

@@ -16,21 +16,38 @@ struct PathElement {
     weight: f64,
 }
 
+/// What TreeSHAP needs of a tree besides the tree, computed once for many rows.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    pub max_depth: usize,
+    pub expected_value: f64,
+}
+
+impl Summary {
+    pub fn of(tree: &Tree) -> Summary {
+        Summary {
+            max_depth: tree.max_depth(),
+            expected_value: tree.expected_value(),
+        }
+    }
+}
+
 /// Add `phi[f]` += contribution of feature f for one row, and `phi[phi.len() − 1]` += the
 /// tree's expected value. `value(f)` is the row's value of feature f (NaN when missing).
 pub fn tree_shap(
     tree: &Tree,
+    summary: Summary,
     value: &dyn Fn(usize) -> f64,
     phi: &mut [f64],
     scratch: &mut Scratch,
 ) {
     if let Some(bias) = phi.last_mut() {
-        *bias += tree.expected_value();
+        *bias += summary.expected_value;
     }
     if tree.num_leaves <= 1 {
         return;
     }
-    let depth = tree.max_depth() + 1;
+    let depth = summary.max_depth + 1;
     scratch.path.clear();
     scratch
         .path
@@ -255,7 +272,7 @@ mod tests {
             [f64::NAN, 1.0, 0.0],
         ] {
             let mut phi = vec![0.0; 4];
-            tree_shap(&t, &|f| x[f], &mut phi, &mut scratch);
+            tree_shap(&t, Summary::of(&t), &|f| x[f], &mut phi, &mut scratch);
             let want = brute_force(&t, &x);
             for f in 0..3 {
                 assert!(

@@ -23,7 +23,7 @@ use crate::ml::model::{Hooks, Prepared};
 use crate::ml::options::TrainOptions;
 
 /// Rows whose contributions are averaged for `feature_importance` (a hash-chosen sample).
-const IMPORTANCE_ROWS: usize = 20_000;
+const IMPORTANCE_ROWS: usize = 2_000;
 
 pub struct Fitted {
     pub model: TreeModel,
