@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod crash;
 mod errors;
+mod gbdt;
 mod ml;
 mod persistence;
 mod s3;
@@ -21,6 +22,7 @@ fn main() {
     trials.extend(cli::trials());
     trials.extend(errors::trials());
     trials.extend(ml::trials());
+    trials.extend(gbdt::trials());
     trials.extend(persistence::trials());
     trials.extend(shell::trials());
     trials.extend(s3::trials());

@@ -11,6 +11,10 @@ pub fn trials() -> Vec<Trial> {
     vec![
         Trial::test("shell::interactive_session", interactive_session),
         Trial::test("shell::ctrl_c_stops_training", ctrl_c_stops_training),
+        Trial::test(
+            "shell::ctrl_c_stops_tree_training",
+            ctrl_c_stops_tree_training,
+        ),
     ]
 }
 
@@ -109,6 +113,28 @@ fn cpu_ticks(pid: i32) -> Result<u64, String> {
 /// Ctrl-C during TRAIN MODEL: the progress bar shows iterations and loss, the statement is
 /// cancelled, the optimiser stops (the process goes idle), and no model version is stored.
 fn ctrl_c_stops_training() -> R {
+    // Linearly separable and unregularised: the coefficients grow for ~50 iterations, about
+    // 20 s uncancelled in a debug build, so the cancel lands mid-training.
+    cancel_training(
+        "TRAIN MODEL slow USING logistic_regression PREDICT y WITH (max_iter = 100000000, tol = 0) AS SELECT v, sin(v) AS a, \
+         cos(v) AS b, sin(v * 1.7) AS c, cos(v * 0.3) AS d, (v % 13) AS e, CASE WHEN sin(v) + 0.3 * cos(v * 0.3) > 0.1 \
+         THEN 1 ELSE 0 END AS y FROM generate_series(1, 3000000) AS t(v);",
+        "training: iteration 1,",
+    )
+}
+
+/// The same for boosted trees: the bar counts trees and shows the validation metric, and the
+/// cancel stops the tree being grown.
+fn ctrl_c_stops_tree_training() -> R {
+    cancel_training(
+        "TRAIN MODEL slow USING boosted_trees PREDICT y WITH (num_iterations = 100000, num_leaves = 255, \
+         split = 0.2) AS SELECT sin(v) AS a, cos(v * 0.7) AS b, (v % 97) AS c, v % 13 AS d, \
+         CASE WHEN sin(v) + 0.3 * cos(v * 0.3) > 0.1 THEN 1 ELSE 0 END AS y FROM generate_series(1, 1000000) AS t(v);",
+        "training: tree ",
+    )
+}
+
+fn cancel_training(statement: &str, progress: &str) -> R {
     let dir = tempdir();
     let mut cmd = Command::new(bin());
     cmd.arg(dir.path().join("db"))
@@ -119,15 +145,8 @@ fn ctrl_c_stops_training() -> R {
     let mut sh = rexpect::session::spawn_command(cmd, Some(60_000)).map_err(|e| e.to_string())?;
     let e = |e: rexpect::error::Error| e.to_string();
     sh.exp_string("augur> ").map_err(e)?;
-    // Linearly separable and unregularised: the coefficients grow for ~50 iterations, about
-    // 20 s uncancelled in a debug build, so the cancel lands mid-training.
-    sh.send_line(
-        "TRAIN MODEL slow USING logistic_regression PREDICT y WITH (max_iter = 100000000, tol = 0) AS SELECT v, sin(v) AS a, \
-         cos(v) AS b, sin(v * 1.7) AS c, cos(v * 0.3) AS d, (v % 13) AS e, CASE WHEN sin(v) + 0.3 * cos(v * 0.3) > 0.1 \
-         THEN 1 ELSE 0 END AS y FROM generate_series(1, 3000000) AS t(v);",
-    )
-    .map_err(e)?;
-    sh.exp_string("training: iteration 1,").map_err(e)?;
+    sh.send_line(statement).map_err(e)?;
+    sh.exp_string(progress).map_err(e)?;
     sh.send_control('c').map_err(e)?;
     sh.exp_string("cancelled").map_err(e)?;
     let pid = pid_with_argument(&dir.path().join("db").to_string_lossy())?;

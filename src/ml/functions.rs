@@ -50,11 +50,22 @@ impl ModelCache {
     }
 }
 
-/// `predict` or `predict_proba`.
+/// What a prediction function returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// The class (classifiers) or the value (regressions).
+    Prediction,
+    Probability,
+    /// The raw score: log-odds of classifiers (LightGBM's `raw_score=True`), the value of
+    /// regressions.
+    Raw,
+}
+
+/// `predict`, `predict_proba` or `predict_raw`.
 #[derive(Debug)]
 pub struct Predict {
     name: &'static str,
-    probability: bool,
+    output: Output,
     signature: Signature,
     models: ModelCache,
 }
@@ -73,17 +84,21 @@ impl std::hash::Hash for Predict {
 
 impl Predict {
     pub fn udfs(registry: &Registry) -> Vec<ScalarUDF> {
-        [("predict", false), ("predict_proba", true)]
-            .into_iter()
-            .map(|(name, probability)| {
-                ScalarUDF::from(Predict {
-                    name,
-                    probability,
-                    signature: Signature::variadic_any(Volatility::Stable),
-                    models: ModelCache::new(registry),
-                })
+        [
+            ("predict", Output::Prediction),
+            ("predict_proba", Output::Probability),
+            ("predict_raw", Output::Raw),
+        ]
+        .into_iter()
+        .map(|(name, output)| {
+            ScalarUDF::from(Predict {
+                name,
+                output,
+                signature: Signature::variadic_any(Volatility::Stable),
+                models: ModelCache::new(registry),
             })
-            .collect()
+        })
+        .collect()
     }
 
     fn model(&self, reference: &str) -> Result<Arc<Model>> {
@@ -135,14 +150,23 @@ impl ScalarUDFImpl for Predict {
                 columns.len()
             )));
         }
-        if self.probability && !model.is_classifier() {
+        if self.output == Output::Probability && !model.is_classifier() {
             return Err(DataFusionError::Plan(format!(
                 "predict_proba: model '{reference}' is a regression; use predict"
             )));
         }
         let batch = input_batch(&model, columns)?;
+        if self.output == Output::Raw {
+            let (raw, valid) = model.raw_scores(&batch)?;
+            let out: Float64Array = raw
+                .into_iter()
+                .zip(valid)
+                .map(|(r, ok)| ok.then_some(r))
+                .collect();
+            return Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef));
+        }
         let scores = model.score(&batch)?;
-        let out: Float64Array = if self.probability || !model.is_classifier() {
+        let out: Float64Array = if self.output == Output::Probability || !model.is_classifier() {
             scores
         } else {
             scores

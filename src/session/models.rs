@@ -179,6 +179,7 @@ fn describe(m: &Model) -> Planned {
     add("training", "converged", t.converged.to_string());
     add("training", "stop reason", t.stop_reason.clone());
     add("training", "seconds", format!("{:.3}", t.seconds));
+    add("training", "fit seconds", format!("{:.3}", t.fit_seconds));
     add("training", "data passes", t.passes.to_string());
     if t.passes > 0 {
         add(

@@ -133,6 +133,18 @@ const TABLE_FUNCTIONS: &[(&str, &str)] = &[
         "predict(model, table | (query)): the input rows with the model's prediction (and probability)",
     ),
     (
+        "explain",
+        "explain(model, table | (query) [, top_k]): the input rows with the prediction, raw_score, bias and contribution_<column> per input column (TreeSHAP for trees, w·(x − mean) for linear models), adding up to raw_score; with top_k only the k largest |contributions| per row, the rest NULL",
+    ),
+    (
+        "reason_codes",
+        "reason_codes(model, table | (query), k): the input rows with the prediction and, one row each, the k inputs pushing the score up most (reason_rank, feature, value, contribution): adverse-action reasons",
+    ),
+    (
+        "feature_importance",
+        "feature_importance(model): per input column the number of tree splits, their total gain, and the mean |contribution|",
+    ),
+    (
         "evaluate",
         "evaluate(model [, table | (query)]): one row of quality metrics (held-out rows by default)",
     ),
@@ -142,7 +154,7 @@ const TABLE_FUNCTIONS: &[(&str, &str)] = &[
     ),
     (
         "training_info",
-        "training_info(model): one row per optimiser iteration (objective, gradient norm, step)",
+        "training_info(model): one row per optimiser iteration (objective, gradient norm, step); for trees one per tree (leaves, validation metric)",
     ),
     (
         "feature_info",

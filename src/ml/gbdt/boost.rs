@@ -55,6 +55,8 @@ pub struct Boosted {
     pub validation: Vec<f64>,
     pub stop_reason: String,
     pub cancelled: bool,
+    /// Raw scores of the training rows after the last tree.
+    pub train_scores: Vec<f64>,
 }
 
 /// A fixed-point sum of f64 values, exact and so independent of order.
@@ -137,32 +139,49 @@ pub fn metric_value(metric: Metric, scores: &[f64], side: &Side) -> f64 {
     }
 }
 
-/// Per-row gradients and hessians of the objective at `scores`, quantized with one scale each.
-fn gradients(objective: Objective, scores: &[f64], side: &Side) -> (Vec<[i64; 2]>, f64, f64) {
+/// Per-row gradients and hessians of the objective at `scores`, quantized with one scale
+/// each into `gh` (reused from iteration to iteration: no allocation per tree).
+fn gradients(
+    objective: Objective,
+    scores: &[f64],
+    side: &Side,
+    raw: &mut Vec<(f64, f64)>,
+    gh: &mut Vec<[i64; 2]>,
+) -> (f64, f64) {
     let n = scores.len();
-    let raw: Vec<(f64, f64)> = (0..n)
-        .into_par_iter()
-        .map(|i| {
-            let w = side.w(i);
-            match objective {
-                Objective::Binary => {
-                    let p = sigmoid(scores[i]);
-                    ((p - side.labels[i]) * w, p * (1.0 - p) * w)
-                }
-                _ => ((scores[i] - side.labels[i]) * w, w),
-            }
-        })
-        .collect();
+    raw.resize(n, (0.0, 0.0));
+    gh.resize(n, [0, 0]);
+    const CHUNK: usize = 1 << 14;
     let (max_g, max_h) = raw
-        .par_iter()
-        .map(|(g, h)| (g.abs(), h.abs()))
+        .par_chunks_mut(CHUNK)
+        .enumerate()
+        .map(|(c, chunk)| {
+            let (mut mg, mut mh) = (0f64, 0f64);
+            for (k, out) in chunk.iter_mut().enumerate() {
+                let i = c * CHUNK + k;
+                let w = side.w(i);
+                *out = match objective {
+                    Objective::Binary => {
+                        let p = sigmoid(scores[i]);
+                        ((p - side.labels[i]) * w, p * (1.0 - p) * w)
+                    }
+                    _ => ((scores[i] - side.labels[i]) * w, w),
+                };
+                mg = mg.max(out.0.abs());
+                mh = mh.max(out.1.abs());
+            }
+            (mg, mh)
+        })
         .reduce(|| (0.0, 0.0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
     let (gs, hs) = (scale_for(max_g, n), scale_for(max_h, n));
-    let gh = raw
-        .par_iter()
-        .map(|(g, h)| [(g * gs).round() as i64, (h * hs).round() as i64])
-        .collect();
-    (gh, gs, hs)
+    gh.par_chunks_mut(CHUNK)
+        .zip(raw.par_chunks(CHUNK))
+        .for_each(|(q, r)| {
+            for (q, (g, h)) in q.iter_mut().zip(r) {
+                *q = [(g * gs).round() as i64, (h * hs).round() as i64];
+            }
+        });
+    (gs, hs)
 }
 
 /// The features one tree may use: all, or `feature_fraction` of the splittable ones.
@@ -256,16 +275,20 @@ pub fn boost(
         validation: vec![],
         stop_reason: format!("reached num_iterations = {}", p.num_iterations),
         cancelled: false,
+        train_scores: vec![],
     };
     let mut best: Option<(usize, f64)> = None;
     let mut rows: Vec<u32> = vec![];
+    let mut in_bag: Vec<u32> = vec![];
+    let (mut raw, mut gh) = (vec![], vec![]);
     let cancelled = std::sync::atomic::AtomicBool::new(false);
     for iteration in 0..p.num_iterations {
-        let (gh, grad_scale, hess_scale) = gradients(objective, &scores, train);
+        let (grad_scale, hess_scale) = gradients(objective, &scores, train, &mut raw, &mut gh);
         if p.bagging_freq == 0 || iteration % p.bagging_freq == 0 || rows.is_empty() {
             rows = bag(setup, n, iteration);
         }
-        let mut in_bag = rows.clone();
+        in_bag.clear();
+        in_bag.extend_from_slice(&rows);
         let used = feature_sample(setup, iteration);
         let grower = Grower {
             binned: train.binned,
@@ -300,25 +323,28 @@ pub fn boost(
             break;
         }
         grown.tree.shrink(p.learning_rate);
-        // Scores move by the shrunk outputs; the initial score is already in them.
+        // Scores move by the shrunk outputs (the initial score is already in them): rows
+        // in the bag by the leaf the partition put them in, the others through the tree.
         let values = grown.tree.leaf_value.clone();
-        let mut in_bag_mark = vec![false; if rows.len() < n { n } else { 0 }];
+        let mut leaf_of_row = vec![u32::MAX; n];
         for (leaf, range) in grown.leaf_rows.iter().enumerate() {
             for &r in &in_bag[range.clone()] {
-                scores[r as usize] += values[leaf];
-                if !in_bag_mark.is_empty() {
-                    in_bag_mark[r as usize] = true;
-                }
+                leaf_of_row[r as usize] = leaf as u32;
             }
         }
-        if !in_bag_mark.is_empty() {
-            let grown_ref = &grown;
-            scores.par_iter_mut().enumerate().for_each(|(r, s)| {
-                if !in_bag_mark[r] {
-                    *s += values[grown_ref.leaf_of(train.binned.row(r))];
-                }
+        let grown_ref = &grown;
+        scores
+            .par_iter_mut()
+            .zip(leaf_of_row.par_iter())
+            .enumerate()
+            .for_each(|(r, (s, leaf))| {
+                let leaf = if *leaf == u32::MAX {
+                    grown_ref.leaf_of(|f| train.binned.get(r, f))
+                } else {
+                    *leaf as usize
+                };
+                *s += values[leaf];
             });
-        }
         if iteration == 0 {
             grown.tree.add_bias(init);
         }
@@ -327,7 +353,8 @@ pub fn boost(
         if let Some(v) = valid {
             let grown_ref = &grown;
             valid_scores.par_iter_mut().enumerate().for_each(|(r, s)| {
-                *s += values[grown_ref.leaf_of(v.binned.row(r))];
+                let row = &v.binned.bins[r * v.binned.features..(r + 1) * v.binned.features];
+                *s += values[grown_ref.leaf_of(|f| row[f])];
             });
             let m = metric_value(metric, &valid_scores, v);
             out.validation.push(m);
@@ -372,6 +399,7 @@ pub fn boost(
         out.best_iteration = at + 1;
         out.trees.truncate(at + 1);
     }
+    out.train_scores = scores;
     out
 }
 

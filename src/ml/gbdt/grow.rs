@@ -12,7 +12,7 @@ use super::split::{FeatureMeta, Search, Split, Sums};
 use super::tree::{CATEGORICAL, DEFAULT_LEFT, MISSING_NAN, Tree};
 
 /// Rows above which a leaf is partitioned on several threads.
-const PARALLEL_PARTITION: usize = 64 * 1024;
+const PARALLEL_PARTITION: usize = 16 * 1024;
 
 /// A split as bins see it: how training (and validation) rows are routed.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,15 +48,15 @@ pub struct Grown {
 }
 
 impl Grown {
-    /// The leaf a binned row reaches.
-    pub fn leaf_of(&self, row: &[u8]) -> usize {
+    /// The leaf a row reaches; `bin(f)` is its bin of feature f.
+    pub fn leaf_of(&self, bin: impl Fn(usize) -> u8) -> usize {
         if self.tree.num_leaves <= 1 {
             return 0;
         }
         let mut node = 0usize;
         loop {
             let rule = &self.rules[node];
-            let next = if rule.goes_left(row[rule.feature]) {
+            let next = if rule.goes_left(bin(rule.feature)) {
                 self.tree.left_child[node]
             } else {
                 self.tree.right_child[node]
@@ -135,21 +135,16 @@ impl Grower<'_> {
     /// cancelled.
     pub fn grow(&self, rows: &mut [u32]) -> Option<Grown> {
         let p = self.params;
-        let root_hist = hist::build(self.binned, rows, self.gh);
-        let sums = root_hist
-            .first()
-            .map(|h| {
-                h.iter().fold(Sums::default(), |s, e| Sums {
-                    g: s.g + e[0],
-                    h: s.h + e[1],
-                    n: s.n + e[2],
-                })
-            })
-            .unwrap_or(Sums {
-                g: 0,
-                h: 0,
-                n: rows.len() as i64,
-            });
+        let root_hist = hist::build(self.binned, rows, self.gh, self.used);
+        let (g, h) = rows.iter().fold((0i64, 0i64), |(g, h), r| {
+            let e = self.gh[*r as usize];
+            (g + e[0], h + e[1])
+        });
+        let sums = Sums {
+            g,
+            h,
+            n: rows.len() as i64,
+        };
         let root_output = self
             .search((f64::NEG_INFINITY, f64::INFINITY))
             .output(sums, p.lambda_l2);
@@ -194,6 +189,10 @@ impl Grower<'_> {
             let left_rows = partition(self.binned, &mut rows[range.clone()], &rule);
             let left_range = range.start..range.start + left_rows;
             let right_range = range.start + left_rows..range.end;
+            // The search estimated the children's rows; the partition knows them.
+            let mut split = split;
+            split.left.n = left_rows as i64;
+            split.right.n = (range.len() - left_rows) as i64;
             let new_leaf = tree.num_leaves;
             let node = tree.num_leaves - 1;
             // The tree's arrays, exactly as LightGBM's Tree::Split fills them.
@@ -275,7 +274,7 @@ impl Grower<'_> {
                     && !(p.max_depth > 0 && l.depth as i64 >= p.max_depth)
             };
             if might_split(&left) || might_split(&right) {
-                let small = hist::build(self.binned, &rows[small_range], self.gh);
+                let small = hist::build(self.binned, &rows[small_range], self.gh, self.used);
                 if let Some(large) = parent_hist.as_mut() {
                     hist::subtract(large, &small);
                 }
@@ -324,39 +323,44 @@ impl Grower<'_> {
 }
 
 /// Reorder `rows` so those going left come first (both sides keep their order); returns
-/// how many go left.
+/// how many go left. Branch-free: each row is written to both sides and only the side it
+/// belongs to advances — the direction of a row is a coin flip the CPU cannot predict.
 fn partition(binned: &Binned, rows: &mut [u32], rule: &NodeRule) -> usize {
-    let d = binned.features;
-    let f = rule.feature;
-    let left = |r: u32| rule.goes_left(binned.bins[r as usize * d + f]);
-    if rows.len() < PARALLEL_PARTITION || rayon::current_num_threads() <= 1 {
-        let mut right = Vec::with_capacity(rows.len() / 2);
-        let mut w = 0;
-        for i in 0..rows.len() {
-            let r = rows[i];
-            if left(r) {
-                rows[w] = r;
-                w += 1;
-            } else {
-                right.push(r);
+    let column = binned.column(rule.feature);
+    let mut goes = [0usize; 256];
+    for (b, g) in goes.iter_mut().enumerate() {
+        *g = usize::from(rule.goes_left(b as u8));
+    }
+    let split = |rows: &[u32], left: &mut Vec<u32>, right: &mut Vec<u32>| {
+        left.resize(rows.len(), 0);
+        right.resize(rows.len(), 0);
+        let (mut nl, mut nr) = (0usize, 0usize);
+        for (i, &r) in rows.iter().enumerate() {
+            if let Some(&ahead) = rows.get(i + hist::PREFETCH) {
+                hist::prefetch(column, ahead as usize);
             }
+            let go = goes[column[r as usize] as usize];
+            left[nl] = r;
+            right[nr] = r;
+            nl += go;
+            nr += 1 - go;
         }
-        rows[w..].copy_from_slice(&right);
-        return w;
+        left.truncate(nl);
+        right.truncate(nr);
+    };
+    if rows.len() < PARALLEL_PARTITION || rayon::current_num_threads() <= 1 {
+        let (mut left, mut right) = (vec![], vec![]);
+        split(rows, &mut left, &mut right);
+        rows[..left.len()].copy_from_slice(&left);
+        rows[left.len()..].copy_from_slice(&right);
+        return left.len();
     }
     let chunk = rows.len().div_ceil(rayon::current_num_threads() * 4);
     let parts: Vec<(Vec<u32>, Vec<u32>)> = rows
         .par_chunks(chunk)
         .map(|part| {
-            let mut l = Vec::with_capacity(part.len());
-            let mut r = Vec::with_capacity(part.len() / 2);
-            for &row in part {
-                if left(row) {
-                    l.push(row);
-                } else {
-                    r.push(row);
-                }
-            }
+            let (mut l, mut r) = (vec![], vec![]);
+            split(part, &mut l, &mut r);
             (l, r)
         })
         .collect();

@@ -8,7 +8,8 @@
 use super::hist::FeatureHist;
 use super::params::TreeParams;
 
-/// Integer sums of quantized gradients and hessians, and rows.
+/// Integer sums of quantized gradients and hessians, and rows: exact for a leaf, estimated
+/// from the hessian share for a range of bins (as LightGBM does).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Sums {
     pub g: i64,
@@ -16,19 +17,26 @@ pub struct Sums {
     pub n: i64,
 }
 
-impl Sums {
-    pub fn of(e: &[i64; 3]) -> Sums {
-        Sums {
-            g: e[0],
-            h: e[1],
-            n: e[2],
-        }
+/// A histogram bin with its estimated rows: round(hessian × leaf rows ÷ leaf hessian).
+fn bin(e: &[i64; 2], factor: f64) -> Sums {
+    Sums {
+        g: e[0],
+        h: e[1],
+        // Hessians are ≥ 0: adding ½ and truncating rounds (without a libm call).
+        n: (e[1] as f64 * factor + 0.5) as i64,
     }
+}
 
-    fn add(&mut self, e: &[i64; 3]) {
-        self.g += e[0];
-        self.h += e[1];
-        self.n += e[2];
+/// Rows per unit of quantized hessian in a leaf.
+fn count_factor(total: Sums) -> f64 {
+    total.n as f64 / total.h.max(1) as f64
+}
+
+impl Sums {
+    fn add(&mut self, o: Sums) {
+        self.g += o.g;
+        self.h += o.h;
+        self.n += o.n;
     }
 
     pub fn minus(self, o: Sums) -> Sums {
@@ -89,6 +97,9 @@ pub struct Search<'a> {
 }
 
 fn threshold_l1(s: f64, l1: f64) -> f64 {
+    if l1 == 0.0 {
+        return s;
+    }
     s.signum() * (s.abs() - l1).max(0.0)
 }
 
@@ -107,8 +118,12 @@ fn gain_given_output(g: f64, h: f64, l1: f64, l2: f64, out: f64) -> f64 {
 }
 
 impl Search<'_> {
+    /// Dequantized sums; the scales are powers of two, so their inverses are exact.
     fn gh(&self, s: Sums) -> (f64, f64) {
-        (s.g as f64 / self.grad_scale, s.h as f64 / self.hess_scale)
+        (
+            s.g as f64 * (1.0 / self.grad_scale),
+            s.h as f64 * (1.0 / self.hess_scale),
+        )
     }
 
     /// The leaf's own objective value plus `min_gain_to_split`: what a split must beat.
@@ -146,7 +161,7 @@ impl Search<'_> {
     /// Both sides hold enough rows and hessian.
     fn enough(&self, s: Sums) -> bool {
         s.n >= self.params.min_data_in_leaf as i64
-            && s.h as f64 / self.hess_scale >= self.params.min_sum_hessian_in_leaf
+            && s.h as f64 * (1.0 / self.hess_scale) >= self.params.min_sum_hessian_in_leaf
     }
 
     fn finish(
@@ -202,9 +217,10 @@ impl Search<'_> {
         let better = |best: &Option<(f64, usize, bool, Sums)>, gain: f64| {
             gain > shift && best.is_none_or(|b| gain > b.0)
         };
+        let factor = count_factor(total);
         if meta.nan_bin && values == 1 {
             // Only "has a value" against "missing".
-            let left = Sums::of(&hist[0]);
+            let left = bin(&hist[0], factor);
             let right = total.minus(left);
             if self.enough(left) && self.enough(right) {
                 let gain = self.gain(left, right, l2, meta.monotone);
@@ -216,7 +232,7 @@ impl Search<'_> {
             // Right to left: the missing bin (if any) stays on the left.
             let mut right = Sums::default();
             for t in (1..values).rev() {
-                right.add(&hist[t]);
+                right.add(bin(&hist[t], factor));
                 if !self.enough(right) {
                     continue;
                 }
@@ -233,7 +249,7 @@ impl Search<'_> {
                 // Left to right: the missing bin stays on the right.
                 let mut left = Sums::default();
                 for t in 0..values {
-                    left.add(&hist[t]);
+                    left.add(bin(&hist[t], factor));
                     if !self.enough(left) {
                         continue;
                     }
@@ -270,11 +286,12 @@ impl Search<'_> {
         let p = self.params;
         let shift = self.shift(total);
         let bins = meta.bins;
+        let factor = count_factor(total);
         if bins <= p.max_cat_to_onehot {
             // One category against the rest.
             let mut best: Option<(f64, usize)> = None;
             for t in 1..bins {
-                let one = Sums::of(&hist[t]);
+                let one = bin(&hist[t], factor);
                 let rest = total.minus(one);
                 if !self.enough(one) || !self.enough(rest) {
                     continue;
@@ -285,7 +302,7 @@ impl Search<'_> {
                 }
             }
             let (gain, t) = best?;
-            let mut split = self.finish(f, gain, shift, Sums::of(&hist[t]), total, p.lambda_l2);
+            let mut split = self.finish(f, gain, shift, bin(&hist[t], factor), total, p.lambda_l2);
             split.categories = vec![t as u8];
             return Some(split);
         }
@@ -293,10 +310,10 @@ impl Search<'_> {
         // either end.
         let l2 = p.lambda_l2 + p.cat_l2;
         let mut order: Vec<usize> = (1..bins)
-            .filter(|t| hist[*t][2] as f64 >= p.cat_smooth)
+            .filter(|t| bin(&hist[*t], factor).n as f64 >= p.cat_smooth)
             .collect();
         let ctr = |t: usize| {
-            let (g, h) = self.gh(Sums::of(&hist[t]));
+            let (g, h) = self.gh(bin(&hist[t], factor));
             g / (h + p.cat_smooth)
         };
         order.sort_by(|a, b| ctr(*a).total_cmp(&ctr(*b)));
@@ -312,8 +329,9 @@ impl Search<'_> {
                 } else {
                     order[used - 1 - i]
                 };
-                left.add(&hist[t]);
-                group += hist[t][2];
+                let one = bin(&hist[t], factor);
+                left.add(one);
+                group += one.n;
                 if !self.enough(left) {
                     continue;
                 }
@@ -356,9 +374,9 @@ mod tests {
 
     /// Bins 0..4 with gradients −, −, +, +: the split is between bins 1 and 2.
     fn hist() -> (FeatureHist, Sums) {
-        let mut h = [[0i64; 3]; 256];
+        let mut h = [[0i64; 2]; 256];
         for (b, g) in [(0, -40), (1, -30), (2, 35), (3, 45)] {
-            h[b] = [g, 25, 25];
+            h[b] = [g, 25];
         }
         (
             h,
@@ -414,10 +432,10 @@ mod tests {
             ..TreeParams::default()
         };
         // Values in bins 0, 1; missing (bin 2) behave like bin 1.
-        let mut h = [[0i64; 3]; 256];
-        h[0] = [-50, 25, 25];
-        h[1] = [30, 25, 25];
-        h[2] = [30, 25, 25];
+        let mut h = [[0i64; 2]; 256];
+        h[0] = [-50, 25];
+        h[1] = [30, 25];
+        h[2] = [30, 25];
         let total = Sums {
             g: 10,
             h: 75,
@@ -441,10 +459,10 @@ mod tests {
             cat_smooth: 1.0,
             ..TreeParams::default()
         };
-        let mut h = [[0i64; 3]; 256];
+        let mut h = [[0i64; 2]; 256];
         // bins 1..=6; odd bins have negative gradients.
         for b in 1..=6 {
-            h[b] = [if b % 2 == 1 { -20 } else { 20 }, 10, 10];
+            h[b] = [if b % 2 == 1 { -20 } else { 20 }, 10];
         }
         let total = Sums { g: 0, h: 60, n: 60 };
         let meta = FeatureMeta {

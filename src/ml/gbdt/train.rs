@@ -23,7 +23,7 @@ use crate::ml::model::{Hooks, Prepared};
 use crate::ml::options::TrainOptions;
 
 /// Rows whose contributions are averaged for `feature_importance` (a hash-chosen sample).
-const IMPORTANCE_ROWS: usize = 2_000;
+const IMPORTANCE_ROWS: usize = 500;
 
 pub struct Fitted {
     pub model: TreeModel,
@@ -138,6 +138,7 @@ fn bin_rows(
     mappers: &[BinMapper],
     batches: &[&RecordBatch],
     binary: bool,
+    column_major: bool,
 ) -> Result<Rows> {
     let d = features.len();
     let parts: Vec<Result<Rows>> = batches
@@ -156,7 +157,9 @@ fn bin_rows(
                 binned: Binned {
                     rows: 0,
                     features: d,
+                    column_major: false,
                     bins: Vec::with_capacity(n * d),
+                    by_row: vec![],
                 },
                 labels: Vec::with_capacity(n),
                 weights: weights.as_ref().map(|_| Vec::with_capacity(n)),
@@ -182,7 +185,7 @@ fn bin_rows(
                     continue;
                 }
                 if binary && y != 0.0 && y != 1.0 {
-                    if out.bad_labels.len() < 10 && !out.bad_labels.contains(&y) {
+                    if out.bad_labels.len() < 10_000 && !out.bad_labels.contains(&y) {
                         out.bad_labels.push(y);
                     }
                     continue;
@@ -204,7 +207,9 @@ fn bin_rows(
         binned: Binned {
             rows: 0,
             features: d,
+            column_major,
             bins: vec![],
+            by_row: vec![],
         },
         labels: vec![],
         weights: prep.weight_index.map(|_| vec![]),
@@ -214,11 +219,36 @@ fn bin_rows(
     };
     let parts: Vec<Rows> = parts.into_iter().collect::<Result<_>>()?;
     let total: usize = parts.iter().map(|p| p.labels.len()).sum();
-    all.binned.bins.reserve_exact(total * d);
     all.labels.reserve_exact(total);
     all.hashes.reserve_exact(total);
+    if column_major {
+        // Batches bin row by row; training reads a feature at a time.
+        all.binned.bins = vec![0u8; total * d];
+        all.binned
+            .bins
+            .par_chunks_mut(total.max(1))
+            .enumerate()
+            .for_each(|(f, column)| {
+                let mut at = 0;
+                for p in &parts {
+                    for (i, row) in p.binned.bins.chunks_exact(d).enumerate() {
+                        column[at + i] = row[f];
+                    }
+                    at += p.labels.len();
+                }
+            });
+    } else {
+        all.binned.bins.reserve_exact(total * d);
+    }
+    if column_major {
+        all.binned.by_row.reserve_exact(total * d);
+    }
     for p in parts {
-        all.binned.bins.extend_from_slice(&p.binned.bins);
+        if column_major {
+            all.binned.by_row.extend_from_slice(&p.binned.bins);
+        } else {
+            all.binned.bins.extend_from_slice(&p.binned.bins);
+        }
         all.labels.extend_from_slice(&p.labels);
         if let (Some(a), Some(b)) = (all.weights.as_mut(), p.weights.as_ref()) {
             a.extend_from_slice(b);
@@ -226,7 +256,7 @@ fn bin_rows(
         all.hashes.extend_from_slice(&p.hashes);
         all.dropped += p.dropped;
         for y in p.bad_labels {
-            if all.bad_labels.len() < 10 && !all.bad_labels.contains(&y) {
+            if all.bad_labels.len() < 10_000 && !all.bad_labels.contains(&y) {
                 all.bad_labels.push(y);
             }
         }
@@ -272,6 +302,8 @@ fn resolve_constraints(
 
 pub fn fit(options: &TrainOptions, prep: &Prepared, hooks: &Hooks) -> Result<Fitted> {
     let params = options.trees.clone().unwrap_or_default();
+    // "Fit" is binning and boosting, as LightGBM's Dataset construction plus train.
+    let fit_started = Instant::now();
     let mut features = data::features_for(&prep.schema, &prep.inputs)?;
     let train_batches: Vec<&RecordBatch> = prep.train_parts.iter().flatten().collect();
     let total: usize = train_batches.iter().map(|b| b.num_rows()).sum();
@@ -354,7 +386,14 @@ pub fn fit(options: &TrainOptions, prep: &Prepared, hooks: &Hooks) -> Result<Fit
 
     // Pass 2: bin every row. The objective decides whether labels must be 0/1.
     let explicit_binary = params.objective == Objective::Binary;
-    let train = bin_rows(prep, &features, &mappers, &train_batches, explicit_binary)?;
+    let train = bin_rows(
+        prep,
+        &features,
+        &mappers,
+        &train_batches,
+        explicit_binary,
+        true,
+    )?;
     if !train.bad_labels.is_empty() {
         let mut bad = train.bad_labels.clone();
         bad.sort_by(f64::total_cmp);
@@ -394,6 +433,7 @@ pub fn fit(options: &TrainOptions, prep: &Prepared, hooks: &Hooks) -> Result<Fit
         &mappers,
         &test_batches,
         objective == Objective::Binary,
+        false,
     )?;
     if params.early_stopping_rounds > 0 && test.labels.is_empty() {
         return Err(plan_err(
@@ -406,7 +446,6 @@ pub fn fit(options: &TrainOptions, prep: &Prepared, hooks: &Hooks) -> Result<Fit
         train.binned.bytes() + test.binned.bytes() + (train.labels.len() + test.labels.len()) * 56,
     )?;
 
-    let fit_started = Instant::now();
     let setup = boost::Setup {
         params: &params,
         objective,
@@ -454,38 +493,62 @@ pub fn fit(options: &TrainOptions, prep: &Prepared, hooks: &Hooks) -> Result<Fit
         warnings.push(boosted.stop_reason.clone());
     }
 
-    // Score the evaluation rows through the same path as predict.
+    // Metrics on the held-out rows, scored through the same path as predict; without them,
+    // on the training rows' final scores from boosting (no early stopping there).
+    let binary = model.is_binary();
+    let out = |s: f64| {
+        if binary {
+            augur_udfs::math::sigmoid(s)
+        } else {
+            s
+        }
+    };
     let (eval_batches, metrics_on): (Vec<&RecordBatch>, _) = if test.labels.is_empty() {
         (train_batches.clone(), "training")
     } else {
         (test_batches.clone(), "held-out")
     };
     let mut scored = vec![];
+    if test.labels.is_empty() {
+        scored = boosted
+            .train_scores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                (
+                    out(*s),
+                    train.labels[i],
+                    train.weights.as_ref().map_or(1.0, |w| w[i]),
+                )
+            })
+            .collect();
+    }
     let mut sums = vec![vec![]; prep.inputs.len()];
     let eval_rows: usize = eval_batches.iter().map(|b| b.num_rows()).sum();
     let keep = IMPORTANCE_ROWS as f64 / eval_rows.max(1) as f64;
     for batch in &eval_batches {
         let values = model.values(&prep.inputs, batch)?;
-        let raw = model.raw(&values, batch.num_rows());
-        let labels = cast(batch.column(prep.label_index), &DataType::Float64)?;
-        let labels = labels.as_primitive::<Float64Type>();
-        let weights = match prep.weight_index {
-            Some(w) => Some(cast(batch.column(w), &DataType::Float64)?),
-            None => None,
-        };
-        for (r, s) in raw.iter().enumerate() {
-            if labels.is_null(r) {
-                continue;
-            }
-            let w = weights
-                .as_ref()
-                .map_or(1.0, |w| w.as_primitive::<Float64Type>().value(r));
-            let out = if model.is_binary() {
-                augur_udfs::math::sigmoid(*s)
-            } else {
-                *s
+        if !test.labels.is_empty() {
+            let raw = model.raw(&values, batch.num_rows());
+            let labels = cast(batch.column(prep.label_index), &DataType::Float64)?;
+            let labels = labels.as_primitive::<Float64Type>();
+            let weights = match prep.weight_index {
+                Some(w) => Some(cast(batch.column(w), &DataType::Float64)?),
+                None => None,
             };
-            scored.push((out, labels.value(r), w));
+            for (r, s) in raw.iter().enumerate() {
+                let w = weights.as_ref().map_or(Some(1.0), |w| {
+                    w.is_valid(r)
+                        .then(|| w.as_primitive::<Float64Type>().value(r))
+                });
+                // The rows training counted: a label, and a usable weight.
+                if let (false, Some(w)) = (labels.is_null(r), w)
+                    && w >= 0.0
+                    && w.is_finite()
+                {
+                    scored.push((out(*s), labels.value(r), w));
+                }
+            }
         }
         // Mean |contribution| per input on a hash-chosen sample of the rows.
         let hashes = data::row_hashes(&hash_columns(prep, batch), batch.num_rows())?;
