@@ -144,14 +144,13 @@ impl TrainOptions {
             split_key: None,
             seed: 42,
             handle_nulls: NullPolicy::Drop,
-            trees: model_type.is_trees().then(|| {
-                let mut p = TreeParams::default();
-                p.objective = match model_type {
+            trees: model_type.is_trees().then(|| TreeParams {
+                objective: match model_type {
                     ModelType::BoostedTreeClassifier => Objective::Binary,
                     ModelType::BoostedTreeRegressor => Objective::Regression,
                     _ => Objective::Auto,
-                };
-                p
+                },
+                ..TreeParams::default()
             }),
         }
     }

@@ -51,14 +51,17 @@ async fn prepare(session: &Session, sql: &str) -> Result<Prepared> {
     };
     if variables::is_session_statement(sql) {
         // SHOW's one column is known only by running it; SET and friends return nothing.
-        return match variables::handle(&session.variables.snapshot(), sql)? {
-            Some(variables::Outcome::Rows(Planned::Rows(_, schema))) => Ok(Prepared {
-                parameter_types: vec![],
-                schema,
-            }),
-            Some(_) => Ok(no_rows()),
-            None => prepare_sql(session, sql).await,
-        };
+        // Not a variable (`SHOW MODELS`, `SHOW TABLES`): planned like any statement below.
+        match variables::handle(&session.variables.snapshot(), sql)? {
+            Some(variables::Outcome::Rows(Planned::Rows(_, schema))) => {
+                return Ok(Prepared {
+                    parameter_types: vec![],
+                    schema,
+                });
+            }
+            Some(_) => return Ok(no_rows()),
+            None => {}
+        }
     }
     super::functions::sync(session).await?;
     match crate::parser::ml::parse(sql).map_err(AugurError::Usage)? {

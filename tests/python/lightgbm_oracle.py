@@ -118,7 +118,7 @@ def score_export(d, name):
     features = booster.feature_name()
     X = df[features].copy()
     for c in features:
-        if X[c].dtype == object:
+        if not pd.api.types.is_numeric_dtype(X[c]):
             X[c] = X[c].astype("category")
     return compare_all(d, name, expected(booster, df, X, features))
 
@@ -148,7 +148,7 @@ def quality(d, label, objective, params):
     features = [c for c in df.columns if c not in drop]
     X = df[features].copy()
     for c in features:
-        if X[c].dtype == object:
+        if not pd.api.types.is_numeric_dtype(X[c]):
             X[c] = X[c].astype("category")
     p = {"objective": objective, "verbose": -1, "num_threads": 2, "seed": 42}
     p.update(json.loads(params))
@@ -157,12 +157,10 @@ def quality(d, label, objective, params):
     pred = booster.predict(X[held])
     truth = df.loc[held, label].to_numpy(float)
     if objective == "binary":
-        order = np.argsort(pred, kind="mergesort")
         ranks = pd.Series(pred).rank(method="average").to_numpy()
         pos = truth == 1
         n1, n0 = pos.sum(), (~pos).sum()
         auc = (ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
-        del order
         return {"auc": float(auc), "rows": int(held.sum())}
     return {"rmse": float(np.sqrt(np.mean((pred - truth) ** 2))), "rows": int(held.sum())}
 

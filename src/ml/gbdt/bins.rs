@@ -124,10 +124,9 @@ fn greedy_bounds(
         return bounds;
     }
     let total: usize = counts.iter().sum();
-    let max_bin = if min_data_in_bin > 0 {
-        max_bin.min(total / min_data_in_bin).max(1)
-    } else {
-        max_bin
+    let max_bin = match total.checked_div(min_data_in_bin) {
+        Some(fillable) => max_bin.min(fillable).max(1),
+        None => max_bin,
     };
     // Values frequent enough to fill a bin on their own get one.
     let mut mean = total as f64 / max_bin as f64;

@@ -64,7 +64,7 @@ pub fn exact_sum(values: impl Iterator<Item = f64> + Clone) -> f64 {
     let (count, max) = values
         .clone()
         .fold((0usize, 0f64), |(c, m), v| (c + 1, m.max(v.abs())));
-    if count == 0 || !(max > 0.0) {
+    if count == 0 || max.is_nan() || max <= 0.0 {
         return 0.0;
     }
     if !max.is_finite() {

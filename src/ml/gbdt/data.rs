@@ -107,10 +107,13 @@ pub fn values(
         out.push(match &f.kind {
             FeatureKind::Numeric => floats(array)?,
             FeatureKind::DatePart { part } => {
-                if !dates.contains_key(&f.input) {
-                    dates.insert(f.input, preprocess::date_parts(array)?);
-                }
-                dates[&f.input]
+                let parts = match dates.entry(f.input) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(preprocess::date_parts(array)?)
+                    }
+                };
+                parts
                     .iter()
                     .map(|p| p.map_or(f64::NAN, |p| p[*part]))
                     .collect()

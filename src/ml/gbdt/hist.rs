@@ -183,7 +183,7 @@ pub fn subtract(into: &mut [FeatureHist], other: &[FeatureHist]) {
 /// A power of two s such that `count` values of magnitude up to `max_abs`, each times s,
 /// sum within ±2^62.
 pub fn scale_for(max_abs: f64, count: usize) -> f64 {
-    if !(max_abs > 0.0) || !max_abs.is_finite() {
+    if max_abs.is_nan() || max_abs <= 0.0 || !max_abs.is_finite() {
         return 1.0;
     }
     let bound = max_abs * count.max(1) as f64;

@@ -180,7 +180,7 @@ fn bin_rows(
                         w.as_primitive::<Float64Type>().value(r)
                     }
                 });
-                if w.is_some_and(|w| !(w >= 0.0) || !w.is_finite()) || !y.is_finite() {
+                if w.is_some_and(|w| w.is_nan() || w < 0.0 || !w.is_finite()) || !y.is_finite() {
                     out.dropped += 1;
                     continue;
                 }
