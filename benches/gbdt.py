@@ -8,7 +8,8 @@ For each N (--sizes) and num_leaves (--leaves), 100 trees, learning rate 0.1, ma
 each peer runs in its own process (so peak memory is its own):
   * augur: `TRAIN MODEL` reading the Parquet file (release build, fresh process): whole process
     and the fit alone (Augur's own timing, binning included), then held-out AUC by evaluate();
-  * LightGBM: pandas reads the file; Dataset construction + train timed as "fit";
+  * LightGBM: pandas reads the file; Dataset construction + train timed as "fit"; the model is
+    saved and scored in a second process (so the training process's peak memory is its own);
   * XGBoost: tree_method=hist, grow_policy=lossguide, max_leaves = num_leaves, max_depth=0,
     eta 0.1, max_bin 255, min_child_weight 1e-3 (LightGBM's min_sum_hessian_in_leaf).
 Then scoring on the test file with the 1M-row, 31-leaf models: predict rows/s (Augur's
@@ -58,16 +59,15 @@ def auc(score, y):
     return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def peer(kind, train, test, leaves, threads):
-    """Runs in a child process: load, fit, AUC on the test file; prints JSON."""
-    import numpy as np
+def fit(kind, train, model_path, leaves, threads, launched):
+    """Child process one: read the training file, fit, save the model. Prints JSON; its peak
+    memory is the fit's alone. `whole` runs from the parent's launch to the end of the fit
+    (interpreter start and imports included, as Augur's process start is)."""
     import pandas as pd
     t0 = time.perf_counter()
     df = pd.read_parquet(train)
     x, y = df[FEATURES].to_numpy(), df["y"].to_numpy()
     del df
-    tdf = pd.read_parquet(test)
-    tx, ty = tdf[FEATURES].to_numpy(), tdf["y"].to_numpy()
     load = time.perf_counter() - t0
     t0 = time.perf_counter()
     if kind == "lightgbm":
@@ -75,9 +75,8 @@ def peer(kind, train, test, leaves, threads):
         params = {"objective": "binary", "num_leaves": leaves, "learning_rate": 0.1, "max_bin": 255,
                   "num_threads": threads, "verbose": -1, "seed": 42}
         model = lgb.train(params, lgb.Dataset(x, y), num_boost_round=100)
-        fit = time.perf_counter() - t0
-        predict = lambda a: model.predict(a)  # noqa: E731
-        contrib = lambda a: model.predict(a, pred_contrib=True)  # noqa: E731
+        seconds = time.perf_counter() - t0
+        model.save_model(model_path)
         version = lgb.__version__
     else:
         import xgboost as xgb
@@ -85,10 +84,27 @@ def peer(kind, train, test, leaves, threads):
                   "max_leaves": leaves, "max_depth": 0, "eta": 0.1, "max_bin": 255, "nthread": threads,
                   "min_child_weight": 1e-3, "seed": 42}
         model = xgb.train(params, xgb.QuantileDMatrix(x, y, max_bin=255), num_boost_round=100)
-        fit = time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        model.save_model(model_path)
+        version = xgb.__version__
+    print(json.dumps({"load": load, "fit": seconds, "whole": time.time() - launched, "version": version}))
+
+
+def score(kind, test, model_path, threads):
+    """Child process two: held-out AUC, predict and pred_contrib throughput of the saved model."""
+    import pandas as pd
+    tdf = pd.read_parquet(test)
+    tx, ty = tdf[FEATURES].to_numpy(), tdf["y"].to_numpy()
+    if kind == "lightgbm":
+        import lightgbm as lgb
+        model = lgb.Booster(model_file=model_path, params={"num_threads": threads})
+        predict = lambda a: model.predict(a)  # noqa: E731
+        contrib = lambda a: model.predict(a, pred_contrib=True)  # noqa: E731
+    else:
+        import xgboost as xgb
+        model = xgb.Booster(params={"nthread": threads}, model_file=model_path)
         predict = lambda a: model.inplace_predict(a)  # noqa: E731
         contrib = lambda a: model.predict(xgb.DMatrix(a), pred_contribs=True)  # noqa: E731
-        version = xgb.__version__
     t0 = time.perf_counter()
     scores = predict(tx)
     predict_s = time.perf_counter() - t0
@@ -96,8 +112,8 @@ def peer(kind, train, test, leaves, threads):
     t0 = time.perf_counter()
     contrib(few)
     explain_s = time.perf_counter() - t0
-    print(json.dumps({"load": load, "fit": fit, "auc": auc(scores, ty), "version": version,
-                      "predict_rows_s": len(tx) / predict_s, "explain_rows_s": len(few) / explain_s}))
+    print(json.dumps({"auc": auc(scores, ty), "predict_rows_s": len(tx) / predict_s,
+                      "explain_rows_s": len(few) / explain_s}))
 
 
 def measured(cmd):
@@ -133,11 +149,16 @@ def main():
     ap.add_argument("--sizes", default="1000000,10000000")
     ap.add_argument("--leaves", default="31,255")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--peer", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--fit", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument("--score", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.peer:
-        kind, train, test, leaves = args.peer
-        peer(kind, train, test, int(leaves), args.threads)
+    if args.fit:
+        kind, train, model_path, leaves, launched = args.fit
+        fit(kind, train, model_path, int(leaves), args.threads, float(launched))
+        return
+    if args.score:
+        kind, test, model_path = args.score
+        score(kind, test, model_path, args.threads)
         return
     work = tempfile.mkdtemp(prefix="augur-gbdt-bench-")
     test = os.path.join(work, "test.parquet")
@@ -159,10 +180,14 @@ def main():
                           .splitlines()[-1])
             result = {"augur": {"whole": wall, "fit": float(info["fit seconds"]), "rss": rss, "auc": a_auc}}
             for kind in ("lightgbm", "xgboost"):
-                pw, prss, pout, _ = measured([sys.executable, __file__, "--threads", str(args.threads),
-                                              "--peer", kind, train, test, str(leaves)])
+                model_path = os.path.join(work, f"{kind}.model")
+                _, prss, pout, _ = measured([sys.executable, __file__, "--threads", str(args.threads),
+                                             "--fit", kind, train, model_path, str(leaves), repr(time.time())])
                 r = json.loads(pout.strip().splitlines()[-1])
-                r.update({"whole": pw, "rss": prss})
+                r["rss"] = prss
+                _, _, sout, _ = measured([sys.executable, __file__, "--threads", str(args.threads),
+                                          "--score", kind, test, model_path])
+                r.update(json.loads(sout.strip().splitlines()[-1]))
                 result[kind] = r
             rows.append((n, leaves, result))
             if scoring is None:
@@ -181,14 +206,18 @@ def main():
              f"Machine: {platform.machine()}, {os.cpu_count()} cores; {args.threads} threads for every peer; "
              f"LightGBM {lgb_v}, XGBoost {xgb_v} (hist, lossguide); augur release build. 28 features, "
              "100 trees, learning rate 0.1, max_bin 255; AUC on a separate 500,000-row test file.", "",
-             "Training (seconds; ratio = peer ÷ augur, above 1: augur faster). *Whole* is the process from "
-             "start to exit, reading the Parquet file included; *fit* is binning + boosting.", "",
-             "| rows | leaves | augur whole | augur fit | LightGBM whole | LightGBM fit | fit ratio | XGBoost whole | XGBoost fit | fit ratio | AUC augur | AUC LightGBM | AUC XGBoost | peak MB augur / LightGBM / XGBoost |",
+             "Training (seconds; ratio = peer ÷ augur, above 1: augur faster). *Whole* is from process "
+             "launch to the trained model: Augur's whole `TRAIN MODEL` process (reading the Parquet file, "
+             "storing the model); for the peers, interpreter start, imports, pandas reading the file, and "
+             "the fit. *Fit* is binning + boosting (LightGBM's Dataset construction + train, XGBoost's "
+             "QuantileDMatrix + train). Peak memory is of the training process.", "",
+             "| rows | leaves | augur whole | augur fit | LightGBM whole | LightGBM fit | ratio whole / fit | XGBoost whole | XGBoost fit | ratio whole / fit | AUC augur | AUC LightGBM | AUC XGBoost | peak MB augur / LightGBM / XGBoost |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for n, leaves, r in rows:
         a, l, x = r["augur"], r["lightgbm"], r["xgboost"]
         lines.append(f"| {n:,} | {leaves} | {a['whole']:.1f} | {a['fit']:.1f} | {l['whole']:.1f} | {l['fit']:.1f} | "
-                     f"{l['fit'] / a['fit']:.2f} | {x['whole']:.1f} | {x['fit']:.1f} | {x['fit'] / a['fit']:.2f} | "
+                     f"{l['whole'] / a['whole']:.2f} / {l['fit'] / a['fit']:.2f} | {x['whole']:.1f} | {x['fit']:.1f} | "
+                     f"{x['whole'] / a['whole']:.2f} / {x['fit'] / a['fit']:.2f} | "
                      f"{a['auc']:.4f} | {l['auc']:.4f} | {x['auc']:.4f} | {a['rss']:.0f} / {l['rss']:.0f} / {x['rss']:.0f} |")
     if scoring:
         n, leaves, p, e, l, x = scoring
