@@ -17,27 +17,39 @@ struct PathElement {
 }
 
 /// What TreeSHAP needs of a tree besides the tree, computed once for many rows.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Summary {
     pub max_depth: usize,
     pub expected_value: f64,
+    /// Per internal node, the share of its rows that went left and right.
+    shares: Vec<(f64, f64)>,
 }
 
 impl Summary {
     pub fn of(tree: &Tree) -> Summary {
+        let shares = (0..tree.num_leaves.saturating_sub(1))
+            .map(|n| {
+                let cover = tree.count(n as i32);
+                (
+                    tree.count(tree.left_child[n]) / cover,
+                    tree.count(tree.right_child[n]) / cover,
+                )
+            })
+            .collect();
         Summary {
             max_depth: tree.max_depth(),
             expected_value: tree.expected_value(),
+            shares,
         }
     }
 }
 
 /// Add `phi[f]` += contribution of feature f for one row, and `phi[phi.len() − 1]` += the
-/// tree's expected value. `value(f)` is the row's value of feature f (NaN when missing).
+/// tree's expected value. `row[f]` is the row's value of feature f (NaN when missing).
 pub fn tree_shap(
     tree: &Tree,
-    summary: Summary,
-    value: &dyn Fn(usize) -> f64,
+    summary: &Summary,
+    row: &[f64],
     phi: &mut [f64],
     scratch: &mut Scratch,
 ) {
@@ -54,9 +66,11 @@ pub fn tree_shap(
         .resize((depth + 1) * (depth + 2) / 2 + 1, PathElement::default());
     let mut walk = Walk {
         tree,
-        value,
+        shares: &summary.shares,
+        row,
         phi,
         path: &mut scratch.path,
+        factors: &mut scratch.factors,
     };
     walk.recurse(0, 0, 0, 1.0, 1.0, -1);
 }
@@ -65,13 +79,28 @@ pub fn tree_shap(
 #[derive(Debug, Default)]
 pub struct Scratch {
     path: Vec<PathElement>,
+    factors: Vec<Factors>,
+}
+
+/// The constants of `unwound_sum`'s loop at position i of a path of length `depth`, so the
+/// loop multiplies: a division in it sits on the chain from one step to the next.
+#[derive(Debug, Clone, Copy, Default)]
+struct Factors {
+    /// (depth + 1) / (i + 1)
+    up: f64,
+    /// (depth − i) / (depth + 1)
+    down: f64,
+    /// (depth + 1) / (depth − i)
+    inverse_down: f64,
 }
 
 struct Walk<'a> {
     tree: &'a Tree,
-    value: &'a dyn Fn(usize) -> f64,
+    shares: &'a [(f64, f64)],
+    row: &'a [f64],
     phi: &'a mut [f64],
     path: &'a mut Vec<PathElement>,
+    factors: &'a mut Vec<Factors>,
 }
 
 impl Walk<'_> {
@@ -94,8 +123,15 @@ impl Walk<'_> {
         if node < 0 {
             let leaf = tree.leaf_value[!node as usize];
             let path = &self.path[start..];
+            let d1 = (depth + 1) as f64;
+            self.factors.clear();
+            self.factors.extend((0..depth).map(|i| Factors {
+                up: d1 / (i + 1) as f64,
+                down: (depth - i) as f64 / d1,
+                inverse_down: d1 / (depth - i) as f64,
+            }));
             for i in 1..=depth {
-                let w = unwound_sum(path, depth, i);
+                let w = unwound_sum(path, depth, i, self.factors);
                 let el = path[i];
                 self.phi[el.feature as usize] += w * (el.one - el.zero) * leaf;
             }
@@ -103,15 +139,13 @@ impl Walk<'_> {
         }
         let n = node as usize;
         let split = tree.split_feature[n];
-        let hot = tree.decision((self.value)(split), n);
-        let cold = if hot == tree.left_child[n] {
-            tree.right_child[n]
+        let hot = tree.decision(self.row.get(split).copied().unwrap_or(f64::NAN), n);
+        let (left_share, right_share) = self.shares[n];
+        let (cold, hot_zero, cold_zero) = if hot == tree.left_child[n] {
+            (tree.right_child[n], left_share, right_share)
         } else {
-            tree.left_child[n]
+            (tree.left_child[n], right_share, left_share)
         };
-        let cover = tree.count(node);
-        let hot_zero = tree.count(hot) / cover;
-        let cold_zero = tree.count(cold) / cover;
         let (mut incoming_zero, mut incoming_one) = (1.0, 1.0);
         let mut depth = depth;
         // A feature split on earlier in the path is taken out and put back in at this node.
@@ -175,18 +209,21 @@ fn unwind(path: &mut [PathElement], depth: usize, index: usize) {
 }
 
 /// The total permutation weight of the path with element `index` taken out.
-fn unwound_sum(path: &[PathElement], depth: usize, index: usize) -> f64 {
+fn unwound_sum(path: &[PathElement], depth: usize, index: usize, factors: &[Factors]) -> f64 {
     let (one, zero) = (path[index].one, path[index].zero);
-    let d1 = (depth + 1) as f64;
-    let mut next_one = path[depth].weight;
     let mut total = 0.0;
-    for i in (0..depth).rev() {
-        if one != 0.0 {
-            let w = next_one * d1 / ((i + 1) as f64 * one);
+    if one != 0.0 {
+        let inverse_one = 1.0 / one;
+        let mut next_one = path[depth].weight;
+        for i in (0..depth).rev() {
+            let w = next_one * factors[i].up * inverse_one;
             total += w;
-            next_one = path[i].weight - w * zero * ((depth - i) as f64 / d1);
-        } else {
-            total += (path[i].weight / zero) / ((depth - i) as f64 / d1);
+            next_one = path[i].weight - w * zero * factors[i].down;
+        }
+    } else {
+        let inverse_zero = 1.0 / zero;
+        for i in (0..depth).rev() {
+            total += path[i].weight * inverse_zero * factors[i].inverse_down;
         }
     }
     total
@@ -272,7 +309,7 @@ mod tests {
             [f64::NAN, 1.0, 0.0],
         ] {
             let mut phi = vec![0.0; 4];
-            tree_shap(&t, Summary::of(&t), &|f| x[f], &mut phi, &mut scratch);
+            tree_shap(&t, &Summary::of(&t), &x, &mut phi, &mut scratch);
             let want = brute_force(&t, &x);
             for f in 0..3 {
                 assert!(
