@@ -219,7 +219,7 @@ impl Tree {
         let node = &nodes[n];
         let v = row[node.feature as usize];
         let right = match node.rule {
-            Rule::LessOrEqual => !(v <= node.threshold),
+            Rule::LessOrEqual => v.is_nan() || v > node.threshold,
             Rule::NotGreater => v > node.threshold,
             Rule::General => return self.decision(v, n),
         };
