@@ -4,6 +4,25 @@ use std::path::PathBuf;
 
 use crate::error::{AugurError, Result};
 
+/// The PostgreSQL version Augur speaks as (`server_version`, `version()`): clients pick
+/// their SQL by it, and a Postgres 16 is what they can talk to.
+pub const POSTGRES_VERSION: &str = "16.6";
+/// `server_version` as a client sees it: the Postgres version with Augur named inside.
+pub const SERVER_VERSION: &str = concat!("16.6 (Augur ", env!("CARGO_PKG_VERSION"), ")");
+pub const SERVER_VERSION_NUM: &str = "160006";
+
+/// `version()` as PostgreSQL prints it (`PostgreSQL 16.6 on x86_64-pc-linux-gnu, compiled
+/// by …, 64-bit`): clients such as SQLAlchemy read the version from its first two words.
+pub fn version_string() -> String {
+    format!(
+        "PostgreSQL {POSTGRES_VERSION} (Augur {}) on {}-pc-{}-gnu, compiled by rustc, {}-bit",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+        usize::BITS
+    )
+}
+
 /// How to open a database.
 #[derive(Debug, Clone, Default)]
 pub struct DatabaseConfig {

@@ -22,6 +22,8 @@ pub mod database;
 pub mod error;
 /// Machine learning in SQL: optimisers, models, preprocessing (DESIGN §5).
 pub mod ml;
+/// Notices a statement leaves for the user, shared by operators and front ends.
+pub mod notices;
 /// Logical optimizer rules added after DataFusion's own (semi-join and filtered-join
 /// pushdown, magic sets, shared subplans) and the plan nodes they add.
 pub mod optimizer;

@@ -1,5 +1,6 @@
 //! Notices a statement leaves for the user (training warnings): the shell prints them on
-//! stderr, the wire server will send them as NOTICE messages.
+//! stderr, the wire server sends them as NOTICE messages. Below the session, so operators
+//! (TrainExec) can leave one without reaching up into the session.
 
 use std::sync::Mutex;
 

@@ -141,16 +141,19 @@ impl<'a> ResultWriter<'a> {
     }
 
     fn json(&mut self, batch: &RecordBatch, first: usize) -> std::io::Result<()> {
-        use datafusion::arrow::json::{LineDelimitedWriter, WriterBuilder, writer::JsonArray};
+        use datafusion::arrow::json::WriterBuilder;
+        use datafusion::arrow::json::writer::{JsonArray, LineDelimited};
         let mut buf = vec![];
+        // Every key in every object, NULL as null: a reader sees each column on each row.
+        let builder = WriterBuilder::new().with_explicit_nulls(true);
         if self.format == Format::Ndjson {
-            let mut w = LineDelimitedWriter::new(&mut buf);
+            let mut w = builder.build::<_, LineDelimited>(&mut buf);
             w.write(batch).map_err(io)?;
             w.finish().map_err(io)?;
             return self.out.write_all(&buf);
         }
         // One array across batches: each batch's objects, joined by commas.
-        let mut w = WriterBuilder::new().build::<_, JsonArray>(&mut buf);
+        let mut w = builder.build::<_, JsonArray>(&mut buf);
         w.write(batch).map_err(io)?;
         w.finish().map_err(io)?;
         let text = String::from_utf8_lossy(&buf);

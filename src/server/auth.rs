@@ -155,7 +155,7 @@ impl AuthSource for Verifiers {
 /// What clients are told at start (`server_version`, `DateStyle`, encodings…).
 pub fn parameters() -> DefaultServerParameterProvider {
     let mut parameters = DefaultServerParameterProvider::default();
-    parameters.server_version = super::SERVER_VERSION.to_string();
+    parameters.server_version = crate::config::SERVER_VERSION.to_string();
     parameters.time_zone = "UTC".into();
     parameters.date_style = "ISO, MDY".into();
     parameters.scram_iterations = SCRAM_ITERATIONS;

@@ -55,6 +55,9 @@ pub fn of<C: ClientInfo>(shared: &Arc<Shared>, client: &C) -> Result<Arc<Connect
     if shared.options.read_only {
         session.set_read_only();
     }
+    if let Some(user) = client.metadata().get("user") {
+        session.set_user(user);
+    }
     let (pid, secret) = client.pid_and_secret_key();
     let key = (pid, secret.to_bytes().to_vec());
     if let Ok(mut sessions) = shared.connections.sessions.lock() {

@@ -23,10 +23,6 @@ pub use auth::Users;
 use connection::Registry;
 use handlers::{ConnectionHandlers, Refusal};
 
-/// What clients see as the server's version: a Postgres 16 they can talk to.
-pub const SERVER_VERSION: &str = concat!("16.6 (Augur ", env!("CARGO_PKG_VERSION"), ")");
-pub const SERVER_VERSION_NUM: &str = "160006";
-
 /// How `augur serve` runs.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {

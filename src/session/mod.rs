@@ -9,7 +9,6 @@ mod functions;
 mod hints;
 mod model_files;
 mod models;
-mod notices;
 mod pg_proc;
 mod placeholders;
 mod postgres;
@@ -38,13 +37,13 @@ use tokio::sync::mpsc;
 use crate::database::Database;
 use crate::error::{AugurError, Result};
 use crate::ml::registry::Registry;
+pub use crate::notices::Notices;
 use crate::parser::MAX_STATEMENT_BYTES;
 use crate::planner::AugurQueryPlanner;
 use crate::storage::sandbox::{self, Sandbox, SandboxedRegistry};
 use crate::storage::{GuardedTableFactory, GuardedUrlFactory, ReadFiles};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use models::Planned;
-pub use notices::Notices;
 pub use prepare::Prepared;
 pub use result::QueryResult;
 use result::{Interrupt, Message};
@@ -244,6 +243,12 @@ impl Session {
 
     /// From now on refuse every statement that writes: DDL, INSERT, COPY, TRAIN/DROP MODEL,
     /// CREATE FUNCTION (`augur serve --read-only`).
+    /// The user the session runs as (`current_user`, `session_user`), once a front end has
+    /// authenticated one.
+    pub fn set_user(&self, user: &str) {
+        postgres::set_user(&self.ctx, user);
+    }
+
     pub fn set_read_only(&self) {
         self.read_only
             .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -302,6 +307,9 @@ async fn plan_statement(session: &Session, sql: &str) -> Result<Planned> {
 async fn plan_sql(session: &Session, sql: &str) -> Result<LogicalPlan> {
     let state = session.ctx.state();
     let mut statement = postgres::parse(&state, sql)?;
+    if postgres::is_plain_show_tables(&statement) {
+        statement = postgres::parse(&state, postgres::USER_TABLES)?;
+    }
     complexity::check(&statement)?;
     functions::prepare(&mut statement)?;
     let stored_definition = store_options::prepare(session, &mut statement)?;

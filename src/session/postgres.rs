@@ -129,6 +129,9 @@ pub(super) fn install(ctx: &SessionContext) -> Result<()> {
         &signatures,
         |(_, arguments)| arguments,
     ));
+    // PostgreSQL's `version()`, not DataFusion's: clients parse its first two words.
+    ctx.register_udf(constant_text("version", crate::config::version_string()));
+    set_user(ctx, DEFAULT_USER);
     let catalog = ctx
         .catalog(CATALOG)
         .ok_or_else(|| AugurError::Internal("the session has no catalog".into()))?;
@@ -142,6 +145,30 @@ pub(super) fn install(ctx: &SessionContext) -> Result<()> {
         Arc::new(PgCatalog::wrap(Arc::new(pg_catalog), signatures)),
     )?;
     Ok(())
+}
+
+/// Who a session is when nothing authenticated it (the shell, scripts, embedding).
+pub(super) const DEFAULT_USER: &str = "postgres";
+
+/// `current_user` (which the compatibility parser reads as `session_user()`),
+/// `session_user` and `current_role` answer `user`.
+pub(super) fn set_user(ctx: &SessionContext, user: &str) {
+    for name in ["session_user", "current_role"] {
+        ctx.register_udf(constant_text(name, user.to_string()));
+    }
+}
+
+/// A function of no arguments that returns `text`.
+fn constant_text(name: &str, text: String) -> ScalarUDF {
+    create_udf(
+        name,
+        vec![],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |_: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(text.clone()))))
+        }),
+    )
 }
 
 /// `name(oid)`: one part of the signature pg_proc.rs recorded for the oid.
@@ -166,6 +193,27 @@ fn signature_udf(
             Ok(ColumnarValue::Array(Arc::new(texts)))
         }),
     )
+}
+
+/// What `SHOW TABLES` answers: the user's tables and views, as psql's `\dt` lists them;
+/// `pg_catalog` and `information_schema` stay queryable by name.
+pub(super) const USER_TABLES: &str = "SELECT table_catalog, table_schema, table_name, table_type \
+     FROM information_schema.tables \
+     WHERE table_schema NOT IN ('pg_catalog', 'information_schema') \
+     ORDER BY table_schema, table_name";
+
+/// `SHOW TABLES` with nothing after it (`IN`, `LIKE`… keep DataFusion's meaning).
+pub(super) fn is_plain_show_tables(statement: &DFStatement) -> bool {
+    let DFStatement::Statement(statement) = statement else {
+        return false;
+    };
+    let Statement::ShowTables { show_options, .. } = statement.as_ref() else {
+        return false;
+    };
+    show_options.show_in.is_none()
+        && show_options.starts_with.is_none()
+        && show_options.limit.is_none()
+        && show_options.filter_position.is_none()
 }
 
 fn compatibility() -> &'static PostgresCompatibilityParser {

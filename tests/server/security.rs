@@ -39,6 +39,9 @@ fn scram_passwords() -> R {
         .await?;
         let rows = text_rows(&good, "SELECT 1").await?;
         check(rows == ["1"], || format!("{rows:?}"))?;
+        // The session is the authenticated user's, as PostgreSQL reports it.
+        let who = text_rows(&good, "SELECT current_user || ',' || session_user").await?;
+        check(who == ["ana,ana"], || format!("current_user: {who:?}"))?;
         for (user, password) in [
             ("ana", "wrong"),
             ("bo", "s3cret:with:colons"),

@@ -22,7 +22,7 @@ pub fn output_schema() -> SchemaRef {
         Field::new("rows_used", DataType::Int64, false),
         Field::new("rows_held_out", DataType::Int64, false),
         Field::new("iterations", DataType::Int64, false),
-        Field::new("final_objective", DataType::Float64, false),
+        Field::new("final_objective", DataType::Float64, true),
         Field::new("converged", DataType::Boolean, false),
         Field::new("auc_roc", DataType::Float64, true),
         Field::new("rmse", DataType::Float64, true),

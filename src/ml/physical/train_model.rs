@@ -29,7 +29,7 @@ use crate::ml::logical::train_model::output_schema;
 use crate::ml::model::{self, Metrics, TrainingData};
 use crate::ml::options::TrainOptions;
 use crate::ml::registry::Registry;
-use crate::session::Notices;
+use crate::notices::Notices;
 
 /// Live progress, read by the shell's progress bar.
 #[derive(Debug, Default)]
@@ -268,15 +268,14 @@ impl ExecutionPlan for TrainExec {
                     notices.push(format!("model {}@{}: {w}", model.name, model.version));
                 }
             }
-            let objective = model
-                .training
-                .objective_history
-                .last()
-                .map(|i| i.objective)
-                .unwrap_or(f64::NAN);
+            // Trees keep no objective history (their curve is the validation metric).
+            let objective = model.training.objective_history.last().map(|i| i.objective);
             if let Ok(mut p) = progress.lock() {
+                let loss = objective
+                    .map(|o| format!("final_loss={o:.6}, "))
+                    .unwrap_or_default();
                 p.done = Some(format!(
-                    "version={}, rows={}, iterations={}, final_loss={objective:.6}, {}",
+                    "version={}, rows={}, iterations={}, {loss}{}",
                     model.version,
                     model.training.rows_used,
                     model.training.iterations,
