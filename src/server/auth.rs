@@ -238,7 +238,18 @@ impl StartupHandler for Startup {
     {
         match self {
             Startup::Refuse(refusal) => Err(refusal.error()),
-            Startup::Password(sasl) => sasl.on_startup(client, message).await,
+            Startup::Password(sasl) => {
+                sasl.on_startup(client, message).await.map_err(|e| match e {
+                    // Postgres clients leave SCRAM's user name empty (it is in the startup
+                    // message): name the user as PostgreSQL's own message does.
+                    PgWireError::InvalidPassword(name) if name.is_empty() => {
+                        PgWireError::InvalidPassword(
+                            client.metadata().get("user").cloned().unwrap_or_default(),
+                        )
+                    }
+                    e => e,
+                })
+            }
             Startup::Trust(parameters) => {
                 if let PgWireFrontendMessage::Startup(ref startup) = message {
                     protocol_negotiation(client, startup).await?;

@@ -48,8 +48,19 @@ fn scram_passwords() -> R {
             ("nobody", "pw2"),
         ] {
             let url = format!("{} password={password}", server.url(user));
-            let code = sqlstate(tokio_postgres::connect(&url, tokio_postgres::NoTls).await);
+            let refused = tokio_postgres::connect(&url, tokio_postgres::NoTls).await;
+            let message = match &refused {
+                Err(e) => e.as_db_error().map(|d| d.message().to_string()),
+                Ok(_) => None,
+            };
+            let code = sqlstate(refused);
             check(code == "28P01", || format!("{user}/{password}: {code}"))?;
+            // Named as PostgreSQL names it: `password authentication failed for user "ana"`.
+            let named = format!("for user \"{user}\"");
+            check(
+                message.as_deref().is_some_and(|m| m.contains(&named)),
+                || format!("{user}: {message:?}"),
+            )?;
         }
         Ok::<_, String>(())
     })?;
