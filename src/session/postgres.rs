@@ -24,6 +24,7 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::{
 };
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
+use super::pg_functions::{NULL_FUNCTIONS, null_functions};
 use super::pg_proc::{PgCatalog, Signatures};
 use super::{CATALOG, SCHEMA};
 use crate::error::{AugurError, Result};
@@ -80,6 +81,7 @@ fn build_template() -> Result<Template> {
     names.extend(with_pg.aggregate_functions().keys().cloned());
     names.extend(with_pg.window_functions().keys().cloned());
     names.extend(EXTRA_FUNCTIONS.iter().map(|n| n.to_string()));
+    names.extend(NULL_FUNCTIONS.iter().map(|(n, _)| n.to_string()));
     Ok(Template {
         static_tables: Arc::new(PgCatalogStaticTables::try_new()?),
         functions,
@@ -129,6 +131,9 @@ pub(super) fn install(ctx: &SessionContext) -> Result<()> {
         &signatures,
         |(_, arguments)| arguments,
     ));
+    for udf in null_functions() {
+        ctx.register_udf(udf);
+    }
     // PostgreSQL's `version()`, not DataFusion's: clients parse its first two words.
     ctx.register_udf(constant_text("version", crate::config::version_string()));
     set_user(ctx, DEFAULT_USER);
