@@ -8,9 +8,9 @@ def release_binary():
     return os.path.join(target, "release", "augur")
 
 
-def augur(binary, *sql, env=None):
-    """Run `augur -q -c SQL …`; returns (stdout, stderr); raises if a statement fails."""
-    args = [binary, "-q"]
+def augur(binary, *sql, env=None, db=None):
+    """Run `augur [DB] -q -c SQL …`; returns (stdout, stderr); raises if a statement fails."""
+    args = [binary] + ([db] if db else []) + ["-q"]
     for s in sql:
         args += ["-c", s]
     out = subprocess.run(args, check=True, capture_output=True, text=True, env=env)

@@ -32,7 +32,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import release_binary  # noqa: E402
+from common import augur, release_binary, run_time  # noqa: E402
 
 FEATURES = [f"f{i:02d}" for i in range(28)]
 
@@ -131,18 +131,6 @@ def measured(cmd):
     return wall, usage.ru_maxrss / 1024, out, text
 
 
-def augur_rows(binary, db, *sql):
-    args = [binary, db, "-q"]
-    for s in sql:
-        args += ["-c", s]
-    out = subprocess.run(args, check=True, capture_output=True, text=True)
-    return out.stdout, out.stderr
-
-
-def run_time(stderr):
-    return float([l for l in stderr.splitlines() if l.startswith("Run Time")][-1].split()[2])
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--augur", default=release_binary())
@@ -174,9 +162,9 @@ def main():
                                           f"TRAIN MODEL m USING boosted_trees PREDICT y WITH (num_leaves = {leaves}, "
                                           f"num_iterations = 100, learning_rate = 0.1, max_bin = 255) "
                                           f"AS SELECT * FROM '{train}'"])
-            info_out, _ = augur_rows(args.augur, db, "DESCRIBE MODEL m")
+            info_out, _ = augur(args.augur, "DESCRIBE MODEL m", db=db)
             info = dict(line.split(",", 2)[1:] for line in info_out.splitlines()[1:] if line.count(",") >= 2)
-            a_auc = float(augur_rows(args.augur, db, f"SELECT auc_roc FROM evaluate(m, (SELECT * FROM '{test}'))")[0]
+            a_auc = float(augur(args.augur, f"SELECT auc_roc FROM evaluate(m, (SELECT * FROM '{test}'))", db=db)[0]
                           .splitlines()[-1])
             result = {"augur": {"whole": wall, "fit": float(info["fit seconds"]), "rss": rss, "auc": a_auc}}
             for kind in ("lightgbm", "xgboost"):
@@ -191,11 +179,11 @@ def main():
                 result[kind] = r
             rows.append((n, leaves, result))
             if scoring is None:
-                _, err = augur_rows(args.augur, db, ".timer on",
-                                    f"SELECT count(probability) FROM predict(m, (SELECT * FROM '{test}'))")
+                _, err = augur(args.augur, ".timer on",
+                               f"SELECT count(probability) FROM predict(m, (SELECT * FROM '{test}'))", db=db)
                 predict_rs = 500_000 / run_time(err)
-                _, err = augur_rows(args.augur, db, ".timer on",
-                                    f"SELECT sum(raw_score) FROM explain(m, (SELECT * FROM '{test}' LIMIT 50000))")
+                _, err = augur(args.augur, ".timer on",
+                               f"SELECT sum(raw_score) FROM explain(m, (SELECT * FROM '{test}' LIMIT 50000))", db=db)
                 explain_rs = 50_000 / run_time(err)
                 scoring = (n, leaves, predict_rs, explain_rs, result["lightgbm"], result["xgboost"])
             shutil.rmtree(db, ignore_errors=True)

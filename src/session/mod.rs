@@ -311,7 +311,6 @@ async fn plan_sql(session: &Session, sql: &str) -> Result<LogicalPlan> {
     if postgres::is_plain_show_tables(&statement) {
         statement = postgres::parse(&state, postgres::USER_TABLES)?;
     }
-    pg_functions::rewrite_like_escapes(&mut statement);
     complexity::check(&statement)?;
     functions::prepare(&mut statement)?;
     let stored_definition = store_options::prepare(session, &mut statement)?;

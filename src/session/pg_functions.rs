@@ -1,6 +1,7 @@
-//! Catalog functions PostgreSQL clients call while reflecting a database whose answer in
-//! Augur is always NULL: it has no sequences, no comments on objects and no indexes.
-//! SQLAlchemy's inspector, pandas `to_sql` and DBeaver call them for every table.
+//! What PostgreSQL clients send while reflecting a database that DataFusion lacks: catalog
+//! functions whose answer in Augur is always NULL (it has no sequences, no comments on
+//! objects and no indexes), called by SQLAlchemy's inspector, pandas `to_sql` and DBeaver for
+//! every table; and `LIKE … ESCAPE` with an escape character other than `\`.
 
 use std::ops::ControlFlow;
 

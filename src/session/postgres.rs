@@ -24,7 +24,7 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::{
 };
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
-use super::pg_functions::{NULL_FUNCTIONS, null_functions};
+use super::pg_functions::{NULL_FUNCTIONS, null_functions, rewrite_like_escapes};
 use super::pg_proc::{PgCatalog, Signatures};
 use super::{CATALOG, SCHEMA};
 use crate::error::{AugurError, Result};
@@ -229,13 +229,19 @@ fn compatibility() -> &'static PostgresCompatibilityParser {
 /// Parse one statement. Queries go through the Postgres-compatibility parser first (its
 /// rewrites only touch Postgres-only forms); everything else, and any query it cannot
 /// read, goes to DataFusion's parser, which knows `CREATE EXTERNAL TABLE`, `COPY` and the rest.
+/// Either way `LIKE … ESCAPE` is put in the form DataFusion runs.
 pub(super) fn parse(state: &SessionState, sql: &str) -> Result<DFStatement> {
-    if let Ok(mut statements) = compatibility().parse(sql)
-        && statements.len() == 1
-        && matches!(statements[0], Statement::Query(_))
-    {
-        return Ok(DFStatement::Statement(Box::new(statements.remove(0))));
-    }
-    let dialect = state.config().options().sql_parser.dialect;
-    Ok(state.sql_to_statement(sql, &dialect)?)
+    let mut statement = match compatibility().parse(sql) {
+        Ok(mut statements)
+            if statements.len() == 1 && matches!(statements[0], Statement::Query(_)) =>
+        {
+            DFStatement::Statement(Box::new(statements.remove(0)))
+        }
+        _ => {
+            let dialect = state.config().options().sql_parser.dialect;
+            state.sql_to_statement(sql, &dialect)?
+        }
+    };
+    rewrite_like_escapes(&mut statement);
+    Ok(statement)
 }

@@ -190,14 +190,15 @@ impl Tree {
         (0..self.num_leaves.saturating_sub(1))
             .map(|n| {
                 let dt = self.decision_type[n];
+                // Where a NaN goes: by the default direction, or (missing type None) read
+                // as 0.0, which goes where 0.0 ≤ threshold says.
                 let nan_left = match missing_type(dt) {
+                    _ if dt & CATEGORICAL != 0 => None,
                     MISSING_NAN => Some(dt & DEFAULT_LEFT != 0),
-                    // NaN is read as 0.0, which goes where 0.0 ≤ threshold says.
                     MISSING_NONE => Some(0.0 <= self.threshold[n]),
                     _ => None,
                 };
                 let rule = match nan_left {
-                    _ if dt & CATEGORICAL != 0 => Rule::General,
                     Some(true) => Rule::NotGreater,
                     Some(false) => Rule::LessOrEqual,
                     None => Rule::General,
