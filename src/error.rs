@@ -37,6 +37,10 @@ pub enum AugurError {
     /// `statement_timeout` passed before the statement finished.
     #[error("canceling statement due to statement timeout (SET statement_timeout = 0 lifts it)")]
     StatementTimeout,
+    /// A transaction-block rule: no block is open, the block failed, no such savepoint, an
+    /// object another connection's block holds.
+    #[error("{message}")]
+    Transaction { class: ErrorClass, message: String },
     /// A panic inside a query: a bug, reported instead of killing the process.
     #[error("internal error (this is a bug in Augur, please report it): {0}")]
     Internal(String),
@@ -62,6 +66,10 @@ pub enum ErrorClass {
     Cancelled,
     Io,
     Internal,
+    NoActiveTransaction,
+    InFailedTransaction,
+    InvalidSavepoint,
+    LockNotAvailable,
 }
 
 impl ErrorClass {
@@ -83,6 +91,10 @@ impl ErrorClass {
             ErrorClass::Cancelled => "57014",
             ErrorClass::Io => "58030",
             ErrorClass::Internal => "XX000",
+            ErrorClass::NoActiveTransaction => "25P01",
+            ErrorClass::InFailedTransaction => "25P02",
+            ErrorClass::InvalidSavepoint => "3B001",
+            ErrorClass::LockNotAvailable => "55P03",
         }
     }
 
@@ -110,7 +122,7 @@ impl AugurError {
             AugurError::PermissionDenied(_) => ErrorClass::Permission,
             AugurError::TooComplex(_) => ErrorClass::TooComplex,
             AugurError::Hinted { source, .. } => source.class(),
-            AugurError::Redacted { class, .. } => *class,
+            AugurError::Redacted { class, .. } | AugurError::Transaction { class, .. } => *class,
             AugurError::Internal(_) => ErrorClass::Internal,
         }
     }

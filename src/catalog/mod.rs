@@ -3,6 +3,7 @@
 pub mod schema;
 pub mod store;
 pub mod stored_table;
+pub mod undo;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::{AugurError, Result};
 pub use schema::DatabaseSchema;
-pub use store::{CatalogStore, ColumnEntry, Entry, ModelEntry};
+pub use store::{CatalogStore, ColumnEntry, Entry, FunctionEntry, ModelEntry};
 pub use stored_table::StoredTable;
 
 /// Rebuild an Arrow schema from the column list stored in `catalog.json`.

@@ -83,14 +83,26 @@ impl DatabaseSchema {
         Ok(tables.insert(name.to_string(), table))
     }
 
+    /// Delete a dropped or replaced table's files, except those an open transaction
+    /// block may still put back (they go when the block ends).
     fn remove_files_of(&self, entry: Option<Entry>) {
         if let Some(Entry::Table { files, .. }) = entry {
-            for rel in files {
-                if let Some(path) = self.store.absolute(&rel) {
-                    let _ = std::fs::remove_file(path);
-                }
-            }
+            self.store.remove_unreferenced(&files);
         }
+    }
+
+    /// The live provider registered under `name`.
+    pub fn provider(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
+        self.read().get(name).cloned()
+    }
+
+    /// Register or remove a provider whose catalog entry is already committed (undo).
+    pub fn set_provider(&self, name: &str, provider: Option<Arc<dyn TableProvider>>) {
+        let mut tables = self.write();
+        match provider {
+            Some(p) => tables.insert(name.to_string(), p),
+            None => tables.remove(name),
+        };
     }
 }
 

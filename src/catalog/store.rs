@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use super::undo::Locks;
 use crate::error::{AugurError, Result};
 
 /// Version of the `catalog.json` layout; bumped on incompatible changes.
@@ -100,6 +101,7 @@ pub struct CatalogStore {
     _lock: Option<File>,
     state: Mutex<CatalogFile>,
     file_counter: AtomicU64,
+    locks: Locks,
 }
 
 impl CatalogStore {
@@ -112,6 +114,7 @@ impl CatalogStore {
                 ..Default::default()
             }),
             file_counter: AtomicU64::new(0),
+            locks: Locks::default(),
         }
     }
 
@@ -180,6 +183,7 @@ impl CatalogStore {
             _lock: Some(lock),
             state: Mutex::new(state),
             file_counter: AtomicU64::new(0),
+            locks: Locks::default(),
         };
         if fresh {
             let snapshot = store.snapshot();
@@ -199,6 +203,29 @@ impl CatalogStore {
 
     pub fn snapshot(&self) -> CatalogFile {
         self.lock_state().clone()
+    }
+
+    /// Look at the current catalog without copying it.
+    pub fn read<T>(&self, look: impl FnOnce(&CatalogFile) -> T) -> T {
+        look(&self.lock_state())
+    }
+
+    /// Pins and claims of open transaction blocks.
+    pub fn locks(&self) -> &Locks {
+        &self.locks
+    }
+
+    /// Delete those of `candidates` that no committed table and no undo image refers to.
+    pub fn remove_unreferenced(&self, candidates: &[String]) {
+        let doomed = {
+            let state = self.lock_state();
+            super::undo::unreferenced(&state, &self.locks, candidates)
+        };
+        for rel in doomed {
+            if let Some(path) = self.absolute(&rel) {
+                let _ = fs::remove_file(path);
+            }
+        }
     }
 
     fn lock_state(&self) -> std::sync::MutexGuard<'_, CatalogFile> {

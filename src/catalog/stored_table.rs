@@ -95,6 +95,29 @@ impl StoredTable {
         }
     }
 
+    /// A copy that keeps the rows as they are now while this table changes: the undo
+    /// image of a transaction block. Committed files are shared; in-memory rows are
+    /// charged to the pool again, as they may outlive the table's own.
+    pub fn frozen(&self) -> StoredTable {
+        let data = match &*self.read() {
+            TableData::Files(files) => TableData::Files(files.clone()),
+            TableData::Memory { batches, .. } => {
+                let reservation =
+                    MemoryConsumer::new(format!("table {} (undo image)", self.name))
+                        .register(&self.pool);
+                reservation.grow(batches.iter().map(|b| b.get_array_memory_size()).sum());
+                TableData::Memory {
+                    batches: batches.clone(),
+                    reservation,
+                }
+            }
+        };
+        StoredTable {
+            data: Arc::new(RwLock::new(data)),
+            ..self.clone()
+        }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, TableData> {
         self.data.read().unwrap_or_else(|p| p.into_inner())
     }

@@ -207,6 +207,25 @@ impl MlStatement {
     }
 }
 
+impl MlStatement {
+    /// The model a writing statement changes (its name without a version); EXPORT writes
+    /// a file, not the catalog.
+    pub fn written_model(&self) -> Option<&str> {
+        match self {
+            MlStatement::Train {
+                name,
+                explain: None | Some(true),
+                ..
+            }
+            | MlStatement::DropModel { name, .. }
+            | MlStatement::ImportModel { name, .. } => {
+                Some(name.split_once('@').map_or(name.as_str(), |(n, _)| n.trim()))
+            }
+            _ => None,
+        }
+    }
+}
+
 pub fn parse(sql: &str) -> Result<Option<MlStatement>, String> {
     let head: String = sql
         .chars()

@@ -132,6 +132,10 @@ pub fn completion(sql: &str) -> Completion {
         "BEGIN" => Completion::TransactionStart("BEGIN"),
         "START" => Completion::TransactionStart("START TRANSACTION"),
         "COMMIT" | "END" => Completion::TransactionEnd("COMMIT"),
+        // ROLLBACK TO a savepoint stays in the block.
+        "ROLLBACK" | "ABORT" if words.iter().any(|w| w == "TO") => {
+            Completion::Done("ROLLBACK".into())
+        }
         "ROLLBACK" | "ABORT" => Completion::TransactionEnd("ROLLBACK"),
         "DISCARD" => Completion::Done("DISCARD ALL".into()),
         "CREATE" | "DROP" | "ALTER" => {
@@ -186,5 +190,11 @@ mod tests {
         assert_eq!(tag("  select 1"), "rows");
         assert_eq!(tag("set statement_timeout = 1"), "SET");
         assert_eq!(tag("end"), "COMMIT");
+        assert_eq!(tag("savepoint a"), "SAVEPOINT");
+        assert_eq!(tag("release savepoint a"), "RELEASE");
+        assert!(matches!(
+            completion("rollback to savepoint a"),
+            Completion::Done(t) if t == "ROLLBACK"
+        ));
     }
 }

@@ -11,11 +11,13 @@ mod model_files;
 mod models;
 mod pg_functions;
 mod pg_proc;
+mod pg_tables;
 mod placeholders;
 mod postgres;
 mod prepare;
 mod result;
 mod store_options;
+mod transaction;
 mod variables;
 
 use std::panic::AssertUnwindSafe;
@@ -64,6 +66,7 @@ pub struct Session {
     interrupt: Interrupt,
     read_only: Arc<std::sync::atomic::AtomicBool>,
     sandbox: Option<Arc<Sandbox>>,
+    transaction: transaction::Transaction,
 }
 
 impl Session {
@@ -153,17 +156,20 @@ impl Session {
             reasons: Arc::clone(&explain[1]),
             metrics: Arc::new(crate::ml::functions::ModelMetrics::udaf()),
         };
+        let variables = Variables::default();
+        ctx.register_udf(variables::current_setting(&variables));
         ctx.register_relation_planner(Arc::new(crate::ml::relations::ModelRelations::new(
             registry,
             Arc::clone(db.schema()),
             functions,
         )))?;
         Ok(Session {
+            transaction: transaction::Transaction::new(Arc::clone(db.schema())),
             db,
             ctx,
             notices,
             user_functions: Default::default(),
-            variables: Variables::default(),
+            variables,
             interrupt: Interrupt::default(),
             read_only: Default::default(),
             sandbox,
@@ -279,6 +285,10 @@ impl Session {
 /// Parse with our parser first, DataFusion's otherwise, and plan; nothing runs yet except
 /// our catalog statements answered from the registry (`SHOW MODELS`, `DROP MODEL`).
 async fn plan_statement(session: &Session, sql: &str) -> Result<Planned> {
+    if session.transaction.handle(sql, &session.notices)? {
+        return Ok(Planned::Rows(vec![], Arc::new(Schema::empty())));
+    }
+    session.transaction.check()?;
     if let Some(outcome) = variables::handle(&session.variables, sql)? {
         return Ok(match outcome {
             variables::Outcome::Rows(rows) => rows,
@@ -290,11 +300,20 @@ async fn plan_statement(session: &Session, sql: &str) -> Result<Planned> {
         if session.is_read_only() && ml.writes() {
             return Err(read_only_error());
         }
+        if let Some(model) = ml.written_model() {
+            let key = crate::catalog::undo::ObjectKey::Model(model.to_string());
+            session.transaction.before_write(&[key])?;
+        }
         return models::plan(session, ml).await;
     }
     let plan = plan_sql(session, sql).await?;
-    if session.is_read_only() && writes(&plan) {
-        return Err(read_only_error());
+    if writes(&plan) {
+        if session.is_read_only() {
+            return Err(read_only_error());
+        }
+        session
+            .transaction
+            .before_write(&transaction::written_objects(&plan))?;
     }
     if let LogicalPlan::Copy(copy) = &plan {
         // Checked before DataFusion writes: its writer reports a refused write only as a
@@ -331,7 +350,10 @@ async fn run_statement(
     tx: mpsc::Sender<Message>,
     plan_slot: Arc<Mutex<Option<Arc<dyn ExecutionPlan>>>>,
 ) {
-    let fail = |e: AugurError| Message::Error(e);
+    let fail = |e: AugurError| {
+        session.transaction.mark_failed();
+        Message::Error(e)
+    };
     let outcome = async {
         let logical = match plan_statement(&session, &sql).await? {
             Planned::Plan(plan) => plan,

@@ -24,7 +24,9 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::{
 };
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
-use super::pg_functions::{NULL_FUNCTIONS, null_functions, rewrite_like_escapes};
+use super::pg_functions::{
+    NULL_FUNCTIONS, json_build_object, null_functions, rewrite_like_escapes, rewrite_reg_types,
+};
 use super::pg_proc::{PgCatalog, Signatures};
 use super::{CATALOG, SCHEMA};
 use crate::error::{AugurError, Result};
@@ -34,6 +36,7 @@ pub(super) const EXTRA_FUNCTIONS: &[&str] = &[
     "pg_function_is_visible",
     "pg_get_function_result",
     "pg_get_function_arguments",
+    "pg_collation_is_visible",
 ];
 
 /// What datafusion-pg-catalog's `setup_pg_catalog` adds to a session, made once per process:
@@ -82,8 +85,11 @@ fn build_template() -> Result<Template> {
     names.extend(with_pg.window_functions().keys().cloned());
     names.extend(EXTRA_FUNCTIONS.iter().map(|n| n.to_string()));
     names.extend(NULL_FUNCTIONS.iter().map(|(n, _)| n.to_string()));
+    names.insert("json_build_object".into());
+    let mut static_tables = PgCatalogStaticTables::try_new()?;
+    super::pg_tables::with_array_columns(&mut static_tables)?;
     Ok(Template {
-        static_tables: Arc::new(PgCatalogStaticTables::try_new()?),
+        static_tables: Arc::new(static_tables),
         functions,
         table_functions,
         names,
@@ -97,7 +103,37 @@ pub(super) fn builtin_function_names() -> Result<&'static HashSet<String>> {
 
 /// Lets the planner read Postgres's oid-alias types (`::regclass`, `::regtype`…).
 pub(super) fn type_planner() -> Arc<dyn TypePlanner> {
-    Arc::new(PgOidTypePlanner)
+    Arc::new(PostgresTypes)
+}
+
+/// PostgreSQL's type names where DataFusion reads them otherwise: `FLOAT` and `FLOAT(p)`
+/// with p > 24 are double precision (pandas creates float64 columns as `FLOAT(53)`); the
+/// oid-alias types as datafusion-pg-catalog plans them.
+#[derive(Debug)]
+struct PostgresTypes;
+
+impl TypePlanner for PostgresTypes {
+    fn plan_type_field(
+        &self,
+        sql_type: &datafusion::sql::sqlparser::ast::DataType,
+    ) -> datafusion::error::Result<Option<datafusion::arrow::datatypes::FieldRef>> {
+        use datafusion::sql::sqlparser::ast::{DataType as Sql, ExactNumberInfo};
+        let double = match sql_type {
+            Sql::Float(ExactNumberInfo::None) => true,
+            Sql::Float(
+                ExactNumberInfo::Precision(p) | ExactNumberInfo::PrecisionAndScale(p, _),
+            ) => *p > 24,
+            _ => false,
+        };
+        if double {
+            return Ok(Some(Arc::new(datafusion::arrow::datatypes::Field::new(
+                "",
+                DataType::Float64,
+                true,
+            ))));
+        }
+        PgOidTypePlanner.plan_type_field(sql_type)
+    }
 }
 
 /// Register `pg_catalog` (tables and functions such as `pg_table_is_visible`) in `ctx`, with
@@ -114,13 +150,18 @@ pub(super) fn install(ctx: &SessionContext) -> Result<()> {
     // What psql's \df asks of each function in pg_proc: every one is on the search path;
     // signatures are known for Augur's functions (pg_proc.rs), not for Postgres's.
     let signatures = Arc::new(Signatures::default());
-    ctx.register_udf(create_udf(
-        EXTRA_FUNCTIONS[0],
-        vec![DataType::Int64],
-        DataType::Boolean,
-        Volatility::Immutable,
-        Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
-    ));
+    // Every function and collation is on the search path.
+    for name in [EXTRA_FUNCTIONS[0], EXTRA_FUNCTIONS[3]] {
+        ctx.register_udf(create_udf(
+            name,
+            vec![DataType::Int64],
+            DataType::Boolean,
+            Volatility::Immutable,
+            Arc::new(|_: &[ColumnarValue]| {
+                Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))
+            }),
+        ));
+    }
     ctx.register_udf(signature_udf(
         EXTRA_FUNCTIONS[1],
         &signatures,
@@ -134,6 +175,7 @@ pub(super) fn install(ctx: &SessionContext) -> Result<()> {
     for udf in null_functions() {
         ctx.register_udf(udf);
     }
+    ctx.register_udf(json_build_object());
     // PostgreSQL's `version()`, not DataFusion's: clients parse its first two words.
     ctx.register_udf(constant_text("version", crate::config::version_string()));
     set_user(ctx, DEFAULT_USER);
@@ -229,7 +271,7 @@ fn compatibility() -> &'static PostgresCompatibilityParser {
 /// Parse one statement. Queries go through the Postgres-compatibility parser first (its
 /// rewrites only touch Postgres-only forms); everything else, and any query it cannot
 /// read, goes to DataFusion's parser, which knows `CREATE EXTERNAL TABLE`, `COPY` and the rest.
-/// Either way `LIKE … ESCAPE` is put in the form DataFusion runs.
+/// Either way `LIKE … ESCAPE` and `to_regtype()` are put in forms DataFusion runs.
 pub(super) fn parse(state: &SessionState, sql: &str) -> Result<DFStatement> {
     let mut statement = match compatibility().parse(sql) {
         Ok(mut statements)
@@ -243,5 +285,6 @@ pub(super) fn parse(state: &SessionState, sql: &str) -> Result<DFStatement> {
         }
     };
     rewrite_like_escapes(&mut statement);
+    rewrite_reg_types(&mut statement);
     Ok(statement)
 }

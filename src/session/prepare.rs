@@ -49,6 +49,9 @@ async fn prepare(session: &Session, sql: &str) -> Result<Prepared> {
         parameter_types: vec![],
         schema: Arc::new(Schema::empty()),
     };
+    if super::transaction::is_transaction_statement(sql) {
+        return Ok(no_rows());
+    }
     if variables::is_session_statement(sql) {
         // SHOW's one column is known only by running it; SET and friends return nothing.
         // Not a variable (`SHOW MODELS`, `SHOW TABLES`): planned like any statement below.

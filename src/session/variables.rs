@@ -1,5 +1,5 @@
 //! Postgres session variables (`SET statement_timeout`, `SHOW DateStyle`, `RESET ALL`…) and
-//! the transaction statements clients send on their own (`BEGIN`, `COMMIT`, `DISCARD ALL`).
+//! `DISCARD ALL`; transaction statements are in transaction.rs.
 //! DataFusion's own settings (`SET datafusion.…`) are not handled here; they reach DataFusion.
 //!
 //! Handled in the session, not the wire server, so the shell and every client see the same
@@ -26,7 +26,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("client_encoding", "UTF8"),
     ("client_min_messages", "notice"),
     ("datestyle", "ISO, MDY"),
-    ("default_transaction_isolation", "read committed"),
+    ("default_table_access_method", "heap"),
+    ("default_transaction_isolation", "read uncommitted"),
     ("default_transaction_read_only", "off"),
     ("extra_float_digits", "1"),
     ("integer_datetimes", "on"),
@@ -41,9 +42,41 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("standard_conforming_strings", "on"),
     ("statement_timeout", "0"),
     ("timezone", "UTC"),
-    ("transaction_isolation", "read committed"),
+    ("transaction_isolation", "read uncommitted"),
     ("transaction_read_only", "off"),
 ];
+
+/// `current_setting(name)`: the session's value of a variable, as `SHOW` gives it
+/// (SQLAlchemy's table reflection reads `default_table_access_method`).
+pub(super) fn current_setting(variables: &Variables) -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::array::{AsArray, StringBuilder};
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    let variables = variables.clone();
+    create_udf(
+        "current_setting",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let names = datafusion::arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
+            let mut out = StringBuilder::new();
+            for name in names.as_string::<i32>().iter() {
+                match name.map(|n| (n, variables.get(n))) {
+                    Some((_, Some(value))) => out.append_value(value),
+                    Some((n, None)) => {
+                        return Err(datafusion::error::DataFusionError::Plan(format!(
+                            "unrecognized configuration parameter \"{n}\" (SHOW ALL lists them)"
+                        )));
+                    }
+                    None => out.append_null(),
+                }
+            }
+            Ok(ColumnarValue::Array(Arc::new(out.finish())))
+        }),
+    )
+}
 
 /// Read-only variables: `SET` on them is refused like Postgres does.
 const FIXED: &[&str] = &[
@@ -143,13 +176,13 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(number * millis / 1e3))
 }
 
-/// What a `SET`/`SHOW`/transaction statement did, if `sql` is one of ours.
+/// What a `SET`/`SHOW`/`RESET`/`DISCARD` statement did, if `sql` is one of ours.
 pub enum Outcome {
     /// A variable changed.
     Set,
     /// Rows to return (`SHOW`).
     Rows(Planned),
-    /// Accepted and done (`BEGIN`, `COMMIT`, `DISCARD ALL`, `RESET`…).
+    /// Accepted and done (`DISCARD ALL`, `RESET`…).
     Done,
 }
 
@@ -157,12 +190,6 @@ const FIRST_WORDS: &[&str] = &[
     "SET",
     "SHOW",
     "RESET",
-    "BEGIN",
-    "START",
-    "COMMIT",
-    "END",
-    "ROLLBACK",
-    "ABORT",
     "DISCARD",
     "DEALLOCATE",
 ];
@@ -175,7 +202,7 @@ fn first_word(sql: &str) -> String {
         .to_ascii_uppercase()
 }
 
-/// Whether `sql` starts like a statement about session state (`SET`, `SHOW`, `BEGIN`…).
+/// Whether `sql` starts like a statement about session state (`SET`, `SHOW`, `RESET`…).
 pub fn is_session_statement(sql: &str) -> bool {
     FIRST_WORDS.contains(&first_word(sql).as_str())
 }
@@ -187,8 +214,8 @@ pub fn handle(variables: &Variables, sql: &str) -> Result<Option<Outcome>> {
         return Ok(None);
     }
     match first.as_str() {
-        // sqlparser has no DEALLOCATE ALL / END / ABORT in every form: answer them here.
-        "DEALLOCATE" | "END" | "ABORT" => return Ok(Some(Outcome::Done)),
+        // sqlparser has no DEALLOCATE ALL in every form: answer it here.
+        "DEALLOCATE" => return Ok(Some(Outcome::Done)),
         _ => {}
     }
     let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else {
@@ -218,8 +245,8 @@ pub fn handle(variables: &Variables, sql: &str) -> Result<Option<Outcome>> {
             variables.set("client_encoding".into(), charset_name.value)?;
             Some(Outcome::Set)
         }
-        // Transactions are not isolated here (every statement commits on its own): any
-        // requested level is accepted, as SQLite and DuckDB clients expect.
+        // Other connections see a block's changes as they are made (READ UNCOMMITTED,
+        // transaction.rs): any requested level is accepted, as SQLite and DuckDB clients expect.
         Statement::Set(
             Set::SetSessionParam(_) | Set::SetRole { .. } | Set::SetTransaction { .. },
         ) => Some(Outcome::Done),
@@ -258,9 +285,6 @@ pub fn handle(variables: &Variables, sql: &str) -> Result<Option<Outcome>> {
             }
             Some(Outcome::Done)
         }
-        Statement::StartTransaction { .. }
-        | Statement::Commit { .. }
-        | Statement::Rollback { .. } => Some(Outcome::Done),
         Statement::Discard { .. } => {
             variables.reset(None);
             Some(Outcome::Done)
