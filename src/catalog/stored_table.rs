@@ -102,9 +102,8 @@ impl StoredTable {
         let data = match &*self.read() {
             TableData::Files(files) => TableData::Files(files.clone()),
             TableData::Memory { batches, .. } => {
-                let reservation =
-                    MemoryConsumer::new(format!("table {} (undo image)", self.name))
-                        .register(&self.pool);
+                let reservation = MemoryConsumer::new(format!("table {} (undo image)", self.name))
+                    .register(&self.pool);
                 reservation.grow(batches.iter().map(|b| b.get_array_memory_size()).sum());
                 TableData::Memory {
                     batches: batches.clone(),

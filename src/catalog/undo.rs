@@ -118,12 +118,13 @@ impl Undo {
         let store = schema.store();
         let before = match &key {
             ObjectKey::Relation(name) => {
-                let provider = schema.provider(name).map(|p| {
-                    match p.downcast_ref::<StoredTable>() {
-                        Some(stored) => Arc::new(stored.frozen()) as Arc<dyn TableProvider>,
-                        None => p,
-                    }
-                });
+                let provider =
+                    schema
+                        .provider(name)
+                        .map(|p| match p.downcast_ref::<StoredTable>() {
+                            Some(stored) => Arc::new(stored.frozen()) as Arc<dyn TableProvider>,
+                            None => p,
+                        });
                 Before::Relation {
                     entry: store.read(|c| c.find(name).cloned()),
                     provider,
@@ -174,9 +175,11 @@ impl Undo {
             (ObjectKey::Model(name), Before::Model(model)) => {
                 put(&mut catalog.models, |m| &m.name == name, model.clone())
             }
-            (ObjectKey::Function(name), Before::Function(function)) => {
-                put(&mut catalog.functions, |f| &f.name == name, function.clone())
-            }
+            (ObjectKey::Function(name), Before::Function(function)) => put(
+                &mut catalog.functions,
+                |f| &f.name == name,
+                function.clone(),
+            ),
             _ => {}
         }
     }

@@ -218,9 +218,10 @@ impl MlStatement {
                 ..
             }
             | MlStatement::DropModel { name, .. }
-            | MlStatement::ImportModel { name, .. } => {
-                Some(name.split_once('@').map_or(name.as_str(), |(n, _)| n.trim()))
-            }
+            | MlStatement::ImportModel { name, .. } => Some(
+                name.split_once('@')
+                    .map_or(name.as_str(), |(n, _)| n.trim()),
+            ),
             _ => None,
         }
     }

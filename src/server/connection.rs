@@ -34,6 +34,8 @@ impl Registry {
 /// One client's state, dropped with the connection (which unregisters it).
 pub struct Connection {
     pub session: Session,
+    /// The `COPY … FROM STDIN` the client is sending data for.
+    pub copy_in: tokio::sync::Mutex<Option<crate::session::CopyIn>>,
     shared: Arc<Shared>,
     key: Key,
 }
@@ -65,6 +67,7 @@ pub fn of<C: ClientInfo>(shared: &Arc<Shared>, client: &C) -> Result<Arc<Connect
     }
     let connection = Connection {
         session,
+        copy_in: Default::default(),
         shared: Arc::clone(shared),
         key,
     };

@@ -1,6 +1,7 @@
-//! `COPY table|(query) TO STDOUT [CSV] [HEADER] [DELIMITER 'c']` over the wire: what psql's
-//! `\copy … to 'file'` sends. COPY to a file path is DataFusion's own statement and runs
-//! like any other; COPY FROM STDIN is not supported yet.
+//! `COPY table|(query) TO STDOUT [CSV | BINARY] [HEADER] [DELIMITER 'c']` over the wire:
+//! what psql's `\copy … to 'file'`, psycopg's `cursor.copy()`, ADBC and connectorx send.
+//! COPY to a file path is DataFusion's own statement and runs like any other; COPY FROM
+//! STDIN is the session's (session/copy_in.rs), fed by the CopyData handler here.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use datafusion_postgres::pgwire::messages::copy::CopyData;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 
 use super::encode;
-use crate::error::{AugurError, Result};
+use crate::error::Result;
 use crate::session::{Prepared, Session};
 
 /// A parsed `COPY … TO STDOUT`.
@@ -26,6 +27,7 @@ use crate::session::{Prepared, Session};
 pub struct CopyOut {
     query: String,
     csv: bool,
+    binary: bool,
     header: bool,
     delimiter: Option<String>,
 }
@@ -41,15 +43,6 @@ pub fn parse(sql: &str) -> Result<Option<CopyOut>> {
         || !upper[4..].starts_with(|c: char| c.is_whitespace() || c == '(')
     {
         return Ok(None);
-    }
-    if let Some(_at) = find_word(&upper, "STDIN") {
-        return Err(AugurError::DataFusion(
-            datafusion::error::DataFusionError::NotImplemented(
-                "COPY … FROM STDIN is not supported; load files with CREATE EXTERNAL TABLE, \
-                 read_csv('file') or INSERT INTO … SELECT"
-                    .into(),
-            ),
-        ));
     }
     let Some(at) = find_word(&upper, "STDOUT") else {
         return Ok(None);
@@ -76,13 +69,6 @@ pub fn parse(sql: &str) -> Result<Option<CopyOut>> {
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| !w.is_empty())
         .collect();
-    if words.contains(&"binary") {
-        return Err(AugurError::DataFusion(
-            datafusion::error::DataFusionError::NotImplemented(
-                "COPY … TO STDOUT in binary format is not supported; use CSV or text".into(),
-            ),
-        ));
-    }
     let header = words
         .iter()
         .position(|w| *w == "header")
@@ -96,6 +82,7 @@ pub fn parse(sql: &str) -> Result<Option<CopyOut>> {
     Ok(Some(CopyOut {
         query,
         csv: words.contains(&"csv"),
+        binary: words.contains(&"binary"),
         header,
         delimiter,
     }))
@@ -121,12 +108,14 @@ pub fn prepared() -> Prepared {
 pub async fn run(session: &Session, copy: CopyOut) -> Result<Response> {
     let result = session.execute(&copy.query).await?;
     let schema = result.schema();
-    let fields = encode::fields(
-        &schema,
-        &Format::UnifiedText,
-        Arc::new(FormatOptions::default()),
-    )?;
+    let format = if copy.binary {
+        Format::UnifiedBinary
+    } else {
+        Format::UnifiedText
+    };
+    let fields = encode::fields(&schema, &format, Arc::new(FormatOptions::default()))?;
     let encoder = || match (&copy.csv, &copy.delimiter) {
+        _ if copy.binary => CopyEncoder::new_binary(Arc::clone(&fields)),
         (true, delimiter) => {
             let mut options = CopyCsvOptions::default();
             if let Some(d) = delimiter {
@@ -147,19 +136,26 @@ pub async fn run(session: &Session, copy: CopyOut) -> Result<Response> {
     if copy.header && copy.csv {
         let delimiter = copy.delimiter.clone().unwrap_or_else(|| ",".into());
         let names: Vec<String> = schema.fields().iter().map(|f| csv_name(f.name())).collect();
-        header = Some(format!("{}\n", names.join(&delimiter)));
+        header = Some(format!("{}\n", names.join(&delimiter)).into_bytes());
+    }
+    // Binary output starts with a signature the encoder writes before the first row; with
+    // no rows it goes out alone, before the trailer.
+    let binary = copy.binary;
+    if binary {
+        header = Some(BINARY_HEADER.to_vec());
     }
     let columns = schema.fields().len();
     let pending: VecDeque<PgWireResult<CopyData>> = VecDeque::new();
     let state = (session.clone(), result, encoder(), fields, pending, header);
     let stream = futures::stream::unfold(
         state,
-        |(session, mut result, mut encoder, fields, mut pending, mut header)| async move {
+        move |(session, mut result, mut encoder, fields, mut pending, mut header)| async move {
             loop {
                 if let Some(item) = pending.pop_front() {
                     let item = match (header.take(), item) {
+                        (Some(_), item) if binary => item,
                         (Some(head), Ok(row)) => {
-                            let mut bytes = head.into_bytes();
+                            let mut bytes = head;
                             bytes.extend_from_slice(&row.data);
                             Ok(CopyData::new(Bytes::from(bytes)))
                         }
@@ -184,8 +180,13 @@ pub async fn run(session: &Session, copy: CopyOut) -> Result<Response> {
             }
         },
     );
-    Ok(Response::CopyOut(CopyResponse::new(0, columns, stream)))
+    let format = if binary { 1 } else { 0 };
+    Ok(Response::CopyOut(CopyResponse::new(
+        format, columns, stream,
+    )))
 }
+
+const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
 fn csv_name(name: &str) -> String {
     if name.contains([',', '"', '\n']) {
@@ -218,6 +219,7 @@ fn encode_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::AugurError;
 
     #[test]
     fn psql_copy_forms() -> Result<()> {
@@ -231,7 +233,8 @@ mod tests {
         assert!(!copy.header);
         assert!(parse("COPY t TO 'out.csv'")?.is_none());
         assert!(parse("SELECT 1")?.is_none());
-        assert!(parse("COPY t FROM STDIN").is_err());
+        assert!(parse("COPY t FROM STDIN")?.is_none());
+        assert!(parse("COPY t TO STDOUT (FORMAT binary)")?.is_some_and(|c| c.binary));
         Ok(())
     }
 }

@@ -11,9 +11,10 @@ use datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters_with_se
 use datafusion_postgres::arrow_pg::datatypes::into_pg_type;
 use datafusion_postgres::pgwire::api::auth::AuthSource;
 use datafusion_postgres::pgwire::api::cancel::CancelHandler;
+use datafusion_postgres::pgwire::api::copy::CopyHandler;
 use datafusion_postgres::pgwire::api::portal::{Format, Portal};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::results::{FieldInfo, Response, Tag};
+use datafusion_postgres::pgwire::api::results::{CopyResponse, FieldInfo, Response, Tag};
 use datafusion_postgres::pgwire::api::stmt::QueryParser;
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{
@@ -22,6 +23,7 @@ use datafusion_postgres::pgwire::api::{
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::messages::cancel::CancelRequest;
+use datafusion_postgres::pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use datafusion_postgres::pgwire::messages::startup::ParameterStatus;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use futures::{Sink, SinkExt};
@@ -91,6 +93,70 @@ impl PgWireServerHandlers for ConnectionHandlers {
     fn error_handler(&self) -> Arc<impl datafusion_postgres::pgwire::api::ErrorHandler> {
         Arc::new(NoopHandler)
     }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        Arc::clone(&self.queries)
+    }
+}
+
+/// The client's side of `COPY … FROM STDIN`: data goes to the session's load as it
+/// arrives; CopyDone commits it, CopyFail (or a lost connection) stores nothing.
+#[async_trait]
+impl CopyHandler for Queries {
+    async fn on_copy_data<C>(&self, client: &mut C, data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let connection = self.connection(client)?;
+        if let Some(load) = connection.copy_in.lock().await.as_ref() {
+            load.send(data.data).await;
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let connection = self.connection(client)?;
+        let Some(load) = connection.copy_in.lock().await.take() else {
+            return Ok(());
+        };
+        let rows = load
+            .finish()
+            .await
+            .map_err(|e| encode::pg_error(&connection.session.explain_error(e)))?;
+        let tag = Tag::new("COPY").with_rows(rows as usize);
+        client
+            .send(PgWireBackendMessage::CommandComplete(tag.into()))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let connection = match self.connection(client) {
+            Ok(c) => c,
+            Err(e) => return e,
+        };
+        let load = connection.copy_in.lock().await.take();
+        let error = match load {
+            Some(load) => load.fail(&fail.message).await,
+            None => crate::error::AugurError::Cancelled,
+        };
+        let mut info = encode::error_info(&error);
+        // PostgreSQL reports an aborted COPY as query_canceled.
+        info.code = "57014".into();
+        PgWireError::UserError(Box::new(info))
+    }
 }
 
 pub struct Cancels {
@@ -139,6 +205,17 @@ impl Queries {
         C::Error: Debug,
     {
         let session = &connection.session;
+        if let Some(copy) = crate::session::parse_copy_from(sql)? {
+            let format = if copy.binary() { 1 } else { 0 };
+            let load = session.copy_in(copy).await?;
+            let columns = load.columns();
+            *connection.copy_in.lock().await = Some(load);
+            return Ok(Response::CopyIn(CopyResponse::new(
+                format,
+                columns,
+                futures::stream::empty(),
+            )));
+        }
         if let Some(copy) = copy::parse(sql)? {
             return copy::run(session, copy).await;
         }
@@ -284,10 +361,10 @@ impl QueryParser for Queries {
             }
         };
         let connection = self.connection(client)?;
-        let prepared = if copy::parse(&sql)
-            .map_err(|e| encode::pg_error(&e))?
-            .is_some()
-        {
+        let is_copy = |sql: &str| -> Result<bool> {
+            Ok(crate::session::parse_copy_from(sql)?.is_some() || copy::parse(sql)?.is_some())
+        };
+        let prepared = if is_copy(&sql).map_err(|e| encode::pg_error(&e))? {
             copy::prepared()
         } else {
             connection

@@ -3,6 +3,7 @@
 //! front end calls.
 
 mod complexity;
+mod copy_in;
 mod create_table;
 mod external_table;
 mod functions;
@@ -45,6 +46,7 @@ use crate::parser::MAX_STATEMENT_BYTES;
 use crate::planner::AugurQueryPlanner;
 use crate::storage::sandbox::{self, Sandbox, SandboxedRegistry};
 use crate::storage::{GuardedTableFactory, GuardedUrlFactory, ReadFiles};
+pub use copy_in::{CopyFrom, CopyIn, parse as parse_copy_from};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use models::Planned;
 pub use prepare::Prepared;
@@ -199,15 +201,19 @@ impl Session {
         params: Option<ParamValues>,
     ) -> Result<QueryResult> {
         check_size(sql)?;
+        self.start(Input::Sql(sql.to_string(), params), sql).await
+    }
+
+    /// Run a plan built by Augur itself (COPY FROM STDIN's INSERT) through the same
+    /// checks, transaction bookkeeping and execution as a statement.
+    pub(crate) async fn execute_plan(&self, plan: LogicalPlan) -> Result<QueryResult> {
+        self.start(Input::Plan(plan), "").await
+    }
+
+    async fn start(&self, input: Input, sql: &str) -> Result<QueryResult> {
         let (tx, mut rx) = mpsc::channel(4);
         let plan = Arc::new(Mutex::new(None));
-        let work = run_statement(
-            self.clone(),
-            sql.to_string(),
-            params,
-            tx.clone(),
-            Arc::clone(&plan),
-        );
+        let work = run_statement(self.clone(), input, tx.clone(), Arc::clone(&plan));
         let work = within_sandbox(self.sandbox.clone(), work);
         let task = tokio::spawn(async move {
             if let Err(panic) = AssertUnwindSafe(work).catch_unwind().await {
@@ -343,10 +349,29 @@ async fn plan_sql(session: &Session, sql: &str) -> Result<LogicalPlan> {
     })
 }
 
+/// What a statement starts from: SQL text (with Bind values), or a plan Augur built.
+enum Input {
+    Sql(String, Option<ParamValues>),
+    Plan(LogicalPlan),
+}
+
+/// A plan Augur built passes the checks a parsed statement does.
+fn check_plan(session: &Session, plan: LogicalPlan) -> Result<Planned> {
+    session.transaction.check()?;
+    if writes(&plan) {
+        if session.is_read_only() {
+            return Err(read_only_error());
+        }
+        session
+            .transaction
+            .before_write(&transaction::written_objects(&plan))?;
+    }
+    Ok(Planned::Plan(plan))
+}
+
 async fn run_statement(
     session: Session,
-    sql: String,
-    params: Option<ParamValues>,
+    input: Input,
     tx: mpsc::Sender<Message>,
     plan_slot: Arc<Mutex<Option<Arc<dyn ExecutionPlan>>>>,
 ) {
@@ -354,8 +379,15 @@ async fn run_statement(
         session.transaction.mark_failed();
         Message::Error(e)
     };
+    let (sql, planned, params) = match input {
+        Input::Sql(sql, params) => {
+            let planned = plan_statement(&session, &sql).await;
+            (sql, planned, params)
+        }
+        Input::Plan(plan) => (String::new(), check_plan(&session, plan), None),
+    };
     let outcome = async {
-        let logical = match plan_statement(&session, &sql).await? {
+        let logical = match planned? {
             Planned::Plan(plan) => plan,
             Planned::Rows(batches, schema) => return Ok(Some(Ready::Rows(batches, schema))),
         };

@@ -23,17 +23,33 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 /// `to_regX(name)` → the oid of the object so named, or NULL: (function, catalog lookup).
 const TO_REG: &[(&str, &str)] = &[
-    ("to_regtype", "SELECT max(oid) FROM pg_catalog.pg_type WHERE typname = "),
-    ("to_regclass", "SELECT max(oid) FROM pg_catalog.pg_class WHERE relname = "),
-    ("to_regproc", "SELECT max(oid) FROM pg_catalog.pg_proc WHERE proname = "),
-    ("to_regnamespace", "SELECT max(oid) FROM pg_catalog.pg_namespace WHERE nspname = "),
+    (
+        "to_regtype",
+        "SELECT max(oid) FROM pg_catalog.pg_type WHERE typname = ",
+    ),
+    (
+        "to_regclass",
+        "SELECT max(oid) FROM pg_catalog.pg_class WHERE relname = ",
+    ),
+    (
+        "to_regproc",
+        "SELECT max(oid) FROM pg_catalog.pg_proc WHERE proname = ",
+    ),
+    (
+        "to_regnamespace",
+        "SELECT max(oid) FROM pg_catalog.pg_namespace WHERE nspname = ",
+    ),
 ];
 
 /// `generate_subscripts(a, d)` (a set-returning function DataFusion lacks) becomes the
 /// `unnest` of the subscripts, which zips with other `unnest`s in the select list as
 /// PostgreSQL's set-returning functions do.
 fn subscripts(f: &datafusion::sql::sqlparser::ast::Function) -> Option<Expr> {
-    if !f.name.to_string().eq_ignore_ascii_case("generate_subscripts") {
+    if !f
+        .name
+        .to_string()
+        .eq_ignore_ascii_case("generate_subscripts")
+    {
         return None;
     }
     let FunctionArguments::List(list) = &f.args else {
@@ -80,9 +96,11 @@ fn reads_only(query: &datafusion::sql::sqlparser::ast::Query, tables: &[&str]) -
             std::iter::once(&t.relation)
                 .chain(t.joins.iter().map(|j| &j.relation))
                 .all(|r| match r {
-                    TableFactor::Table { name, .. } => name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
-                        tables.iter().any(|t| i.value.eq_ignore_ascii_case(t))
-                    }),
+                    TableFactor::Table { name, .. } => name
+                        .0
+                        .last()
+                        .and_then(|p| p.as_ident())
+                        .is_some_and(|i| tables.iter().any(|t| i.value.eq_ignore_ascii_case(t))),
                     _ => false,
                 })
         })
@@ -121,9 +139,18 @@ fn first_of_catalog_lookup(query: &mut datafusion::sql::sqlparser::ast::Query) {
         _ => return,
     };
     if let Expr::Function(f) = item
-        && ["max", "min", "count", "sum", "avg", "first_value", "array_agg", "bool_and"]
-            .iter()
-            .any(|a| f.name.to_string().eq_ignore_ascii_case(a))
+        && [
+            "max",
+            "min",
+            "count",
+            "sum",
+            "avg",
+            "first_value",
+            "array_agg",
+            "bool_and",
+        ]
+        .iter()
+        .any(|a| f.name.to_string().eq_ignore_ascii_case(a))
     {
         return;
     }
@@ -148,7 +175,13 @@ fn is_missing_column(expr: &Expr) -> bool {
 /// `regproc` columns of `pg_type`, text here: PostgreSQL compares them with `0` (no
 /// function), which it prints as `-` (ADBC's type probe: `typreceive != 0`).
 const REGPROC_COLUMNS: &[&str] = &[
-    "typinput", "typoutput", "typreceive", "typsend", "typmodin", "typmodout", "typanalyze",
+    "typinput",
+    "typoutput",
+    "typreceive",
+    "typsend",
+    "typmodin",
+    "typmodout",
+    "typanalyze",
 ];
 
 fn regproc_zero(column: &Expr, other: &mut Expr) {
@@ -318,8 +351,12 @@ fn json_value(value: &ScalarValue) -> serde_json::Value {
     }
     match value {
         ScalarValue::Boolean(Some(b)) => J::Bool(*b),
-        ScalarValue::Float32(Some(f)) => serde_json::Number::from_f64(*f as f64).map_or(J::Null, J::Number),
-        ScalarValue::Float64(Some(f)) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+        ScalarValue::Float32(Some(f)) => {
+            serde_json::Number::from_f64(*f as f64).map_or(J::Null, J::Number)
+        }
+        ScalarValue::Float64(Some(f)) => {
+            serde_json::Number::from_f64(*f).map_or(J::Null, J::Number)
+        }
         v if v.data_type().is_integer() => v
             .to_string()
             .parse::<i64>()

@@ -24,7 +24,10 @@ pub(super) fn with_array_columns(tables: &mut PgCatalogStaticTables) -> Result<(
             ("indcollation", Int32),
         ],
     )?;
-    tables.pg_constraint = convert(&tables.pg_constraint, &[("conkey", Int16), ("confkey", Int16)])?;
+    tables.pg_constraint = convert(
+        &tables.pg_constraint,
+        &[("conkey", Int16), ("confkey", Int16)],
+    )?;
     Ok(())
 }
 
@@ -109,7 +112,12 @@ mod tests {
         let list = to_list(&column, &target)?;
         let list = list.as_list::<i32>();
         assert_eq!(list.value(0).len(), 2);
-        assert_eq!(list.value(1).as_primitive::<datafusion::arrow::datatypes::Int16Type>().values(), &[2, 20, 3]);
+        assert_eq!(
+            list.value(1)
+                .as_primitive::<datafusion::arrow::datatypes::Int16Type>()
+                .values(),
+            &[2, 20, 3]
+        );
         assert_eq!(list.value(2).len(), 1);
         assert!(list.is_null(3));
         Ok(())

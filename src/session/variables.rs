@@ -186,13 +186,7 @@ pub enum Outcome {
     Done,
 }
 
-const FIRST_WORDS: &[&str] = &[
-    "SET",
-    "SHOW",
-    "RESET",
-    "DISCARD",
-    "DEALLOCATE",
-];
+const FIRST_WORDS: &[&str] = &["SET", "SHOW", "RESET", "DISCARD", "DEALLOCATE"];
 
 fn first_word(sql: &str) -> String {
     crate::parser::skip_leading_comments(sql)

@@ -1,6 +1,7 @@
 //! Where data lives outside the database directory: local files (validated) and object stores.
 
 pub mod aws_profile;
+pub mod copy_format;
 pub mod files;
 pub mod object_stores;
 pub mod sandbox;
