@@ -24,6 +24,12 @@ command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq 
 python3 -c "import psycopg, asyncpg" 2>/dev/null \
   || python3 -m pip install -q --disable-pip-version-check 'psycopg[binary]' asyncpg \
   || python3 -m pip install -q --break-system-packages 'psycopg[binary]' asyncpg
+# The Python data stack a risk analyst uses over the wire: SQLAlchemy with psycopg 3 and
+# psycopg2, pandas, ADBC (with pyarrow) and Polars (with connectorx).
+STACK="sqlalchemy psycopg2-binary pandas pyarrow adbc-driver-postgresql polars connectorx"
+python3 -c "import sqlalchemy, psycopg2, pandas, pyarrow, adbc_driver_postgresql, polars, connectorx" 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check $STACK \
+  || python3 -m pip install -q --break-system-packages $STACK
 
 # The boosted-tree tests compare with the real libraries: LightGBM (scores, TreeSHAP,
 # model files, training quality) and XGBoost, with numpy and pandas to drive them.

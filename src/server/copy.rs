@@ -17,6 +17,7 @@ use datafusion_postgres::pgwire::api::results::{
 use datafusion_postgres::pgwire::error::PgWireResult;
 use datafusion_postgres::pgwire::messages::copy::CopyData;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
+use futures::StreamExt;
 
 use super::encode;
 use crate::error::Result;
@@ -164,8 +165,12 @@ pub async fn run(session: &Session, copy: CopyOut) -> Result<Response> {
                     return Some((item, (session, result, encoder, fields, pending, header)));
                 }
                 let Some(next) = result.next().await else {
-                    // No rows at all: the header alone.
-                    let head = header.take()?;
+                    // No rows at all: the header alone (binary: with the trailer, in one
+                    // message, as PostgreSQL sends it; clients read the header with a row).
+                    let mut head = header.take()?;
+                    if binary {
+                        head.extend_from_slice(BINARY_TRAILER);
+                    }
                     let item = Ok(CopyData::new(Bytes::from(head)));
                     return Some((item, (session, result, encoder, fields, pending, header)));
                 };
@@ -180,13 +185,36 @@ pub async fn run(session: &Session, copy: CopyOut) -> Result<Response> {
             }
         },
     );
-    let format = if binary { 1 } else { 0 };
-    Ok(Response::CopyOut(CopyResponse::new(
-        format, columns, stream,
-    )))
+    // Binary output ends with a trailer; pgwire would add a second one after an empty
+    // result's combined header and trailer, so it is added here, after rows only.
+    let rows_sent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = Arc::clone(&rows_sent);
+    let header_only = BINARY_HEADER.len() + BINARY_TRAILER.len();
+    let stream = stream
+        .inspect(move |item| {
+            if let Ok(data) = item
+                && !(data.data.len() == header_only && data.data.starts_with(BINARY_HEADER))
+            {
+                seen.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+        .chain(
+            futures::stream::once(async move {
+                let after_rows = rows_sent.load(std::sync::atomic::Ordering::Relaxed);
+                (binary && after_rows)
+                    .then(|| Ok(CopyData::new(Bytes::from_static(BINARY_TRAILER))))
+            })
+            .filter_map(futures::future::ready),
+        );
+    let mut response = CopyResponse::new(0, columns, stream);
+    if binary {
+        response.format = 1;
+    }
+    Ok(Response::CopyOut(response))
 }
 
 const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+const BINARY_TRAILER: &[u8] = b"\xff\xff";
 
 fn csv_name(name: &str) -> String {
     if name.contains([',', '"', '\n']) {

@@ -371,6 +371,107 @@ pub(super) fn json_build_object() -> ScalarUDF {
     })
 }
 
+/// `parse_ident('"public" . "t"')` as PostgreSQL reads it: whitespace around the dots is
+/// allowed and unquoted parts fold to lower case (ADBC names tables so for `::regclass`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ParseIdent {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ParseIdent {
+    fn name(&self) -> &str {
+        "parse_ident"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::List(std::sync::Arc::new(
+            datafusion::arrow::datatypes::Field::new("item", DataType::Utf8, true),
+        )))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        use datafusion::arrow::array::{AsArray, ListBuilder, StringBuilder};
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let text = datafusion::arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
+        let mut out = ListBuilder::new(StringBuilder::new());
+        for value in text.as_string::<i32>().iter() {
+            match value {
+                None => out.append_null(),
+                Some(v) => {
+                    let parts = split_ident(v).ok_or_else(|| {
+                        datafusion::error::DataFusionError::Execution(format!(
+                            "string is not a valid identifier: \"{v}\""
+                        ))
+                    })?;
+                    for part in parts {
+                        out.values().append_value(part);
+                    }
+                    out.append(true);
+                }
+            }
+        }
+        Ok(ColumnarValue::Array(std::sync::Arc::new(out.finish())))
+    }
+}
+
+/// `a . "B"` → `["a", "B"]`; `None` when it is not a qualified name.
+fn split_ident(text: &str) -> Option<Vec<String>> {
+    let mut parts = vec![];
+    let mut chars = text.trim().chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    '"' => break,
+                    c => part.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' || c.is_whitespace() {
+                    break;
+                }
+                part.extend(c.to_lowercase());
+                chars.next();
+            }
+        }
+        if part.is_empty() {
+            return None;
+        }
+        parts.push(part);
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        match chars.next() {
+            None => return Some(parts),
+            Some('.') => {}
+            Some(_) => return None,
+        }
+    }
+}
+
+pub(super) fn parse_ident() -> ScalarUDF {
+    ScalarUDF::new_from_impl(ParseIdent {
+        signature: Signature::one_of(
+            vec![TypeSignature::Any(1), TypeSignature::Any(2)],
+            Volatility::Immutable,
+        ),
+    })
+}
+
 /// `LIKE p ESCAPE 'c'` with an escape character other than `\` (SQLAlchemy's schema
 /// reflection uses `'/'`), for DataFusion, which knows only `\`: a literal pattern is
 /// re-escaped with `\` and the ESCAPE clause dropped. Anything else is left as it is.
@@ -460,6 +561,19 @@ fn reescape(pattern: &str, escape: char) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::reescape;
+
+    #[test]
+    fn identifiers_split_as_postgres_reads_them() {
+        let parts = |t: &str| super::split_ident(t);
+        assert_eq!(
+            parts("\"public\" . \"Ingested\""),
+            Some(vec!["public".into(), "Ingested".into()])
+        );
+        assert_eq!(parts("Public.T"), Some(vec!["public".into(), "t".into()]));
+        assert_eq!(parts("\"a\"\"b\""), Some(vec!["a\"b".into()]));
+        assert_eq!(parts("a..b"), None);
+        assert_eq!(parts("a b"), None);
+    }
 
     #[test]
     fn escapes_are_rewritten_with_backslash() {

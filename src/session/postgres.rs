@@ -25,7 +25,8 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::{
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
 use super::pg_functions::{
-    NULL_FUNCTIONS, json_build_object, null_functions, rewrite_like_escapes, rewrite_reg_types,
+    NULL_FUNCTIONS, json_build_object, null_functions, parse_ident, rewrite_like_escapes,
+    rewrite_reg_types,
 };
 use super::pg_proc::{PgCatalog, Signatures};
 use super::{CATALOG, SCHEMA};
@@ -176,6 +177,7 @@ pub(super) fn install(ctx: &SessionContext) -> Result<()> {
         ctx.register_udf(udf);
     }
     ctx.register_udf(json_build_object());
+    ctx.register_udf(parse_ident());
     // PostgreSQL's `version()`, not DataFusion's: clients parse its first two words.
     ctx.register_udf(constant_text("version", crate::config::version_string()));
     set_user(ctx, DEFAULT_USER);

@@ -39,7 +39,11 @@ impl Session {
             }
             Err(_) => Err(AugurError::Cancelled),
         }
-        .map_err(|e| super::hints::redact(self, super::hints::explain(self, e), sql))
+        .map_err(|e| {
+            // As in PostgreSQL, a statement that fails to parse fails the block too.
+            self.transaction.mark_failed();
+            super::hints::redact(self, super::hints::explain(self, e), sql)
+        })
     }
 }
 
@@ -52,6 +56,7 @@ async fn prepare(session: &Session, sql: &str) -> Result<Prepared> {
     if super::transaction::is_transaction_statement(sql) {
         return Ok(no_rows());
     }
+    session.transaction.check()?;
     if variables::is_session_statement(sql) {
         // SHOW's one column is known only by running it; SET and friends return nothing.
         // Not a variable (`SHOW MODELS`, `SHOW TABLES`): planned like any statement below.

@@ -37,6 +37,12 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("server::asyncpg", || {
             python_client("asyncpg_check.py", "asyncpg")
         }),
+        Trial::test("server::python_stack", || {
+            python_client("python_stack_check.py", "python stack")
+        }),
+        Trial::test("server::copy_and_transactions", || {
+            python_client("copy_check.py", "copy")
+        }),
         Trial::test("server::bi_tool_queries", bi_tool_queries),
         Trial::test("server::jdbc", jdbc),
     ]
@@ -256,6 +262,43 @@ fn psql_meta_commands_and_copy() -> R {
     let written = std::fs::read_to_string(&out_file).map_err(|e| e.to_string())?;
     check(written == "id,name\n1,one\n2,two\n3,\n", || {
         format!("\\copy wrote {written:?}")
+    })?;
+    // \copy in: psql streams the client-side file through COPY … FROM STDIN, into a
+    // stored table that survives a restart.
+    let in_file = dir.path().join("in.csv");
+    std::fs::write(&in_file, "id,name\n10,ten\n11,\"el,even\"\n12,\n")
+        .map_err(|e| e.to_string())?;
+    let copy_in = format!(
+        "\\copy t (id, name) from '{}' with (format csv, header)",
+        in_file.display()
+    );
+    let (ok_in, printed, err) = server.psql(dir.path(), &["-c", &copy_in]);
+    check(ok_in && printed.contains("COPY 3"), || {
+        format!("\\copy from: {printed} {err}")
+    })?;
+    let (_, printed, err) = server.psql(
+        dir.path(),
+        &[
+            "-A",
+            "-t",
+            "-c",
+            "SELECT id, name FROM t WHERE id >= 10 ORDER BY id",
+        ],
+    );
+    check(printed == "10|ten\n11|el,even\n12|\n", || {
+        format!("rows loaded by \\copy: {printed:?} {err}")
+    })?;
+    // A bad row: psql reports the line, nothing is stored.
+    std::fs::write(&in_file, "13,ok\nfourteen,bad\n").map_err(|e| e.to_string())?;
+    let bad = format!("\\copy t (id, name) from '{}' csv", in_file.display());
+    let (ok_bad, _, err) = server.psql(dir.path(), &["-c", &bad]);
+    check(
+        !ok_bad && err.contains("line 2") && err.contains("fourteen"),
+        || format!("bad \\copy: {err}"),
+    )?;
+    let (_, printed, _) = server.psql(dir.path(), &["-A", "-t", "-c", "SELECT count(*) FROM t"]);
+    check(printed.trim() == "6", || {
+        format!("rows after the bad \\copy: {printed}")
     })?;
     Ok(())
 }
