@@ -323,7 +323,7 @@ impl ScalarUDFImpl for JsonBuildObject {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
-        if args.args.len() % 2 != 0 {
+        if !args.args.len().is_multiple_of(2) {
             return Err(datafusion::error::DataFusionError::Plan(
                 "json_build_object takes keys and values in pairs: an even number of arguments"
                     .into(),

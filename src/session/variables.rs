@@ -207,10 +207,9 @@ pub fn handle(variables: &Variables, sql: &str) -> Result<Option<Outcome>> {
     if !FIRST_WORDS.contains(&first.as_str()) {
         return Ok(None);
     }
-    match first.as_str() {
-        // sqlparser has no DEALLOCATE ALL in every form: answer it here.
-        "DEALLOCATE" => return Ok(Some(Outcome::Done)),
-        _ => {}
+    // sqlparser has no DEALLOCATE ALL in every form: answer it here.
+    if first == "DEALLOCATE" {
+        return Ok(Some(Outcome::Done));
     }
     let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else {
         return Ok(None);

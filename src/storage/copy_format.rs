@@ -768,8 +768,11 @@ mod tests {
     #[test]
     fn csv_quotes_nulls_and_header() -> Result<(), String> {
         let format = CopyFormat::Csv {
+            delimiter: b',',
+            quote: b'"',
+            escape: b'"',
+            null: String::new(),
             header: true,
-            ..CopyFormat::csv()
         };
         let out = decode(format, &[b"id,name\n1,\"x,\n\"\"y\"\"\"\n2,\n3,\"\"\n"])?;
         assert!(out.contains("x,"), "{out}");
