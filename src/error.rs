@@ -193,7 +193,10 @@ fn classify_datafusion(e: &DataFusionError) -> ErrorClass {
 }
 
 fn classify_message(text: &str) -> ErrorClass {
-    if text.contains("table '") && text.contains("not found") || text.contains("Table not found") {
+    if text.contains("table '") && text.contains("not found")
+        || text.contains("Table not found")
+        || text.contains("No table named")
+    {
         ErrorClass::UndefinedTable
     } else if text.contains("Invalid function") || text.contains("not found in registry") {
         ErrorClass::UndefinedFunction

@@ -316,19 +316,15 @@ impl Session {
         };
         let mut fields = vec![];
         for name in &columns {
-            let field = target.field_with_name(name).map_err(|_| {
-                usage(format!(
-                    "column \"{name}\" of relation \"{}\" does not exist (it has {})",
-                    copy.table,
-                    target
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
-            fields.push(field.as_ref().clone().with_nullable(true));
+            let Ok(field) = target.field_with_name(name) else {
+                // DataFusion's own error (SQLSTATE 42703), listing the table's columns.
+                let schema =
+                    datafusion::common::DFSchema::try_from_qualified_schema(reference.clone(), &target)?;
+                return Err(
+                    datafusion::common::field_not_found(Some(reference), name, &schema).into(),
+                );
+            };
+            fields.push(field.clone().with_nullable(true));
         }
         let schema: SchemaRef = Arc::new(Schema::new(fields));
         let (sender, receiver) = mpsc::channel(16);

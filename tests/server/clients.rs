@@ -324,7 +324,9 @@ fn errors_carry_sqlstates() -> R {
             ("CREATE TABLE t AS SELECT 1", "42P07"),
             (deep.as_str(), "54001"),
             (huge.as_str(), "54001"),
-            ("COPY t FROM STDIN", "0A000"),
+            ("COPY no_such_table FROM STDIN", "42P01"),
+            ("COPY t (id, no_such_column) FROM STDIN", "42703"),
+            ("COPY t FROM STDIN (FORMAT parquet)", "22023"),
         ];
         for (sql, code) in cases {
             let simple = sqlstate(client.simple_query(sql).await);
