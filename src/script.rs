@@ -100,32 +100,87 @@ impl Runner {
     /// message when `name` is empty, as in the shell).
     pub fn run_text<'a>(&'a mut self, name: &'a str, text: &'a str) -> LocalBoxFuture<'a, Flow> {
         Box::pin(async move {
-            for statement in split_statements(text) {
-                let outcome = if statement.meta {
-                    self.meta(&statement.text).await
-                } else {
-                    self.statement(&statement.text).await
-                };
-                match outcome {
-                    Ok(Flow::Continue) => {}
-                    Ok(Flow::Stop) => return Flow::Stop,
-                    Err(e) => {
-                        if name.is_empty() {
-                            eprintln!("error: {e}");
-                        } else {
-                            eprintln!("{name}:{}: error: {e}", statement.line);
+            // `rest` is what is left to run; `lines` how many lines of `text` precede it.
+            let mut rest = text;
+            let mut lines = 0;
+            'text: loop {
+                for statement in split_statements(rest) {
+                    let line = statement.line + lines;
+                    let copy = match statement.meta {
+                        true => Ok(None),
+                        false => crate::session::parse_copy_from(&statement.text),
+                    };
+                    let outcome = match copy {
+                        // COPY … FROM STDIN in a script reads the lines after it, up to `\.`
+                        // (what pg_dump writes); the statements after that are split anew.
+                        Ok(Some(copy)) => {
+                            let (data, after) = inline_data(rest, statement.end);
+                            let outcome = match data {
+                                Some(data) => self.copy_from_script(copy, data).await,
+                                None => Err(AugurError::Usage(
+                                    "COPY … FROM STDIN: no data follows; in a script put the \
+                                     rows on the lines after the statement and end them with a \
+                                     line \\. — in the shell, load a file with read_csv('file') \
+                                     or send it with psql's \\copy to augur serve"
+                                        .into(),
+                                )),
+                            };
+                            if let Err(e) = outcome
+                                && !self.report(name, line, e)
+                            {
+                                return Flow::Stop;
+                            }
+                            lines += rest[..after].matches('\n').count();
+                            rest = &rest[after..];
+                            continue 'text;
                         }
-                        if self.exit_code == 0 {
-                            self.exit_code = e.class().exit_code();
-                        }
-                        if !self.keep_going {
-                            return Flow::Stop;
+                        Ok(None) if statement.meta => self.meta(&statement.text).await,
+                        Ok(None) => self.statement(&statement.text).await,
+                        Err(e) => Err(e),
+                    };
+                    match outcome {
+                        Ok(Flow::Continue) => {}
+                        Ok(Flow::Stop) => return Flow::Stop,
+                        Err(e) => {
+                            if !self.report(name, line, e) {
+                                return Flow::Stop;
+                            }
                         }
                     }
                 }
+                return Flow::Continue;
             }
-            Flow::Continue
         })
+    }
+
+    /// Print an error as `name:line: error: …`; whether to go on.
+    fn report(&mut self, name: &str, line: usize, e: AugurError) -> bool {
+        if name.is_empty() {
+            eprintln!("error: {e}");
+        } else {
+            eprintln!("{name}:{line}: error: {e}");
+        }
+        if self.exit_code == 0 {
+            self.exit_code = e.class().exit_code();
+        }
+        self.keep_going
+    }
+
+    /// Load a script's inline COPY data through the session, as the wire server does.
+    async fn copy_from_script(
+        &mut self,
+        copy: crate::session::CopyFrom,
+        data: &str,
+    ) -> Result<(), AugurError> {
+        let load = self.session.copy_in(copy).await?;
+        load.send(bytes::Bytes::copy_from_slice(data.as_bytes()))
+            .await;
+        let rows = load
+            .finish()
+            .await
+            .map_err(|e| self.session.explain_error(e))?;
+        eprintln!("COPY {rows}");
+        Ok(())
     }
 
     /// Execute one SQL statement and print its result.
@@ -193,6 +248,23 @@ impl Runner {
             Action::Quit => Ok(Flow::Stop),
         }
     }
+}
+
+/// The inline data of a COPY whose statement ends at `end` in `text`: from the next line up
+/// to a line `\.` (or the end of the text), and the offset where the script goes on. `None`
+/// when nothing follows at all (a COPY typed alone in the shell or given with -c).
+fn inline_data(text: &str, end: usize) -> (Option<&str>, usize) {
+    let start = text[end..].find('\n').map_or(text.len(), |i| end + i + 1);
+    let mut at = start;
+    while at < text.len() {
+        let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        if text[at..line_end].trim_end_matches('\r') == "\\." {
+            return (Some(&text[start..at]), (line_end + 1).min(text.len()));
+        }
+        at = line_end + 1;
+    }
+    let data = &text[start..];
+    (Some(data).filter(|d| !d.trim().is_empty()), text.len())
 }
 
 /// Run `sql` and stream its rows to stdout in `format`. A closed stdout (`| head`) ends quietly.

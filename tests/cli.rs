@@ -24,6 +24,10 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("cli::help_and_version", help_and_version),
         Trial::test("cli::bad_arguments", bad_arguments),
         Trial::test("cli::copy_to_files", copy_to_files),
+        Trial::test(
+            "cli::copy_from_stdin_in_scripts",
+            copy_from_stdin_in_scripts,
+        ),
         Trial::test("cli::credit_risk_demo_runs", credit_risk_demo_runs),
     ]
 }
@@ -220,6 +224,45 @@ fn copy_to_files() -> R {
     check(csv == "a\n1\n", || format!("csv {csv:?}"))?;
     let json = std::fs::read_to_string(d.join("out.json")).map_err(|e| e.to_string())?;
     check(json.trim() == "{\"a\":1}", || format!("json {json:?}"))?;
+    Ok(())
+}
+
+/// A script (pg_dump's shape) with inline COPY data in text and CSV, then a bad row whose
+/// error names the script line and the data line.
+fn copy_from_stdin_in_scripts() -> R {
+    let dir = tempdir();
+    let script = "CREATE TABLE people (id BIGINT, name TEXT, born DATE);\n\
+        COPY people (id, name, born) FROM stdin;\n\
+        1\tada\t1815-12-10\n\
+        2\t\\N\t\\N\n\
+        3\tsemi; colon 'quote\t1906-12-09\n\
+        \\.\n\
+        COPY people (id, name) FROM STDIN WITH (FORMAT csv, HEADER);\n\
+        id,name\n\
+        4,\"a, b\"\n\
+        \\.\n\
+        SELECT id, name, born FROM people ORDER BY id;\n\
+        COPY people (id) FROM stdin;\n\
+        5\n\
+        six\n\
+        \\.\n\
+        SELECT count(*) AS n FROM people;\n";
+    std::fs::write(dir.path().join("load.sql"), script).map_err(|e| e.to_string())?;
+    let out = augur_in(dir.path(), &["db", "--keep-going", "-f", "load.sql"], None);
+    let printed = crate::common::stdout(&out);
+    check(
+        printed
+            == "id,name,born\n1,ada,1815-12-10\n2,,\n3,semi; colon 'quote,1906-12-09\n4,\"a, b\",\nn\n4\n",
+        || format!("stdout {printed:?} stderr {}", stderr(&out)),
+    )?;
+    let err = stderr(&out);
+    check(
+        err.contains("load.sql:12: error:") && err.contains("line 2") && err.contains("six"),
+        || format!("stderr {err}"),
+    )?;
+    // Typed alone (the shell, -c) there is no data to read: an error that says where it works.
+    let out = augur_in(dir.path(), &["db", "-c", "COPY people FROM STDIN"], None);
+    fails(&out, 1, &["no data follows", "read_csv"])?;
     Ok(())
 }
 

@@ -7,6 +7,9 @@ pub struct SourceStatement {
     pub line: usize,
     /// A shell meta-command (`.tables`, `\\d t`): one line, no semicolon needed.
     pub meta: bool,
+    /// Byte offset just past the statement (after its semicolon) in the input: where the
+    /// inline data of a `COPY … FROM STDIN` begins.
+    pub end: usize,
 }
 
 /// Split `sql` at semicolons outside quotes and comments. Text after the last semicolon is a
@@ -31,6 +34,7 @@ pub fn split_statements(sql: &str) -> Vec<SourceStatement> {
                 text: sql[i..end].trim().to_string(),
                 line,
                 meta: true,
+                end,
             });
             i = end;
             start = end;
@@ -39,13 +43,13 @@ pub fn split_statements(sql: &str) -> Vec<SourceStatement> {
         }
         let step = scan.step(bytes, i);
         if step.semicolon {
-            push(&mut out, &sql[start..i], start_line);
+            push(&mut out, &sql[start..i], start_line, i + 1);
             start = i + 1;
             start_line = scan.line;
         }
         i += step.advance;
     }
-    push(&mut out, &sql[start..], start_line);
+    push(&mut out, &sql[start..], start_line, sql.len());
     out
 }
 
@@ -82,7 +86,7 @@ pub fn is_complete(text: &str) -> bool {
         && matches!(scan.mode, Mode::Code | Mode::LineComment)
 }
 
-fn push(out: &mut Vec<SourceStatement>, piece: &str, line: usize) {
+fn push(out: &mut Vec<SourceStatement>, piece: &str, line: usize, end: usize) {
     // Leading blank lines and comments shift the reported line to the first real token.
     let mut scan = Scanner {
         line,
@@ -98,6 +102,7 @@ fn push(out: &mut Vec<SourceStatement>, piece: &str, line: usize) {
                 text: piece.trim().to_string(),
                 line: first_line,
                 meta: false,
+                end,
             });
             return;
         }

@@ -318,8 +318,10 @@ impl Session {
         for name in &columns {
             let Ok(field) = target.field_with_name(name) else {
                 // DataFusion's own error (SQLSTATE 42703), listing the table's columns.
-                let schema =
-                    datafusion::common::DFSchema::try_from_qualified_schema(reference.clone(), &target)?;
+                let schema = datafusion::common::DFSchema::try_from_qualified_schema(
+                    reference.clone(),
+                    &target,
+                )?;
                 return Err(
                     datafusion::common::field_not_found(Some(reference), name, &schema).into(),
                 );
