@@ -14,6 +14,7 @@ mod pg_functions;
 mod pg_proc;
 mod pg_tables;
 mod placeholders;
+mod plan_cache;
 mod postgres;
 mod prepare;
 mod result;
@@ -69,6 +70,7 @@ pub struct Session {
     read_only: Arc<std::sync::atomic::AtomicBool>,
     sandbox: Option<Arc<Sandbox>>,
     transaction: transaction::Transaction,
+    plans: Arc<plan_cache::PlanCache>,
 }
 
 impl Session {
@@ -167,6 +169,7 @@ impl Session {
         )))?;
         Ok(Session {
             transaction: transaction::Transaction::new(Arc::clone(db.schema())),
+            plans: Default::default(),
             db,
             ctx,
             notices,
@@ -292,10 +295,17 @@ impl Session {
 /// our catalog statements answered from the registry (`SHOW MODELS`, `DROP MODEL`).
 async fn plan_statement(session: &Session, sql: &str) -> Result<Planned> {
     if session.transaction.handle(sql, &session.notices)? {
+        session.plans.invalidate();
         return Ok(Planned::Rows(vec![], Arc::new(Schema::empty())));
     }
     session.transaction.check()?;
+    // The same query again: its plan, unless the catalog or the session changed since.
+    let key = session.plans.key(session.db.store().generation());
+    if let Some(plan) = session.plans.get(sql, key) {
+        return Ok(Planned::Plan(plan));
+    }
     if let Some(outcome) = variables::handle(&session.variables, sql)? {
+        session.plans.invalidate();
         return Ok(match outcome {
             variables::Outcome::Rows(rows) => rows,
             _ => Planned::Rows(vec![], Arc::new(Schema::empty())),
@@ -303,6 +313,7 @@ async fn plan_statement(session: &Session, sql: &str) -> Result<Planned> {
     }
     functions::sync(session).await?;
     if let Some(ml) = crate::parser::ml::parse(sql).map_err(AugurError::Usage)? {
+        session.plans.invalidate();
         if session.is_read_only() && ml.writes() {
             return Err(read_only_error());
         }
@@ -313,6 +324,11 @@ async fn plan_statement(session: &Session, sql: &str) -> Result<Planned> {
         return models::plan(session, ml).await;
     }
     let plan = plan_sql(session, sql).await?;
+    if plan_cache::cacheable(&plan, session.db.schema()) {
+        session.plans.put(sql, key, &plan);
+    } else if writes(&plan) || matches!(plan, LogicalPlan::Statement(_)) {
+        session.plans.invalidate();
+    }
     if writes(&plan) {
         if session.is_read_only() {
             return Err(read_only_error());
@@ -408,16 +424,21 @@ async fn run_statement(
                 functions::drop_function(&session, &cmd).await?;
                 return Ok(None);
             }
-            other => session.ctx.execute_logical_plan(other).await?,
+            // DataFusion runs its own DDL and session statements.
+            other @ (LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)) => {
+                session.ctx.execute_logical_plan(other).await?.into_parts()
+            }
+            // Everything else is planned and run on one copy of the session state (each
+            // copy clones every function registry: it shows in short statements' time).
+            other => (session.ctx.state(), other),
         };
-        let physical = frame.create_physical_plan().await?;
+        let (state, logical) = frame;
+        let physical = state.create_physical_plan(&logical).await?;
         if let Ok(mut slot) = plan_slot.lock() {
             *slot = Some(Arc::clone(&physical));
         }
-        Ok(Some(Ready::Stream(execute_stream(
-            physical,
-            session.ctx.task_ctx(),
-        )?)))
+        let task = Arc::new(datafusion::execution::TaskContext::from(&state));
+        Ok(Some(Ready::Stream(execute_stream(physical, task)?)))
     }
     .await;
     let mut stream = match outcome {
