@@ -7,6 +7,15 @@ pub mod split;
 
 pub use split::{SourceStatement, is_complete, is_meta, split_statements};
 
+/// The first keyword of `sql`, upper-cased (`""` when it starts with something else).
+pub fn first_word(sql: &str) -> String {
+    skip_leading_comments(sql)
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase()
+}
+
 /// `sql` without the comments and blank space before its first keyword (clients and
 /// scripts put `-- …` and `/* … */` in front of statements).
 pub fn skip_leading_comments(sql: &str) -> &str {

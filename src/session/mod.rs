@@ -329,14 +329,7 @@ async fn plan_statement(session: &Session, sql: &str) -> Result<Planned> {
     } else if writes(&plan) || matches!(plan, LogicalPlan::Statement(_)) {
         session.plans.invalidate();
     }
-    if writes(&plan) {
-        if session.is_read_only() {
-            return Err(read_only_error());
-        }
-        session
-            .transaction
-            .before_write(&transaction::written_objects(&plan))?;
-    }
+    check_write(session, &plan)?;
     if let LogicalPlan::Copy(copy) = &plan {
         // Checked before DataFusion writes: its writer reports a refused write only as a
         // failed "finalize".
@@ -374,15 +367,22 @@ enum Input {
 /// A plan Augur built passes the checks a parsed statement does.
 fn check_plan(session: &Session, plan: LogicalPlan) -> Result<Planned> {
     session.transaction.check()?;
-    if writes(&plan) {
-        if session.is_read_only() {
-            return Err(read_only_error());
-        }
-        session
-            .transaction
-            .before_write(&transaction::written_objects(&plan))?;
-    }
+    check_write(session, &plan)?;
     Ok(Planned::Plan(plan))
+}
+
+/// A plan that writes: refused on a read-only server; in a transaction block, what it
+/// changes is held and its undo image kept first.
+fn check_write(session: &Session, plan: &LogicalPlan) -> Result<()> {
+    if !writes(plan) {
+        return Ok(());
+    }
+    if session.is_read_only() {
+        return Err(read_only_error());
+    }
+    session
+        .transaction
+        .before_write(&transaction::written_objects(plan))
 }
 
 async fn run_statement(

@@ -54,15 +54,7 @@ const FIRST_WORDS: &[&str] = &[
 
 /// Whether `sql` is a transaction statement (answered by [`Transaction::handle`]).
 pub fn is_transaction_statement(sql: &str) -> bool {
-    FIRST_WORDS.contains(&first_word(sql).as_str())
-}
-
-fn first_word(sql: &str) -> String {
-    crate::parser::skip_leading_comments(sql)
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase()
+    FIRST_WORDS.contains(&crate::parser::first_word(sql).as_str())
 }
 
 fn error(class: ErrorClass, message: impl Into<String>) -> AugurError {
@@ -96,7 +88,7 @@ impl Transaction {
 
     /// Run `sql` if it is a transaction statement; `false` hands it on.
     pub fn handle(&self, sql: &str, notices: &Notices) -> Result<bool> {
-        let first = first_word(sql);
+        let first = crate::parser::first_word(sql);
         if !FIRST_WORDS.contains(&first.as_str()) {
             return Ok(false);
         }

@@ -188,22 +188,14 @@ pub enum Outcome {
 
 const FIRST_WORDS: &[&str] = &["SET", "SHOW", "RESET", "DISCARD", "DEALLOCATE"];
 
-fn first_word(sql: &str) -> String {
-    crate::parser::skip_leading_comments(sql)
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase()
-}
-
 /// Whether `sql` starts like a statement about session state (`SET`, `SHOW`, `RESET`…).
 pub fn is_session_statement(sql: &str) -> bool {
-    FIRST_WORDS.contains(&first_word(sql).as_str())
+    FIRST_WORDS.contains(&crate::parser::first_word(sql).as_str())
 }
 
 /// Handle `sql` if it is a statement about session state; `None` hands it on to DataFusion.
 pub fn handle(variables: &Variables, sql: &str) -> Result<Option<Outcome>> {
-    let first = first_word(sql);
+    let first = crate::parser::first_word(sql);
     if !FIRST_WORDS.contains(&first.as_str()) {
         return Ok(None);
     }
