@@ -7,6 +7,14 @@ pub mod split;
 
 pub use split::{SourceStatement, is_complete, is_meta, split_statements};
 
+/// An identifier as SQL means it: quoted as written, unquoted folded to lower case.
+pub fn normalize_ident(ident: &datafusion::sql::sqlparser::ast::Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
+}
+
 /// The first keyword of `sql`, upper-cased (`""` when it starts with something else).
 pub fn first_word(sql: &str) -> String {
     skip_leading_comments(sql)

@@ -33,18 +33,17 @@ pub struct CopyOut {
     delimiter: Option<String>,
 }
 
-/// `Some` when `sql` is a COPY to the client; errors for COPY forms we cannot serve.
+/// `Some` when `sql` is a COPY to the client.
 pub fn parse(sql: &str) -> Result<Option<CopyOut>> {
     let trimmed = crate::parser::skip_leading_comments(sql)
         .trim()
         .trim_end_matches(';')
         .trim();
-    let upper = trimmed.to_ascii_uppercase();
-    if !upper.starts_with("COPY")
-        || !upper[4..].starts_with(|c: char| c.is_whitespace() || c == '(')
-    {
+    // Every statement passes here: look at the first word before copying the text.
+    if crate::parser::first_word(trimmed) != "COPY" {
         return Ok(None);
     }
+    let upper = trimmed.to_ascii_uppercase();
     let Some(at) = find_word(&upper, "STDOUT") else {
         return Ok(None);
     };

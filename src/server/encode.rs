@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, RecordBatch, UInt64Array};
+use datafusion::arrow::array::RecordBatch;
 use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use datafusion_postgres::arrow_pg::row_encoder::RowEncoder;
 use datafusion_postgres::pgwire::api::portal::Format;
@@ -151,17 +151,6 @@ pub fn completion(sql: &str) -> Completion {
         "TRAIN" => Completion::Summary,
         other => Completion::Done(other.to_string()),
     }
-}
-
-/// The count in DataFusion's one-row `count` result of INSERT, COPY and friends.
-pub fn count(batches: &[RecordBatch]) -> usize {
-    batches
-        .iter()
-        .filter_map(|b| b.column_by_name("count"))
-        .filter_map(|c| c.as_any().downcast_ref::<UInt64Array>())
-        .filter(|c| !c.is_empty() && c.is_valid(0))
-        .map(|c| c.value(0) as usize)
-        .sum()
 }
 
 #[cfg(test)]

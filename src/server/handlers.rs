@@ -242,11 +242,11 @@ impl Queries {
                     Completion::Count("INSERT") => Response::Execution(
                         Tag::new("INSERT")
                             .with_oid(0)
-                            .with_rows(encode::count(&batches)),
+                            .with_rows(crate::session::affected_rows(&batches)),
                     ),
-                    Completion::Count(tag) => {
-                        Response::Execution(Tag::new(tag).with_rows(encode::count(&batches)))
-                    }
+                    Completion::Count(tag) => Response::Execution(
+                        Tag::new(tag).with_rows(crate::session::affected_rows(&batches)),
+                    ),
                     Completion::TransactionStart(tag) => Response::TransactionStart(Tag::new(tag)),
                     Completion::TransactionEnd(tag) => Response::TransactionEnd(Tag::new(tag)),
                     Completion::Done(tag) => Response::Execution(Tag::new(&tag)),

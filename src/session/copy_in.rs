@@ -173,19 +173,15 @@ pub fn parse(sql: &str) -> Result<Option<CopyFrom>> {
         }
         CopyFormat::Binary => CopyFormat::Binary,
     };
-    let normalize = |ident: &datafusion::sql::sqlparser::ast::Ident| match ident.quote_style {
-        Some(_) => ident.value.clone(),
-        None => ident.value.to_lowercase(),
-    };
     let table = table_name
         .0
         .iter()
-        .filter_map(|part| part.as_ident().map(normalize))
+        .filter_map(|part| part.as_ident().map(crate::parser::normalize_ident))
         .collect::<Vec<_>>()
         .join(".");
     Ok(Some(CopyFrom {
         table,
-        columns: columns.iter().map(normalize).collect(),
+        columns: columns.iter().map(crate::parser::normalize_ident).collect(),
         format,
     }))
 }
@@ -213,16 +209,7 @@ impl CopyIn {
     pub async fn finish(self) -> Result<u64> {
         let _ = self.sender.send(Chunk::Done).await;
         let batches = self.result.collect().await?;
-        Ok(batches
-            .iter()
-            .filter_map(|b| b.column_by_name("count"))
-            .filter_map(|c| {
-                c.as_any()
-                    .downcast_ref::<datafusion::arrow::array::UInt64Array>()
-            })
-            .filter(|c| !c.is_empty())
-            .map(|c| c.value(0))
-            .sum())
+        Ok(super::affected_rows(&batches) as u64)
     }
 
     /// The client gave up (CopyFail): nothing is stored.

@@ -164,7 +164,7 @@ pub fn prepare(statement: &mut DFStatement) -> Result<()> {
         .args
         .iter()
         .flatten()
-        .filter_map(|a| a.name.as_ref().map(normalize))
+        .filter_map(|a| a.name.as_ref().map(crate::parser::normalize_ident))
         .collect();
     let fname = create.name.to_string();
     let body = match create.function_body.as_mut() {
@@ -190,7 +190,10 @@ pub fn prepare(statement: &mut DFStatement) -> Result<()> {
     let mut unknown: Option<String> = None;
     let _ = ast::visit_expressions_mut(body, |e| {
         if let ast::Expr::Identifier(ident) = e {
-            match names.iter().position(|n| *n == normalize(ident)) {
+            match names
+                .iter()
+                .position(|n| *n == crate::parser::normalize_ident(ident))
+            {
                 Some(i) => {
                     *e = ast::Expr::Value(
                         ast::Value::Placeholder(format!("${}", i + 1)).with_empty_span(),
@@ -214,14 +217,6 @@ pub fn prepare(statement: &mut DFStatement) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn normalize(ident: &ast::Ident) -> String {
-    if ident.quote_style.is_some() {
-        ident.value.clone()
-    } else {
-        ident.value.to_lowercase()
-    }
 }
 
 /// Build the function a CREATE FUNCTION statement describes, checking its body.

@@ -51,8 +51,8 @@ pub use copy_in::{CopyFrom, CopyIn, parse as parse_copy_from};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use models::Planned;
 pub use prepare::Prepared;
-pub use result::QueryResult;
 use result::{Interrupt, Message};
+pub use result::{QueryResult, affected_rows};
 pub use variables::Variables;
 
 pub const CATALOG: &str = "augur";

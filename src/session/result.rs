@@ -11,6 +11,18 @@ use tokio::time::Instant;
 
 use crate::error::{AugurError, Result};
 
+/// The rows a write reports: the one-row `count` result of INSERT, COPY and friends.
+pub fn affected_rows(batches: &[RecordBatch]) -> usize {
+    use datafusion::arrow::array::{Array, UInt64Array};
+    batches
+        .iter()
+        .filter_map(|b| b.column_by_name("count"))
+        .filter_map(|c| c.as_any().downcast_ref::<UInt64Array>())
+        .filter(|c| !c.is_empty() && c.is_valid(0))
+        .map(|c| c.value(0) as usize)
+        .sum()
+}
+
 pub(super) enum Message {
     Schema(SchemaRef),
     Batch(RecordBatch),

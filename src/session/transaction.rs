@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
-use datafusion::sql::sqlparser::ast::{Ident, Statement};
+use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -18,6 +18,7 @@ use crate::catalog::DatabaseSchema;
 use crate::catalog::undo::{self, ObjectKey, Undo};
 use crate::error::{AugurError, ErrorClass, Result};
 use crate::notices::Notices;
+use crate::parser::normalize_ident;
 
 static OWNERS: AtomicU64 = AtomicU64::new(1);
 
@@ -61,13 +62,6 @@ fn error(class: ErrorClass, message: impl Into<String>) -> AugurError {
     AugurError::Transaction {
         class,
         message: message.into(),
-    }
-}
-
-fn savepoint_name(ident: &Ident) -> String {
-    match ident.quote_style {
-        Some(_) => ident.value.clone(),
-        None => ident.value.to_lowercase(),
     }
 }
 
@@ -120,15 +114,15 @@ impl Transaction {
             Statement::Rollback {
                 savepoint: Some(name),
                 ..
-            } => state.rollback_to(&savepoint_name(&name))?,
+            } => state.rollback_to(&normalize_ident(&name))?,
             Statement::Savepoint { name } => {
                 let block = state.open_block("SAVEPOINT")?;
                 let at = block.undo.len();
-                block.savepoints.push((savepoint_name(&name), at));
+                block.savepoints.push((normalize_ident(&name), at));
             }
             Statement::ReleaseSavepoint { name } => {
                 let block = state.open_block("RELEASE SAVEPOINT")?;
-                let at = block.find(&savepoint_name(&name))?;
+                let at = block.find(&normalize_ident(&name))?;
                 block.savepoints.truncate(at);
             }
             _ => return Ok(false),

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder,
-    Int64Builder, RecordBatch, StringArray, StringBuilder, Time64MicrosecondBuilder,
+    Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch,
+    StringArray, Time64MicrosecondArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
-use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::util::display::FormatOptions;
 
 /// Rows decoded before a batch is handed on.
@@ -502,166 +502,108 @@ fn to_array(values: Vec<Raw>, target: &DataType) -> Result<ArrayRef, (usize, Str
     })
 }
 
+/// Each binary field decoded by `decode` (NULL stays NULL), collected into an array.
+fn decode_fields<T, A: FromIterator<Option<T>>>(
+    values: &[Raw],
+    decode: impl Fn(usize, &[u8]) -> Result<T, (usize, String)>,
+) -> Result<A, (usize, String)> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(row, v)| match v {
+            Raw::Null => Ok(None),
+            Raw::Bytes(b) => decode(row, b).map(Some),
+            Raw::Text(_) => Err((row, "text value in binary COPY".into())),
+        })
+        .collect()
+}
+
+fn integer(b: &[u8]) -> i64 {
+    match b.len() {
+        1 => i64::from(b[0] as i8),
+        2 => i64::from(i16::from_be_bytes([b[0], b[1]])),
+        4 => i64::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]])),
+        _ => i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+    }
+}
+
 /// Binary fields decoded by the column's type (and, for numbers, the field's width).
 fn binary_array(values: Vec<Raw>, target: &DataType) -> Result<ArrayRef, (usize, String)> {
-    let bytes = |row: usize, v: &Raw| -> Result<Option<Vec<u8>>, (usize, String)> {
-        match v {
-            Raw::Null => Ok(None),
-            Raw::Bytes(b) => Ok(Some(b.clone())),
-            Raw::Text(_) => Err((row, "text value in binary COPY".into())),
-        }
+    let wrong_width = |row: usize, b: &[u8]| {
+        (
+            row,
+            format!("a {}-byte binary value cannot be read as {target}", b.len()),
+        )
     };
-    let width = |row: usize, b: &[u8], allowed: &[usize]| {
+    let width = move |row: usize, b: &[u8], allowed: &[usize]| {
         if allowed.contains(&b.len()) {
             Ok(())
         } else {
-            Err((
-                row,
-                format!("a {}-byte binary value cannot be read as {target}", b.len()),
-            ))
+            Err(wrong_width(row, b))
         }
     };
-    let integer = |b: &[u8]| -> i64 {
-        match b.len() {
-            1 => i64::from(b[0] as i8),
-            2 => i64::from(i16::from_be_bytes([b[0], b[1]])),
-            4 => i64::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]])),
-            _ => i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-        }
-    };
-    let float = |b: &[u8]| -> f64 {
-        match b.len() {
-            4 => f64::from(f32::from_be_bytes([b[0], b[1], b[2], b[3]])),
-            _ => f64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-        }
+    // An integer of one of `widths` bytes, moved by `offset` (PostgreSQL's epochs).
+    let number = |widths: &'static [usize], offset: i64| {
+        move |row: usize, b: &[u8]| width(row, b, widths).map(|_| integer(b) + offset)
     };
     let array: ArrayRef = match target {
-        DataType::Boolean => {
-            let mut out = BooleanBuilder::new();
-            for (row, v) in values.iter().enumerate() {
-                match bytes(row, v)? {
-                    None => out.append_null(),
-                    Some(b) => {
-                        width(row, &b, &[1])?;
-                        out.append_value(b[0] != 0)
-                    }
-                }
-            }
-            Arc::new(out.finish())
-        }
-        t if t.is_integer() => {
-            let mut out = Int64Builder::new();
-            for (row, v) in values.iter().enumerate() {
-                match bytes(row, v)? {
-                    None => out.append_null(),
-                    Some(b) => {
-                        width(row, &b, &[1, 2, 4, 8])?;
-                        out.append_value(integer(&b))
-                    }
-                }
-            }
-            return cast_checked(Arc::new(out.finish()), target);
-        }
+        DataType::Boolean => Arc::new(decode_fields::<_, BooleanArray>(&values, |row, b| {
+            width(row, b, &[1]).map(|_| b[0] != 0)
+        })?),
+        t if t.is_integer() => Arc::new(decode_fields::<_, Int64Array>(
+            &values,
+            number(&[1, 2, 4, 8], 0),
+        )?),
         DataType::Float32 | DataType::Float64 => {
-            let mut out = Float64Builder::new();
-            for (row, v) in values.iter().enumerate() {
-                match bytes(row, v)? {
-                    None => out.append_null(),
-                    Some(b) if b.len() == 4 || b.len() == 8 => out.append_value(float(&b)),
-                    Some(b) => match numeric_text(&b).and_then(|t| t.parse::<f64>().ok()) {
-                        Some(f) => out.append_value(f),
-                        None => width(row, &b, &[4, 8])?,
-                    },
-                }
-            }
-            if matches!(target, DataType::Float32) {
-                let mut narrow = Float32Builder::new();
-                for v in out.finish().iter() {
-                    narrow.append_option(v.map(|f| f as f32));
-                }
-                Arc::new(narrow.finish())
-            } else {
-                Arc::new(out.finish())
-            }
+            Arc::new(decode_fields::<_, Float64Array>(
+                &values,
+                |row, b| match b.len() {
+                    4 => Ok(f64::from(f32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
+                    8 => Ok(f64::from_be_bytes([
+                        b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+                    ])),
+                    // A numeric sent for a float column.
+                    _ => numeric_text(b)
+                        .and_then(|t| t.parse::<f64>().ok())
+                        .ok_or_else(|| wrong_width(row, b)),
+                },
+            )?)
         }
         DataType::Decimal128(..) | DataType::Decimal256(..) => {
-            let mut out = StringBuilder::new();
-            for (row, v) in values.iter().enumerate() {
-                match bytes(row, v)? {
-                    None => out.append_null(),
-                    Some(b) => match numeric_text(&b) {
-                        Some(t) => out.append_value(t),
-                        None => {
-                            return Err((row, "malformed binary numeric value".into()));
-                        }
-                    },
-                }
-            }
-            return cast_checked(Arc::new(out.finish()), target);
+            Arc::new(decode_fields::<_, StringArray>(&values, |row, b| {
+                numeric_text(b).ok_or((row, "malformed binary numeric value".into()))
+            })?)
         }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            let mut out = StringBuilder::new();
-            for (row, v) in values.iter().enumerate() {
-                match bytes(row, v)? {
-                    None => out.append_null(),
-                    Some(b) => match String::from_utf8(b) {
-                        Ok(s) => out.append_value(s),
-                        Err(_) => return Err((row, "invalid UTF-8 in a text value".into())),
-                    },
-                }
-            }
-            return cast_checked(Arc::new(out.finish()), target);
+            Arc::new(decode_fields::<_, StringArray>(&values, |row, b| {
+                String::from_utf8(b.to_vec())
+                    .map_err(|_| (row, "invalid UTF-8 in a text value".into()))
+            })?)
         }
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
-            let mut out = BinaryBuilder::new();
-            for (row, v) in values.iter().enumerate() {
-                out.append_option(bytes(row, v)?);
-            }
-            return cast_checked(Arc::new(out.finish()), target);
+            Arc::new(decode_fields::<_, BinaryArray>(&values, |_, b| {
+                Ok(b.to_vec())
+            })?)
         }
         DataType::Date32 | DataType::Date64 => {
-            let mut out = Date32Builder::new();
-            for (row, v) in values.iter().enumerate() {
-                match bytes(row, v)? {
-                    None => out.append_null(),
-                    Some(b) => {
-                        width(row, &b, &[4])?;
-                        out.append_value(integer(&b) as i32 + PG_EPOCH_DAYS)
-                    }
-                }
-            }
-            return cast_checked(Arc::new(out.finish()), target);
+            let days = number(&[4], i64::from(PG_EPOCH_DAYS));
+            Arc::new(decode_fields::<_, Date32Array>(&values, |row, b| {
+                days(row, b).map(|d| d as i32)
+            })?)
         }
-        DataType::Time64(_) | DataType::Time32(_) => {
-            let mut out = Time64MicrosecondBuilder::new();
-            for (row, v) in values.iter().enumerate() {
-                match bytes(row, v)? {
-                    None => out.append_null(),
-                    Some(b) => {
-                        width(row, &b, &[8])?;
-                        out.append_value(integer(&b))
-                    }
-                }
-            }
-            return cast_checked(Arc::new(out.finish()), target);
-        }
-        DataType::Timestamp(unit, zone) => {
-            let mut micros = Int64Builder::new();
-            for (row, v) in values.iter().enumerate() {
-                match bytes(row, v)? {
-                    None => micros.append_null(),
-                    Some(b) => {
-                        width(row, &b, &[8])?;
-                        micros.append_value(integer(&b) + PG_EPOCH_MICROS)
-                    }
-                }
-            }
-            let micros: ArrayRef = Arc::new(micros.finish());
-            let stamped = cast_checked(
-                micros,
-                &DataType::Timestamp(TimeUnit::Microsecond, zone.clone()),
-            )?;
-            return cast_checked(stamped, &DataType::Timestamp(*unit, zone.clone()));
+        DataType::Time64(_) | DataType::Time32(_) => Arc::new(decode_fields::<
+            _,
+            Time64MicrosecondArray,
+        >(&values, number(&[8], 0))?),
+        DataType::Timestamp(_, zone) => {
+            let micros: ArrayRef = Arc::new(
+                decode_fields::<_, TimestampMicrosecondArray>(
+                    &values,
+                    number(&[8], PG_EPOCH_MICROS),
+                )?
+                .with_timezone_opt(zone.clone()),
+            );
+            micros
         }
         other => {
             return Err((
@@ -670,7 +612,8 @@ fn binary_array(values: Vec<Raw>, target: &DataType) -> Result<ArrayRef, (usize,
             ));
         }
     };
-    Ok(array)
+    // The decoders give the widest type of each kind; the column may be narrower.
+    cast_checked(array, target)
 }
 
 fn cast_checked(array: ArrayRef, target: &DataType) -> Result<ArrayRef, (usize, String)> {
