@@ -5,6 +5,7 @@
 mod cli;
 mod common;
 mod crash;
+mod credit;
 mod errors;
 mod gbdt;
 mod ml;
@@ -23,6 +24,7 @@ fn main() {
     trials.extend(errors::trials());
     trials.extend(ml::trials());
     trials.extend(gbdt::trials());
+    trials.extend(credit::trials());
     trials.extend(persistence::trials());
     trials.extend(shell::trials());
     trials.extend(s3::trials());

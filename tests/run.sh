@@ -37,6 +37,12 @@ python3 -c "import lightgbm, xgboost, numpy, pandas" 2>/dev/null \
   || python3 -m pip install -q --disable-pip-version-check lightgbm xgboost-cpu numpy pandas \
   || python3 -m pip install -q --break-system-packages lightgbm xgboost-cpu numpy pandas
 
+# The credit-lifecycle tests compare with optbinning (binning tables, optimal IV) and
+# scikit-learn (logistic regression on WoE values).
+python3 -c "import optbinning, sklearn" 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check optbinning scikit-learn \
+  || python3 -m pip install -q --break-system-packages optbinning scikit-learn
+
 # The demo data must be exactly what the generator makes.
 python3 testdata/gen_transactions.py > "${TMPDIR:-/tmp}/augur-transactions.csv"
 cmp -s "${TMPDIR:-/tmp}/augur-transactions.csv" testdata/transactions.csv \

@@ -158,17 +158,18 @@ impl ScalarUDFImpl for Explanations {
             .iter()
             .map(|c| cast(c, &DataType::Utf8))
             .collect::<std::result::Result<_, _>>()?;
+        let scorecard = model.options.scorecard.is_some();
         let (mut rank, mut feature, mut value, mut contribution) = (vec![], vec![], vec![], vec![]);
         for e in explained.iter().take(rows) {
             if let Some(e) = e {
-                let mut order: Vec<usize> = (0..e.contributions.len())
-                    .filter(|i| e.contributions[*i] > 0.0)
-                    .collect();
-                order.sort_by(|a, b| {
-                    e.contributions[*b]
-                        .total_cmp(&e.contributions[*a])
-                        .then(a.cmp(b))
-                });
+                // Toward the event: a positive contribution, or a scorecard's points lost.
+                let risk: Vec<f64> = if scorecard {
+                    e.contributions.iter().map(|c| -c).collect()
+                } else {
+                    e.contributions.clone()
+                };
+                let mut order: Vec<usize> = (0..risk.len()).filter(|i| risk[*i] > 0.0).collect();
+                order.sort_by(|a, b| risk[*b].total_cmp(&risk[*a]).then(a.cmp(b)));
                 let row = offsets.len() - 1;
                 for (r, i) in order
                     .into_iter()
@@ -179,7 +180,7 @@ impl ScalarUDFImpl for Explanations {
                     feature.push(model.inputs[i].clone());
                     let text = texts[i].as_string::<i32>();
                     value.push(text.is_valid(row).then(|| text.value(row).to_string()));
-                    contribution.push(e.contributions[i]);
+                    contribution.push(risk[i]);
                 }
             }
             offsets.push(rank.len() as i32);

@@ -165,6 +165,16 @@ impl ScalarUDFImpl for Predict {
                 .collect();
             return Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef));
         }
+        if self.output == Output::Prediction && model.options.scorecard.is_some() {
+            // A scorecard predicts its score.
+            let (raw, valid) = model.raw_scores(&batch)?;
+            let out: Float64Array = raw
+                .into_iter()
+                .zip(valid)
+                .map(|(r, ok)| if ok { model.score_of(r) } else { None })
+                .collect();
+            return Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef));
+        }
         let scores = model.score(&batch)?;
         let out: Float64Array = if self.output == Output::Probability || !model.is_classifier() {
             scores

@@ -10,15 +10,18 @@ use datafusion::error::{DataFusionError, Result};
 use super::logistic::{self, Shard};
 use super::model::{Hooks, Model, Prepared, TrainingSummary, now_unix, plan_err};
 use super::optim::Iteration;
-use super::options::{ModelType, NullPolicy, TrainOptions};
+use super::options::{NullPolicy, TrainOptions};
 use super::preprocess;
 
+/// Fit on `prep`; the encoders are learned from the training rows unless given (a
+/// scorecard's WoE bins).
 pub fn fit(
     name: &str,
     version: u32,
     options: &TrainOptions,
     prep: &Prepared,
     hooks: &Hooks,
+    encoders: Option<Vec<preprocess::Encoder>>,
 ) -> Result<Model> {
     let schema = &prep.schema;
     let inputs = prep.inputs.clone();
@@ -30,7 +33,10 @@ pub fn fit(
         (hooks.progress)(iteration, it.objective)
     };
     let all_train: Vec<RecordBatch> = prep.train_parts.iter().flatten().cloned().collect();
-    let encoders = preprocess::fit(&all_train, schema, &inputs)?;
+    let encoders = match encoders {
+        Some(e) => e,
+        None => preprocess::fit(&all_train, schema, &inputs)?,
+    };
     let width: usize = encoders.iter().map(|e| e.width()).sum();
     let feature_names: Vec<String> = encoders.iter().flat_map(|e| e.feature_names()).collect();
 
@@ -159,8 +165,9 @@ pub fn fit(
         bad_labels.sort_by(f64::total_cmp);
         let shown: Vec<String> = bad_labels.iter().take(5).map(|v| v.to_string()).collect();
         return Err(plan_err(format!(
-            "label '{}' of a logistic_regression must be 0 or 1; found {}{}",
+            "label '{}' of a {} must be 0 or 1; found {}{}",
             options.label,
+            options.model_type.name(),
             shown.join(", "),
             if bad_labels.len() > 5 {
                 format!(" and {} more", bad_labels.len() - 5)
@@ -183,8 +190,9 @@ pub fn fit(
     let fit_started = std::time::Instant::now();
     let (coefficients, intercept, history, reason, summary, lambda_max, passes) = match options
         .model_type
+        .is_classifier()
     {
-        ModelType::LogisticRegression => {
+        true => {
             let fit = logistic::fit(&shards, width, &params, keep_going);
             let s = &fit.summary;
             if s.positive_weight == 0.0 || s.positive_weight == s.weight_sum {
@@ -213,7 +221,7 @@ pub fn fit(
                 fit.passes,
             )
         }
-        _ => {
+        false => {
             let fit = super::linear::fit(&shards, width, &params, keep_going);
             if fit.label_std == 0.0 {
                 warnings.push(format!(

@@ -4,6 +4,8 @@
 // Numerical loops index several arrays in step; iterator chains would hide the algebra.
 #![allow(clippy::needless_range_loop)]
 
+pub mod binning;
+pub mod credit_tables;
 pub mod explain;
 pub mod functions;
 pub mod gbdt;
@@ -20,3 +22,5 @@ pub mod physical;
 pub mod preprocess;
 pub mod registry;
 pub mod relations;
+pub mod scorecard;
+pub mod woe;

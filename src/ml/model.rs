@@ -230,10 +230,11 @@ pub fn train(
 ) -> Result<Model> {
     let started = Instant::now();
     let prep = prepare(options, data)?;
-    let mut model = if options.model_type.is_trees() {
-        trees_model(name, version, options, &prep, hooks)?
-    } else {
-        super::glm::fit(name, version, options, &prep, hooks)?
+    let mut model = match options.model_type {
+        t if t.is_trees() => trees_model(name, version, options, &prep, hooks)?,
+        ModelType::WoeBinning => super::scorecard::fit_binning(name, version, options, &prep)?,
+        ModelType::Scorecard => super::scorecard::fit(name, version, options, &prep, hooks)?,
+        _ => super::glm::fit(name, version, options, &prep, hooks, None)?,
     };
     model.training.seconds = started.elapsed().as_secs_f64();
     Ok(model)
@@ -359,6 +360,7 @@ impl Model {
     /// model's input columns, and whether each row could be scored (a NULL the model
     /// does not impute makes a linear model's row unscorable; trees take NULLs as missing).
     pub fn raw_scores(&self, batch: &RecordBatch) -> Result<(Vec<f64>, Vec<bool>)> {
+        self.check_predicts()?;
         let n = batch.num_rows();
         if let Some(t) = &self.trees {
             let values = t.values(&self.inputs, batch)?;
@@ -415,6 +417,10 @@ impl Model {
     /// into their column); linear models: w·(x − mean) summed over a column's features.
     /// `None` for rows that cannot be scored.
     pub fn explain(&self, batch: &RecordBatch) -> Result<Vec<Option<Explained>>> {
+        self.check_predicts()?;
+        if self.options.scorecard.is_some() {
+            return self.explain_points(batch);
+        }
         let n = batch.num_rows();
         let inputs = self.inputs.len();
         if let Some(t) = &self.trees {
@@ -465,6 +471,46 @@ impl Model {
                     raw,
                     bias,
                     contributions: per_input,
+                })
+            })
+            .collect())
+    }
+}
+
+impl Model {
+    /// A scorecard's explanation in points: raw = the score, bias = the best score (each
+    /// characteristic's most points), contributions = points below each maximum (≤ 0).
+    fn explain_points(&self, batch: &RecordBatch) -> Result<Vec<Option<Explained>>> {
+        let (columns, _) = self.encode(batch)?;
+        let maxima: Vec<f64> = self
+            .binnings()
+            .iter()
+            .enumerate()
+            .map(|(j, b)| {
+                b.bins
+                    .iter()
+                    .filter(|bin| bin.count() > 0.0)
+                    .filter_map(|bin| self.points(j, bin.woe))
+                    .fold(f64::NEG_INFINITY, f64::max)
+            })
+            .collect();
+        let best: f64 = maxima.iter().sum();
+        Ok((0..batch.num_rows())
+            .map(|r| {
+                let mut score = 0.0;
+                let contributions = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(j, col)| {
+                        let points = self.points(j, col[r]).unwrap_or(0.0);
+                        score += points;
+                        points - maxima[j]
+                    })
+                    .collect();
+                Some(Explained {
+                    raw: score,
+                    bias: best,
+                    contributions,
                 })
             })
             .collect())

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::binning::BinningParams;
 use super::gbdt::params::{Objective, TreeParams};
+use super::scorecard::ScorecardParams;
 
 /// An option's value as written: a number, a string or a boolean.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +34,10 @@ pub enum ModelType {
     BoostedTrees,
     BoostedTreeClassifier,
     BoostedTreeRegressor,
+    /// Optimal WoE bins per feature (no predictions of its own).
+    WoeBinning,
+    /// Logistic regression on WoE-binned features, scaled to points.
+    Scorecard,
 }
 
 impl ModelType {
@@ -42,9 +48,11 @@ impl ModelType {
             "boosted_trees" | "boosted_tree" | "gbdt" => Ok(ModelType::BoostedTrees),
             "boosted_tree_classifier" => Ok(ModelType::BoostedTreeClassifier),
             "boosted_tree_regressor" => Ok(ModelType::BoostedTreeRegressor),
+            "woe_binning" | "optimal_binning" => Ok(ModelType::WoeBinning),
+            "scorecard" => Ok(ModelType::Scorecard),
             other => Err(format!(
-                "unknown model type '{other}': use logistic_regression, linear_regression or boosted_trees \
-                 (boosted_tree_classifier, boosted_tree_regressor)"
+                "unknown model type '{other}': use logistic_regression, linear_regression, boosted_trees \
+                 (boosted_tree_classifier, boosted_tree_regressor), woe_binning or scorecard"
             )),
         }
     }
@@ -56,13 +64,15 @@ impl ModelType {
             ModelType::BoostedTrees => "boosted_trees",
             ModelType::BoostedTreeClassifier => "boosted_tree_classifier",
             ModelType::BoostedTreeRegressor => "boosted_tree_regressor",
+            ModelType::WoeBinning => "woe_binning",
+            ModelType::Scorecard => "scorecard",
         }
     }
 
     pub fn is_classifier(self) -> bool {
         matches!(
             self,
-            ModelType::LogisticRegression | ModelType::BoostedTreeClassifier
+            ModelType::LogisticRegression | ModelType::BoostedTreeClassifier | ModelType::Scorecard
         )
     }
 
@@ -107,6 +117,11 @@ pub struct TrainOptions {
     /// Options of boosted trees (LightGBM's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trees: Option<TreeParams>,
+    /// Options of the binning (woe_binning, and a scorecard that bins for itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binning: Option<BinningParams>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scorecard: Option<ScorecardParams>,
 }
 
 /// Options every model type takes.
@@ -152,7 +167,25 @@ impl TrainOptions {
                 },
                 ..TreeParams::default()
             }),
+            binning: matches!(model_type, ModelType::WoeBinning | ModelType::Scorecard)
+                .then(BinningParams::default),
+            scorecard: (model_type == ModelType::Scorecard).then(ScorecardParams::default),
         }
+    }
+
+    /// Every option name this model type takes.
+    fn valid_names(&self) -> Vec<&'static str> {
+        let mut valid: Vec<&str> = match self.model_type {
+            ModelType::WoeBinning => vec!["split", "split_key", "seed"],
+            _ => OPTION_NAMES.to_vec(),
+        };
+        if self.binning.is_some() {
+            valid.extend(super::binning::NAMES);
+        }
+        if self.scorecard.is_some() {
+            valid.extend(super::scorecard::NAMES);
+        }
+        valid
     }
 
     /// Apply `name = value` pairs; any mistake is an error naming the option and its type.
@@ -215,6 +248,23 @@ impl TrainOptions {
                     ));
                 }
                 continue;
+            }
+            if let Some(scorecard) = self.scorecard.as_mut()
+                && scorecard.apply(&name, value)?
+            {
+                continue;
+            }
+            if let Some(binning) = self.binning.as_mut()
+                && binning.apply(&name, value)?
+            {
+                continue;
+            }
+            if !self.valid_names().contains(&name.as_str()) {
+                return Err(format!(
+                    "unknown option '{name}' for {}; valid options: {}",
+                    self.model_type.name(),
+                    self.valid_names().join(", ")
+                ));
             }
             match name.as_str() {
                 "reg_param" => self.reg_param = in_range(number()?, 0.0, f64::MAX, "≥ 0")?,

@@ -14,6 +14,8 @@ use datafusion::arrow::datatypes::{
 use datafusion::error::{DataFusionError, Result};
 use serde::{Deserialize, Serialize};
 
+use super::binning::FeatureBinning;
+
 /// How one input column becomes features.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -33,6 +35,11 @@ pub enum Encoder {
         column: String,
         means: [f64; 3],
     },
+    /// The WoE of the value's bin (scorecards; `woe_binning` models keep only these).
+    Woe {
+        column: String,
+        binning: Box<FeatureBinning>,
+    },
 }
 
 impl Encoder {
@@ -40,13 +47,14 @@ impl Encoder {
         match self {
             Encoder::Numeric { column, .. }
             | Encoder::OneHot { column, .. }
-            | Encoder::Date { column, .. } => column,
+            | Encoder::Date { column, .. }
+            | Encoder::Woe { column, .. } => column,
         }
     }
 
     pub fn width(&self) -> usize {
         match self {
-            Encoder::Numeric { .. } => 1,
+            Encoder::Numeric { .. } | Encoder::Woe { .. } => 1,
             Encoder::OneHot { categories, .. } => categories.len(),
             Encoder::Date { .. } => 3,
         }
@@ -54,7 +62,7 @@ impl Encoder {
 
     pub fn feature_names(&self) -> Vec<String> {
         match self {
-            Encoder::Numeric { column, .. } => vec![column.clone()],
+            Encoder::Numeric { column, .. } | Encoder::Woe { column, .. } => vec![column.clone()],
             Encoder::OneHot {
                 column, categories, ..
             } => categories.iter().map(|c| format!("{column}={c}")).collect(),
@@ -269,6 +277,7 @@ pub fn encode(
                     }
                 }
             }
+            Encoder::Woe { binning, .. } => out[slot].extend(binning.woe_of(column)?),
             Encoder::Date { means, .. } => {
                 for (i, parts) in date_parts(column)?.into_iter().enumerate() {
                     let parts = parts.unwrap_or_else(|| {

@@ -1,7 +1,8 @@
 //! Table-valued model functions, planned from the SQL AST by a DataFusion `RelationPlanner`
 //! (a plain table function would plan `(SELECT …)` as a scalar subquery): `predict`,
 //! `explain`, `reason_codes`, `evaluate`, `model_weights`, `feature_importance`,
-//! `training_info`, `feature_info`, `roc_curve`, `confusion_matrix`.
+//! `training_info`, `feature_info`, `roc_curve`, `confusion_matrix`; for binning and
+//! scorecard models `binning_table`, `scorecard_table` and `woe_transform`.
 
 use std::sync::Arc;
 
@@ -39,6 +40,9 @@ const FUNCTIONS: &[&str] = &[
     "feature_info",
     "roc_curve",
     "confusion_matrix",
+    "binning_table",
+    "scorecard_table",
+    "woe_transform",
 ];
 
 /// The functions the relations call.
@@ -62,6 +66,7 @@ pub struct ModelRelations {
     explain: Arc<ScalarUDF>,
     reasons: Arc<ScalarUDF>,
     metrics: Arc<AggregateUDF>,
+    woe: Arc<ScalarUDF>,
 }
 
 impl ModelRelations {
@@ -71,6 +76,7 @@ impl ModelRelations {
         functions: ModelFunctions,
     ) -> Self {
         ModelRelations {
+            woe: Arc::new(super::woe::WoeFunction::udf(&registry)),
             registry,
             tables,
             predict: functions.predict,
@@ -152,18 +158,22 @@ fn count_argument(expr: &SqlExpr, function: &str, what: &str) -> Result<i64> {
     )))
 }
 
-fn memory_plan(name: &str, fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<LogicalPlan> {
+pub(super) fn memory_plan(
+    name: &str,
+    fields: Vec<Field>,
+    columns: Vec<ArrayRef>,
+) -> Result<LogicalPlan> {
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
     let table = MemTable::try_new(schema, vec![vec![batch]])?;
     LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(table)), None)?.build()
 }
 
-fn strings(values: impl IntoIterator<Item = String>) -> ArrayRef {
+pub(super) fn strings(values: impl IntoIterator<Item = String>) -> ArrayRef {
     Arc::new(StringArray::from_iter_values(values))
 }
 
-fn floats(values: impl IntoIterator<Item = Option<f64>>) -> ArrayRef {
+pub(super) fn floats(values: impl IntoIterator<Item = Option<f64>>) -> ArrayRef {
     Arc::new(Float64Array::from_iter(values))
 }
 
@@ -217,17 +227,26 @@ impl ModelRelations {
             .iter()
             .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
             .collect();
-        exprs.push(
-            self.call(&self.predict, pinned, &inputs)
-                .alias("prediction"),
-        );
+        exprs.extend(self.outputs(model, pinned, &inputs));
+        LogicalPlanBuilder::from(data).project(exprs)?.build()
+    }
+
+    /// What a model adds to a row: `prediction` (and `probability` for classifiers); a
+    /// scorecard's `score` and `probability`.
+    fn outputs(&self, model: &Model, pinned: &str, inputs: &[Expr]) -> Vec<Expr> {
+        let first = if model.options.scorecard.is_some() {
+            "score"
+        } else {
+            "prediction"
+        };
+        let mut exprs = vec![self.call(&self.predict, pinned, inputs).alias(first)];
         if model.is_classifier() {
             exprs.push(
-                self.call(&self.predict_proba, pinned, &inputs)
+                self.call(&self.predict_proba, pinned, inputs)
                     .alias("probability"),
             );
         }
-        LogicalPlanBuilder::from(data).project(exprs)?.build()
+        exprs
     }
 
     /// The data's columns, the prediction, then `extra` named `hidden`.
@@ -246,16 +265,7 @@ impl ModelRelations {
             .iter()
             .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
             .collect();
-        kept.push(
-            self.call(&self.predict, pinned, &inputs)
-                .alias("prediction"),
-        );
-        if model.is_classifier() {
-            kept.push(
-                self.call(&self.predict_proba, pinned, &inputs)
-                    .alias("probability"),
-            );
-        }
+        kept.extend(self.outputs(model, pinned, &inputs));
         let mut exprs = kept.clone();
         exprs.push(extra.alias(hidden));
         let plan = LogicalPlanBuilder::from(data).project(exprs)?.build()?;
@@ -543,6 +553,7 @@ impl ModelRelations {
                     Encoder::Numeric { .. } => "numeric",
                     Encoder::OneHot { .. } => "category",
                     Encoder::Date { .. } => "date part",
+                    Encoder::Woe { .. } => "woe",
                 };
                 let count = match encoder {
                     Encoder::OneHot { counts, .. } => counts.get(i).map(|c| *c as f64),
@@ -752,6 +763,27 @@ impl RelationPlanner for ModelRelations {
             "training_info" => Self::training_info(&model)?,
             "feature_info" => Self::feature_info(&model)?,
             "roc_curve" => Self::roc_curve(&model)?,
+            "binning_table" => {
+                arity(1, 2, "SELECT * FROM binning_table(model [, 'feature'])")?;
+                let feature = exprs
+                    .get(1)
+                    .map(|e| model_reference(e, "binning_table"))
+                    .transpose()?;
+                super::credit_tables::binning_table(&model, feature.as_deref())?
+            }
+            "scorecard_table" => {
+                arity(1, 1, "SELECT * FROM scorecard_table(model)")?;
+                super::credit_tables::scorecard_table(&model)?
+            }
+            "woe_transform" => {
+                arity(
+                    2,
+                    2,
+                    "SELECT * FROM woe_transform(model, table | (SELECT …))",
+                )?;
+                let data = self.plan_data(exprs[1], context, "woe_transform")?;
+                super::credit_tables::woe_transform(&model, &pinned, data, &self.woe)?
+            }
             _ => {
                 arity(1, 2, "SELECT * FROM confusion_matrix(model [, threshold])")?;
                 let threshold = match exprs.get(1) {

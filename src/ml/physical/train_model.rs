@@ -217,7 +217,8 @@ impl ExecutionPlan for TrainExec {
             let _cancel_on_drop = CancelOnDrop(Arc::clone(&cancelled));
             let live = Arc::clone(&progress);
             let fit_name = name.clone();
-            let fit_options = options.clone();
+            let mut fit_options = options.clone();
+            crate::ml::scorecard::resolve(&mut fit_options, &registry)?;
             let threads = context.session_config().target_partitions().max(1);
             let working = Mutex::new(
                 MemoryConsumer::new(format!("TrainExec[{name}] working set"))
