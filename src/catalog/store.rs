@@ -54,11 +54,14 @@ impl Entry {
     }
 }
 
-/// A trained model: its immutable versions (JSON artifacts), oldest first.
+/// A trained model: its immutable versions (JSON artifacts), oldest first, and the
+/// aliases (`champion`, `challenger`, …) that point at versions.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ModelEntry {
     pub name: String,
     pub versions: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub aliases: std::collections::BTreeMap<String, u32>,
 }
 
 /// A user function: its name and the CREATE FUNCTION statement that defines it.

@@ -5,6 +5,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod binning;
+pub mod compare;
 pub mod credit_tables;
 pub mod explain;
 pub mod functions;

@@ -1,5 +1,6 @@
 //! Models in the catalog: every training adds an immutable version through the catalog's
-//! commit protocol; `name` means the newest version, `name@N` a given one.
+//! commit protocol; `name` means the newest version, `name@N` a given one, `name@alias` the
+//! version an alias (`ALTER MODEL name SET ALIAS champion = N`) points at.
 
 use std::sync::Arc;
 
@@ -13,24 +14,52 @@ pub struct Registry {
     store: Arc<CatalogStore>,
 }
 
-/// `risk` or `risk@2`.
-pub fn split_reference(reference: &str) -> Result<(&str, Option<u32>)> {
+/// Which version a reference picks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    Newest,
+    Version(u32),
+    Alias(String),
+}
+
+/// `risk`, `risk@2` or `risk@champion`.
+pub fn parse_reference(reference: &str) -> Result<(&str, Selector)> {
     match reference.split_once('@') {
-        None => Ok((reference, None)),
-        Some((name, v)) => v
-            .trim()
-            .parse::<u32>()
-            .map(|v| (name.trim(), Some(v)))
-            .map_err(|_| {
-                DataFusionError::Plan(format!(
-                    "'{reference}': a model version is written name@N, N a number"
-                ))
-            }),
+        None => Ok((reference.trim(), Selector::Newest)),
+        Some((name, v)) => {
+            let v = v.trim();
+            if let Ok(n) = v.parse::<u32>() {
+                Ok((name.trim(), Selector::Version(n)))
+            } else if is_alias(v) {
+                Ok((name.trim(), Selector::Alias(v.to_ascii_lowercase())))
+            } else {
+                Err(DataFusionError::Plan(format!(
+                    "'{reference}': a model version is written name@N (N a number) or name@alias"
+                )))
+            }
+        }
     }
 }
 
+/// An alias is a name: a letter or `_`, then letters, digits and `_`.
+pub fn is_alias(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn version_of(v: &serde_json::Value) -> Option<u32> {
+    v.get("version").and_then(|x| x.as_u64()).map(|v| v as u32)
+}
+
+/// A refusal inside a commit reads like any planning error; storage failures stay external.
 fn external(e: crate::error::AugurError) -> DataFusionError {
-    DataFusionError::External(Box::new(e))
+    match e {
+        crate::error::AugurError::Usage(message) => DataFusionError::Plan(message),
+        other => DataFusionError::External(Box::new(other)),
+    }
 }
 
 impl Registry {
@@ -54,7 +83,7 @@ impl Registry {
 
     /// The model a reference names; unknown names list the models there are.
     pub fn get(&self, reference: &str) -> Result<Model> {
-        let (name, version) = split_reference(reference)?;
+        let (name, selector) = parse_reference(reference)?;
         let catalog = self.store.snapshot();
         let Some(entry) = catalog
             .models
@@ -71,12 +100,28 @@ impl Registry {
                 }
             )));
         };
+        let version = match &selector {
+            Selector::Newest => None,
+            Selector::Version(v) => Some(*v),
+            Selector::Alias(a) => Some(*entry.aliases.get(a).ok_or_else(|| {
+                let aliases: Vec<String> = entry
+                    .aliases
+                    .iter()
+                    .map(|(a, v)| format!("{a} = {v}"))
+                    .collect();
+                DataFusionError::Plan(format!(
+                    "model '{name}' has no alias '{a}'; {}",
+                    if aliases.is_empty() {
+                        format!("set one with ALTER MODEL {name} SET ALIAS {a} = <version>")
+                    } else {
+                        format!("its aliases: {}", aliases.join(", "))
+                    }
+                ))
+            })?),
+        };
         let value = match version {
             None => entry.versions.last(),
-            Some(v) => entry
-                .versions
-                .iter()
-                .find(|m| m.get("version").and_then(|x| x.as_u64()) == Some(u64::from(v))),
+            Some(v) => entry.versions.iter().find(|m| version_of(m) == Some(v)),
         };
         let value = value.ok_or_else(|| {
             DataFusionError::Plan(format!(
@@ -89,6 +134,63 @@ impl Registry {
                 "model '{reference}' in the catalog is unreadable: {e}"
             ))
         })
+    }
+
+    /// The aliases of a model (alias, version), by alias.
+    pub fn aliases(&self, name: &str) -> Vec<(String, u32)> {
+        self.store
+            .snapshot()
+            .models
+            .iter()
+            .find(|m| m.name.eq_ignore_ascii_case(name))
+            .map(|m| m.aliases.iter().map(|(a, v)| (a.clone(), *v)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Point `alias` at `version` of `name` (None: remove it), in one catalog commit.
+    pub fn set_alias(&self, name: &str, alias: &str, version: Option<u32>) -> Result<()> {
+        let alias = alias.to_ascii_lowercase();
+        if !is_alias(&alias) {
+            return Err(DataFusionError::Plan(format!(
+                "'{alias}' is not an alias: use a name (letters, digits, _), not a number"
+            )));
+        }
+        let known = self.get(name)?;
+        let name = known.name.clone();
+        self.store
+            .commit(|catalog| {
+                let Some(entry) = catalog.models.iter_mut().find(|m| m.name == name) else {
+                    return Err(crate::error::AugurError::Usage(format!(
+                        "model '{name}' does not exist"
+                    )));
+                };
+                match version {
+                    Some(v) => {
+                        if !entry.versions.iter().any(|m| version_of(m) == Some(v)) {
+                            let versions: Vec<String> = entry
+                                .versions
+                                .iter()
+                                .filter_map(version_of)
+                                .map(|v| v.to_string())
+                                .collect();
+                            return Err(crate::error::AugurError::Usage(format!(
+                                "model '{name}' has no version {v} to alias; its versions: {}",
+                                versions.join(", ")
+                            )));
+                        }
+                        entry.aliases.insert(alias.clone(), v);
+                    }
+                    None => {
+                        if entry.aliases.remove(&alias).is_none() {
+                            return Err(crate::error::AugurError::Usage(format!(
+                                "model '{name}' has no alias '{alias}'"
+                            )));
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .map_err(external)
     }
 
     /// All versions of every model, oldest first.
@@ -116,6 +218,7 @@ impl Registry {
                         catalog.models.push(ModelEntry {
                             name: model.name.clone(),
                             versions: vec![],
+                            aliases: Default::default(),
                         });
                         let last = catalog.models.len() - 1;
                         &mut catalog.models[last]
@@ -124,10 +227,10 @@ impl Registry {
                 let newest = entry
                     .versions
                     .iter()
-                    .filter_map(|v| v.get("version").and_then(|x| x.as_u64()))
+                    .filter_map(version_of)
                     .max()
                     .unwrap_or(0);
-                model.version = newest as u32 + 1;
+                model.version = newest + 1;
                 model.name = entry.name.clone();
                 let value = serde_json::to_value(&model).map_err(|e| {
                     crate::error::AugurError::Database(format!("cannot encode model: {e}"))
@@ -139,36 +242,37 @@ impl Registry {
         Ok(model)
     }
 
-    /// Drop a model (all versions) or one version (`name@N`).
+    /// Drop a model (all versions) or one version (`name@N`, `name@alias`). A version an
+    /// alias points at stays until the alias moves or is dropped.
     pub fn drop(&self, reference: &str, if_exists: bool) -> Result<()> {
-        let (name, version) = split_reference(reference)?;
-        if self.get(reference).is_err() {
-            return if if_exists {
-                Ok(())
-            } else {
-                self.get(reference).map(|_| ())
-            };
-        }
+        let (_, selector) = parse_reference(reference)?;
+        let model = match self.get(reference) {
+            Ok(m) => m,
+            Err(_) if if_exists => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let name = model.name.clone();
+        let version = (selector != Selector::Newest).then_some(model.version);
         self.store
             .commit(|catalog| {
-                if let Some(i) = catalog
-                    .models
-                    .iter()
-                    .position(|m| m.name.eq_ignore_ascii_case(name))
-                {
-                    match version {
-                        None => {
-                            catalog.models.remove(i);
-                        }
-                        Some(v) => {
-                            catalog.models[i].versions.retain(|m| {
-                                m.get("version").and_then(|x| x.as_u64()) != Some(u64::from(v))
-                            });
-                            if catalog.models[i].versions.is_empty() {
-                                catalog.models.remove(i);
-                            }
-                        }
-                    }
+                let Some(i) = catalog.models.iter().position(|m| m.name == name) else {
+                    return Ok(());
+                };
+                let Some(v) = version else {
+                    catalog.models.remove(i);
+                    return Ok(());
+                };
+                let entry = &mut catalog.models[i];
+                if let Some((alias, _)) = entry.aliases.iter().find(|(_, a)| **a == v) {
+                    return Err(crate::error::AugurError::Usage(format!(
+                        "version {v} of model '{name}' is aliased '{alias}': move the alias \
+                         (ALTER MODEL {name} SET ALIAS {alias} = N) or drop it \
+                         (ALTER MODEL {name} DROP ALIAS {alias}) first"
+                    )));
+                }
+                entry.versions.retain(|m| version_of(m) != Some(v));
+                if entry.versions.is_empty() {
+                    catalog.models.remove(i);
                 }
                 Ok(())
             })

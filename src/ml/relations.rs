@@ -22,7 +22,7 @@ use datafusion::logical_expr::{
     AggregateUDF, Expr, LogicalPlan, LogicalPlanBuilder, ScalarUDF, lit,
 };
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, FunctionArg, FunctionArgExpr, TableFactor, Value,
+    BinaryOperator, Expr as SqlExpr, FunctionArg, FunctionArgExpr, TableFactor, Value,
 };
 
 use super::model::{Metrics, Model};
@@ -43,6 +43,7 @@ const FUNCTIONS: &[&str] = &[
     "binning_table",
     "scorecard_table",
     "woe_transform",
+    "compare_models",
 ];
 
 /// The functions the relations call.
@@ -67,6 +68,7 @@ pub struct ModelRelations {
     reasons: Arc<ScalarUDF>,
     metrics: Arc<AggregateUDF>,
     woe: Arc<ScalarUDF>,
+    compare: Arc<AggregateUDF>,
 }
 
 impl ModelRelations {
@@ -77,6 +79,7 @@ impl ModelRelations {
     ) -> Self {
         ModelRelations {
             woe: Arc::new(super::woe::WoeFunction::udf(&registry)),
+            compare: Arc::new(super::compare::CompareModels::udaf()),
             registry,
             tables,
             predict: functions.predict,
@@ -128,10 +131,29 @@ fn plan_err(m: String) -> DataFusionError {
     DataFusionError::Plan(m)
 }
 
-/// A model named by identifier (`risk`) or string (`'risk@2'`).
+/// A model named by identifier (`risk`, `risk@2`, `risk@champion`) or string (`'risk@2'`).
 fn model_reference(expr: &SqlExpr, function: &str) -> Result<String> {
     match expr {
         SqlExpr::Identifier(id) => Ok(id.value.clone()),
+        // PostgreSQL's dialect reads `risk@2` as the operator `@` between two operands.
+        SqlExpr::BinaryOp {
+            left,
+            op: BinaryOperator::At,
+            right,
+        } => match (left.as_ref(), right.as_ref()) {
+            (SqlExpr::Identifier(name), SqlExpr::Identifier(alias)) => {
+                Ok(format!("{}@{}", name.value, alias.value))
+            }
+            (SqlExpr::Identifier(name), SqlExpr::Value(v)) => match &v.value {
+                Value::Number(n, _) => Ok(format!("{}@{n}", name.value)),
+                _ => Err(plan_err(format!(
+                    "{function}: a model version is name@N or name@alias"
+                ))),
+            },
+            _ => Err(plan_err(format!(
+                "{function}: a model version is name@N or name@alias"
+            ))),
+        },
         SqlExpr::Value(v) => match &v.value {
             Value::SingleQuotedString(s) => Ok(s.clone()),
             _ => Err(plan_err(format!(
@@ -332,6 +354,62 @@ impl ModelRelations {
             );
         }
         LogicalPlanBuilder::from(plan).project(exprs)?.build()
+    }
+
+    /// Both models' AUCs, DeLong's test of their difference and Brier scores, on `data`.
+    fn compare_models(
+        &self,
+        first: &Model,
+        pinned: &str,
+        second: &Model,
+        data: LogicalPlan,
+    ) -> Result<LogicalPlan> {
+        let second_pinned = format!("{}@{}", second.name, second.version);
+        for m in [first, second] {
+            if !m.is_classifier() {
+                return Err(plan_err(format!(
+                    "compare_models: model '{}@{}' is a {}; compare classifiers (AUC needs probabilities)",
+                    m.name,
+                    m.version,
+                    m.options.model_type.name()
+                )));
+            }
+        }
+        let label = data
+            .schema()
+            .qualified_field_with_unqualified_name(&first.options.label)
+            .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+            .map_err(|_| {
+                plan_err(format!(
+                    "compare_models: the data has no label column '{}'",
+                    first.options.label
+                ))
+            })?;
+        let p1 = self.call(
+            &self.predict_proba,
+            pinned,
+            &self.input_columns(first, &data, "compare_models")?,
+        );
+        let p2 = self.call(
+            &self.predict_proba,
+            &second_pinned,
+            &self.input_columns(second, &data, "compare_models")?,
+        );
+        let aggregate = self.compare.call(vec![label, p1, p2]).alias("c");
+        let mut columns = vec![
+            lit(pinned.to_string()).alias("model_1"),
+            lit(second_pinned).alias("model_2"),
+        ];
+        for field in super::compare::fields().iter() {
+            columns.push(
+                get_field(Expr::Column(Column::from_name("c")), field.name().as_str())
+                    .alias(field.name()),
+            );
+        }
+        LogicalPlanBuilder::from(data)
+            .aggregate(Vec::<Expr>::new(), vec![aggregate])?
+            .project(columns)?
+            .build()
     }
 
     /// Per input column: splits and total gain (trees), and mean |contribution|.
@@ -719,11 +797,7 @@ impl RelationPlanner for ModelRelations {
         };
         let plan = match function.as_str() {
             "predict" => {
-                arity(
-                    2,
-                    2,
-                    "SELECT * FROM predict(model, table | 'file' | (SELECT …))",
-                )?;
+                arity(2, 2, "SELECT * FROM predict(model, table | (SELECT …))")?;
                 let data = self.plan_data(exprs[1], context, "predict")?;
                 self.predict(&model, &pinned, data)?
             }
@@ -774,6 +848,18 @@ impl RelationPlanner for ModelRelations {
             "scorecard_table" => {
                 arity(1, 1, "SELECT * FROM scorecard_table(model)")?;
                 super::credit_tables::scorecard_table(&model)?
+            }
+            "compare_models" => {
+                arity(
+                    3,
+                    3,
+                    "SELECT * FROM compare_models(model_1, model_2, table | (SELECT …))",
+                )?;
+                let other = self
+                    .registry
+                    .get(&model_reference(exprs[1], "compare_models")?)?;
+                let data = self.plan_data(exprs[2], context, "compare_models")?;
+                self.compare_models(&model, &pinned, &other, data)?
             }
             "woe_transform" => {
                 arity(

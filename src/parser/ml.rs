@@ -38,6 +38,12 @@ pub enum MlStatement {
         location: String,
         options: Vec<(String, OptionValue)>,
     },
+    /// `ALTER MODEL name SET ALIAS alias = N` (`version` Some) or `… DROP ALIAS alias`.
+    SetAlias {
+        name: String,
+        alias: String,
+        version: Option<u32>,
+    },
 }
 
 struct Cursor<'a> {
@@ -201,6 +207,7 @@ impl MlStatement {
                 explain: None | Some(true),
                 ..
             } | MlStatement::DropModel { .. }
+                | MlStatement::SetAlias { .. }
                 | MlStatement::ImportModel { .. }
                 | MlStatement::ExportModel { .. }
         )
@@ -218,6 +225,7 @@ impl MlStatement {
                 ..
             }
             | MlStatement::DropModel { name, .. }
+            | MlStatement::SetAlias { name, .. }
             | MlStatement::ImportModel { name, .. } => Some(
                 name.split_once('@')
                     .map_or(name.as_str(), |(n, _)| n.trim()),
@@ -390,6 +398,57 @@ pub fn parse(sql: &str) -> Result<Option<MlStatement>, String> {
             }));
         }
     }
+    if c.keyword("ALTER") {
+        if !c.keyword("MODEL") {
+            return Ok(None);
+        }
+        const USAGE: &str =
+            "ALTER MODEL name SET ALIAS alias = version | ALTER MODEL name DROP ALIAS alias";
+        let name = c.ident("a model name", USAGE)?;
+        let set = if c.keyword("SET") {
+            true
+        } else if c.keyword("DROP") {
+            false
+        } else {
+            return Err(format!(
+                "expected SET or DROP {}; usage: {USAGE}",
+                c.found()
+            ));
+        };
+        c.expect("ALIAS", USAGE)?;
+        let alias = c.ident("an alias name", USAGE)?;
+        let version = if set {
+            c.punct(Token::Eq);
+            match c.peek().cloned() {
+                Some(Token::Number(n, _)) => {
+                    c.at += 1;
+                    Some(
+                        n.parse::<u32>()
+                            .map_err(|_| format!("'{n}' is not a model version; usage: {USAGE}"))?,
+                    )
+                }
+                _ => {
+                    return Err(format!(
+                        "expected a version number {}; usage: {USAGE}",
+                        c.found()
+                    ));
+                }
+            }
+        } else {
+            None
+        };
+        if c.peek().is_some_and(|t| *t != Token::SemiColon) {
+            return Err(format!(
+                "unexpected '{}' after the statement; usage: {USAGE}",
+                c.peek().map(|t| t.to_string()).unwrap_or_default()
+            ));
+        }
+        return Ok(Some(MlStatement::SetAlias {
+            name,
+            alias,
+            version,
+        }));
+    }
     if c.keyword("DROP") {
         if !c.keyword("MODEL") {
             return Ok(None);
@@ -457,6 +516,28 @@ mod tests {
         );
         assert!(matches!(parse("EXPLAIN ANALYZE TRAIN MODEL x USING linear_regression PREDICT y AS SELECT 1 AS y, 2 AS z").unwrap(), Some(MlStatement::Train { explain: Some(true), .. })));
         assert_eq!(parse("SELECT model FROM t").unwrap(), None);
+        assert_eq!(
+            parse("ALTER MODEL risk SET ALIAS champion = 3;").unwrap(),
+            Some(MlStatement::SetAlias {
+                name: "risk".into(),
+                alias: "champion".into(),
+                version: Some(3)
+            })
+        );
+        assert_eq!(
+            parse("alter model risk drop alias champion").unwrap(),
+            Some(MlStatement::SetAlias {
+                name: "risk".into(),
+                alias: "champion".into(),
+                version: None
+            })
+        );
+        assert!(
+            parse("ALTER MODEL risk SET ALIAS champion = x")
+                .unwrap_err()
+                .contains("expected a version number")
+        );
+        assert_eq!(parse("ALTER TABLE model ADD COLUMN x INT").unwrap(), None);
         assert_eq!(parse("CREATE TABLE model (x INT)").unwrap(), None);
         assert_eq!(
             parse("IMPORT MODEL gbm FROM 'm.txt' OPTIONS (format = 'lightgbm')").unwrap(),

@@ -61,10 +61,18 @@ pub async fn plan(session: &Session, statement: MlStatement) -> Result<Planned> 
                 None => plan,
             }))
         }
-        MlStatement::ShowModels => Ok(show(&registry.all())),
+        MlStatement::ShowModels => Ok(show(&registry, &registry.all())),
         MlStatement::DescribeModel(reference) => Ok(describe(&registry.get(&reference)?)),
         MlStatement::DropModel { name, if_exists } => {
             registry.drop(&name, if_exists)?;
+            Ok(Planned::Rows(vec![], Arc::new(Schema::empty())))
+        }
+        MlStatement::SetAlias {
+            name,
+            alias,
+            version,
+        } => {
+            registry.set_alias(&name, &alias, version)?;
             Ok(Planned::Rows(vec![], Arc::new(Schema::empty())))
         }
         MlStatement::ImportModel {
@@ -88,7 +96,16 @@ pub(super) fn rows(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Planned {
     }
 }
 
-fn show(models: &[Model]) -> Planned {
+fn show(registry: &Registry, models: &[Model]) -> Planned {
+    let aliases = |m: &Model| -> Option<String> {
+        let names: Vec<String> = registry
+            .aliases(&m.name)
+            .into_iter()
+            .filter(|(_, v)| *v == m.version)
+            .map(|(a, _)| a)
+            .collect();
+        (!names.is_empty()).then(|| names.join(", "))
+    };
     let metric = |m: &Model| match &m.metrics {
         Some(Metrics::Classification(c)) => Some(c.auc_roc),
         Some(Metrics::Regression(r)) => Some(r.rmse),
@@ -105,6 +122,7 @@ fn show(models: &[Model]) -> Planned {
             Field::new("metric", DataType::Utf8, true),
             Field::new("metric_value", DataType::Float64, true),
             Field::new("created_unix", DataType::Int64, false),
+            Field::new("aliases", DataType::Utf8, true),
         ],
         vec![
             Arc::new(StringArray::from_iter_values(
@@ -144,6 +162,9 @@ fn show(models: &[Model]) -> Planned {
             )),
             Arc::new(Int64Array::from_iter_values(
                 models.iter().map(|m| m.created_unix as i64),
+            )),
+            Arc::new(StringArray::from(
+                models.iter().map(aliases).collect::<Vec<_>>(),
             )),
         ],
     )

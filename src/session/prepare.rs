@@ -73,7 +73,8 @@ async fn prepare(session: &Session, sql: &str) -> Result<Prepared> {
     }
     super::functions::sync(session).await?;
     match crate::parser::ml::parse(sql).map_err(AugurError::Usage)? {
-        Some(MlStatement::DropModel { .. }) => Ok(no_rows()),
+        // Statements that change models or write files run at Execute, never at Describe.
+        Some(s) if s.writes() && !matches!(s, MlStatement::Train { .. }) => Ok(no_rows()),
         Some(statement) => match models::plan(session, statement).await? {
             Planned::Plan(plan) => Ok(Prepared {
                 parameter_types: vec![],

@@ -157,6 +157,49 @@ def trend_ok(rates, trend):
     return True
 
 
+def midrank(x):
+    """Sun & Xu's midranks: 1-based, ties averaged."""
+    order = np.argsort(x, kind="mergesort")
+    z = x[order]
+    n = len(x)
+    t = np.zeros(n)
+    i = 0
+    while i < n:
+        j = i
+        while j < n and z[j] == z[i]:
+            j += 1
+        t[i:j] = 0.5 * (i + j - 1) + 1
+        i = j
+    out = np.empty(n)
+    out[order] = t
+    return out
+
+
+def delong(y, p1, p2):
+    """Fast DeLong (Sun & Xu 2014) for two correlated ROC curves, written independently."""
+    from scipy.stats import norm
+
+    pos, neg = y == 1, y == 0
+    m, n = pos.sum(), neg.sum()
+    scores = np.vstack([p1, p2])
+    x, yy = scores[:, pos], scores[:, neg]
+    tx = np.array([midrank(r) for r in x])
+    ty = np.array([midrank(r) for r in yy])
+    tz = np.array([midrank(r) for r in np.hstack([x, yy])])
+    aucs = tz[:, :m].sum(axis=1) / m / n - (m + 1.0) / 2.0 / n
+    v01 = (tz[:, :m] - tx) / n
+    v10 = 1.0 - (tz[:, m:] - ty) / m
+    s = np.cov(v01) / m + np.cov(v10) / n
+    l = np.array([1.0, -1.0])
+    se = math.sqrt(l @ s @ l)
+    z = (aucs[0] - aucs[1]) / se
+    return {
+        "auc_1": aucs[0], "auc_2": aucs[1], "z": z,
+        "p_value": 2 * norm.sf(abs(z)),
+        "brier_1": float(np.mean((p1 - y) ** 2)), "brier_2": float(np.mean((p2 - y) ** 2)),
+    }
+
+
 def main():
     df = make_data()
     y = df["y"].to_numpy()
@@ -249,6 +292,31 @@ def main():
     check(prob_diff <= 1e-12, f"probability differs by {prob_diff}")
     summed = sum(woe[f].round(15).map(pts[f]) for f in ["x1", "x2", "x3"])
     check(np.max(np.abs(summed - scored["score"])) <= 1e-9, "score is not the sum of the row's points")
+
+    # 4. Champion / challenger: DeLong's test against Sun & Xu's algorithm written here,
+    #    on scorecard scores (many ties) and a logistic regression on the raw features.
+    augur(
+        "TRAIN MODEL lr USING logistic_regression PREDICT y WITH (handle_nulls = 'impute') "
+        f"AS SELECT x1, x2, x3, c1, y FROM '{DATA}'",
+        "ALTER MODEL sc SET ALIAS champion = 1",
+    )
+    augur(
+        "TRAIN MODEL sc2 USING scorecard PREDICT y WITH (binning = 'b_auto', reg_param = 0.02) "
+        f"AS SELECT x1, x2, x3, y FROM '{DATA}'"
+    )
+    for challenger, scalar in [("lr", "predict_proba('lr', x1, x2, x3, c1)"),
+                               ("sc2", "predict_proba('sc2', x1, x2, x3)")]:
+        both = table(
+            f"SELECT p.y, p.probability AS p1, {scalar} AS p2 "
+            f"FROM predict(sc@champion, (SELECT * FROM '{DATA}')) p ORDER BY id"
+        )
+        cmp = table(f"SELECT * FROM compare_models(sc@champion, {challenger}, (SELECT * FROM '{DATA}'))")
+        expected = delong(both["y"].to_numpy(), both["p1"].to_numpy(), both["p2"].to_numpy())
+        print(f"DeLong sc vs {challenger}:", {k: float(f"{v:.12g}") for k, v in expected.items()})
+        for key in ["auc_1", "auc_2", "z", "p_value", "brier_1", "brier_2"]:
+            diff = abs(float(cmp[key].iloc[0]) - expected[key])
+            check(diff <= 1e-9, f"compare_models {key}: {cmp[key].iloc[0]} vs {expected[key]}")
+        check(cmp["model_1"].iloc[0] == "sc@1", f"the alias chose {cmp['model_1'].iloc[0]}")
 
     if failures:
         print(f"credit: {len(failures)} check(s) failed")
