@@ -287,6 +287,7 @@ pub fn fit(
         },
         metrics: None,
         roc: vec![],
+        score_distribution: None,
         created_unix: now_unix(),
     };
     let evaluated: Vec<Shard> = if test.rows() > 0 { vec![test] } else { shards };

@@ -7,6 +7,7 @@
 pub mod binning;
 pub mod compare;
 pub mod credit_tables;
+pub mod drift;
 pub mod explain;
 pub mod functions;
 pub mod gbdt;

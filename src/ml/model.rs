@@ -81,6 +81,9 @@ pub struct Model {
     pub training: TrainingSummary,
     pub metrics: Option<Metrics>,
     pub roc: Vec<RocPoint>,
+    /// Deciles of the model's output on the evaluation rows, the baseline of `drift`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_distribution: Option<super::drift::Distribution>,
     pub created_unix: u64,
 }
 
@@ -312,6 +315,7 @@ fn trees_model(
         },
         metrics: None,
         roc: vec![],
+        score_distribution: None,
         created_unix: now_unix(),
     };
     model.set_metrics(&fitted.scored);
@@ -328,6 +332,8 @@ impl Model {
         &mut self,
         scored: &[(f64, f64, f64)],
     ) -> Option<ClassificationMetrics> {
+        let outputs: Vec<f64> = scored.iter().map(|s| s.0).collect();
+        self.score_distribution = super::drift::Distribution::deciles(&outputs);
         if self.is_classifier() {
             let curve = metrics::roc_curve(scored);
             let m = metrics::classification_on_curve(scored, &curve, self.options.threshold);

@@ -44,6 +44,7 @@ const FUNCTIONS: &[&str] = &[
     "scorecard_table",
     "woe_transform",
     "compare_models",
+    "drift",
 ];
 
 /// The functions the relations call.
@@ -69,6 +70,7 @@ pub struct ModelRelations {
     metrics: Arc<AggregateUDF>,
     woe: Arc<ScalarUDF>,
     compare: Arc<AggregateUDF>,
+    drift: Arc<AggregateUDF>,
 }
 
 impl ModelRelations {
@@ -80,6 +82,7 @@ impl ModelRelations {
         ModelRelations {
             woe: Arc::new(super::woe::WoeFunction::udf(&registry)),
             compare: Arc::new(super::compare::CompareModels::udaf()),
+            drift: Arc::new(super::drift::Drift::udaf(&registry)),
             registry,
             tables,
             predict: functions.predict,
@@ -354,6 +357,33 @@ impl ModelRelations {
             );
         }
         LogicalPlanBuilder::from(plan).project(exprs)?.build()
+    }
+
+    /// One row per bin of each feature (and of the output): shares then and now, PSI.
+    fn drift(
+        &self,
+        model: &Model,
+        pinned: &str,
+        data: LogicalPlan,
+        warn: f64,
+        alert: f64,
+    ) -> Result<LogicalPlan> {
+        const HIDDEN: &str = "__augur_drift";
+        let mut args = vec![lit(pinned.to_string()), lit(warn), lit(alert)];
+        args.extend(self.input_columns(model, &data, "drift")?);
+        let aggregate = self.drift.call(args).alias(HIDDEN);
+        let plan = LogicalPlanBuilder::from(data)
+            .aggregate(Vec::<Expr>::new(), vec![aggregate])?
+            .unnest_column(HIDDEN)?
+            .build()?;
+        let columns: Vec<Expr> = super::drift::fields()
+            .iter()
+            .map(|f| {
+                get_field(Expr::Column(Column::from_name(HIDDEN)), f.name().as_str())
+                    .alias(f.name())
+            })
+            .collect();
+        LogicalPlanBuilder::from(plan).project(columns)?.build()
     }
 
     /// Both models' AUCs, DeLong's test of their difference and Brier scores, on `data`.
@@ -860,6 +890,33 @@ impl RelationPlanner for ModelRelations {
                     .get(&model_reference(exprs[1], "compare_models")?)?;
                 let data = self.plan_data(exprs[2], context, "compare_models")?;
                 self.compare_models(&model, &pinned, &other, data)?
+            }
+            "drift" => {
+                arity(
+                    2,
+                    4,
+                    "SELECT * FROM drift(model, table | (SELECT …) [, warn, alert])",
+                )?;
+                let data = self.plan_data(exprs[1], context, "drift")?;
+                let threshold = |i: usize, default: f64| -> Result<f64> {
+                    match exprs.get(i) {
+                        None => Ok(default),
+                        Some(SqlExpr::Value(v)) => match &v.value {
+                            Value::Number(n, _) => n.parse::<f64>().ok().filter(|t| *t > 0.0).ok_or_else(|| {
+                                plan_err(format!("drift: a PSI threshold is a number > 0, got {n}"))
+                            }),
+                            _ => Err(plan_err("drift: the PSI thresholds are numbers, e.g. drift(m, t, 0.1, 0.25)".into())),
+                        },
+                        Some(_) => Err(plan_err("drift: the PSI thresholds are numbers, e.g. drift(m, t, 0.1, 0.25)".into())),
+                    }
+                };
+                let (warn, alert) = (threshold(2, 0.10)?, threshold(3, 0.25)?);
+                if alert < warn {
+                    return Err(plan_err(format!(
+                        "drift: the alert threshold ({alert}) is below the warning one ({warn})"
+                    )));
+                }
+                self.drift(&model, &pinned, data, warn, alert)?
             }
             "woe_transform" => {
                 arity(

@@ -192,6 +192,7 @@ pub fn fit_binning(
         },
         metrics: None,
         roc: vec![],
+        score_distribution: None,
         created_unix: now_unix(),
     })
 }

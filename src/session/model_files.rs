@@ -169,6 +169,7 @@ pub async fn import(
         trees: Some(trees),
         metrics: None,
         roc: vec![],
+        score_distribution: None,
         created_unix: now_unix(),
     };
     let model = registry.add(model)?;

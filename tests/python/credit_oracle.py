@@ -318,6 +318,34 @@ def main():
             check(diff <= 1e-9, f"compare_models {key}: {cmp[key].iloc[0]} vs {expected[key]}")
         check(cmp["model_1"].iloc[0] == "sc@1", f"the alias chose {cmp['model_1'].iloc[0]}")
 
+    # 5. Drift: PSI by its closed form, with empty bins floored at 1e-4, on a later
+    #    "period" (rows with x1 < 45: the upper bins of x1 are empty).
+    later = df[df["x1"] < 45]
+    drift = table(f"SELECT * FROM drift(b_auto, (SELECT * FROM '{DATA}' WHERE x1 < 45), 0.1, 0.2)")
+    bt = table("SELECT * FROM binning_table(b_auto)")
+    worst_psi = 0.0
+    for name in ["x1", "x2", "x3"]:
+        b = bt[bt["feature"] == name].reset_index(drop=True)
+        d = drift[drift["feature"] == name].reset_index(drop=True)
+        x = later[name].to_numpy()
+        special, missing = x == SPECIAL, np.isnan(x)
+        clean = ~special & ~missing
+        splits = np.array(splits_of(b))
+        counts = np.bincount(np.searchsorted(splits, x[clean], side="right"), minlength=len(splits) + 1)
+        actual = np.append(counts, [special.sum(), missing.sum()]) / len(x)
+        expected = b["count"].to_numpy() / b["count"].sum()
+        floor = lambda v: np.where(v <= 0, 1e-4, v)
+        terms = (floor(actual) - floor(expected)) * np.log(floor(actual) / floor(expected))
+        psi = terms.sum()
+        status = "stable" if psi < 0.1 else "moderate shift" if psi < 0.2 else "significant shift"
+        worst_psi = max(worst_psi, float(np.max(np.abs(d["psi"].to_numpy() - terms))),
+                        abs(float(d["feature_psi"].iloc[0]) - psi))
+        check(np.allclose(d["actual_share"], actual, atol=1e-15, rtol=0), f"{name}: shares {list(d['actual_share'])} vs {actual}")
+        check(d["status"].iloc[0] == status, f"{name}: status {d['status'].iloc[0]}, PSI {psi}")
+    print(f"drift PSI vs closed form: max difference {worst_psi:.3g}")
+    check(worst_psi <= 1e-12, f"PSI differs from the closed form by {worst_psi}")
+    check((drift["actual_share"] == 0).any(), "the drift data left no bin empty")
+
     if failures:
         print(f"credit: {len(failures)} check(s) failed")
         sys.exit(1)
