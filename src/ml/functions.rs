@@ -229,6 +229,8 @@ pub fn metric_fields() -> Fields {
             "rmse",
             "mae",
             "r2",
+            "brier",
+            "ece",
         ]
         .iter()
         .map(|n| Field::new(*n, DataType::Float64, true))
@@ -367,7 +369,7 @@ impl Accumulator for MetricsAccumulator {
             .zip(&self.labels)
             .map(|(s, y)| (*s, *y, 1.0))
             .collect();
-        let mut values = vec![None; 11];
+        let mut values = vec![None; 13];
         values[0] = Some(scored.len() as f64);
         if self.classification {
             let m = metrics::classification(&scored, self.threshold);
@@ -385,6 +387,8 @@ impl Accumulator for MetricsAccumulator {
             {
                 values[i + 1] = Some(v);
             }
+            values[11] = Some(m.brier);
+            values[12] = Some(m.ece);
         } else {
             let m = metrics::regression(&scored);
             values[8] = Some(m.rmse);

@@ -288,6 +288,7 @@ pub fn fit(
         metrics: None,
         roc: vec![],
         score_distribution: None,
+        calibration: None,
         created_unix: now_unix(),
     };
     let evaluated: Vec<Shard> = if test.rows() > 0 { vec![test] } else { shards };

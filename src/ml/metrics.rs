@@ -23,6 +23,12 @@ pub struct ClassificationMetrics {
     pub f1: f64,
     pub threshold: f64,
     pub confusion: Confusion,
+    /// Mean squared error of the probabilities.
+    #[serde(default)]
+    pub brier: f64,
+    /// Expected calibration error over 10 equal-width probability bins.
+    #[serde(default)]
+    pub ece: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +142,8 @@ pub fn classification_on_curve(
         weight += w;
     }
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let pairs: Vec<(f64, f64)> = scored.iter().map(|(p, y, _)| (*p, *y)).collect();
+    let (brier, ece) = super::calibration::brier_and_ece(&pairs, 10);
     let precision = ratio(c.true_positive, c.true_positive + c.false_positive);
     let recall = ratio(c.true_positive, c.true_positive + c.false_negative);
     ClassificationMetrics {
@@ -149,6 +157,8 @@ pub fn classification_on_curve(
         f1: ratio(2.0 * precision * recall, precision + recall),
         threshold,
         confusion: c,
+        brier,
+        ece,
     }
 }
 

@@ -5,6 +5,8 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod binning;
+pub mod calibration;
+pub mod calibration_curve;
 pub mod compare;
 pub mod credit_tables;
 pub mod drift;

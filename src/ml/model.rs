@@ -84,6 +84,9 @@ pub struct Model {
     /// Deciles of the model's output on the evaluation rows, the baseline of `drift`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score_distribution: Option<super::drift::Distribution>,
+    /// The map `CALIBRATE MODEL` fitted: probabilities pass through it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<super::calibration::Calibration>,
     pub created_unix: u64,
 }
 
@@ -232,6 +235,11 @@ pub fn train(
     hooks: &Hooks,
 ) -> Result<Model> {
     let started = Instant::now();
+    if options.calibration.is_some() {
+        let mut model = super::calibration::fit(name, version, options, data)?;
+        model.training.seconds = started.elapsed().as_secs_f64();
+        return Ok(model);
+    }
     let prep = prepare(options, data)?;
     let mut model = match options.model_type {
         t if t.is_trees() => trees_model(name, version, options, &prep, hooks)?,
@@ -316,6 +324,7 @@ fn trees_model(
         metrics: None,
         roc: vec![],
         score_distribution: None,
+        calibration: None,
         created_unix: now_unix(),
     };
     model.set_metrics(&fitted.scored);
@@ -406,7 +415,7 @@ impl Model {
         Ok(raw
             .iter()
             .zip(&valid)
-            .map(|(m, ok)| ok.then(|| self.output(*m)))
+            .map(|(m, ok)| ok.then(|| self.calibrated(*m, self.output(*m))))
             .collect())
     }
 

@@ -122,6 +122,9 @@ pub struct TrainOptions {
     pub binning: Option<BinningParams>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scorecard: Option<ScorecardParams>,
+    /// Set by CALIBRATE MODEL: the version calibrated and the method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<super::calibration::CalibrationParams>,
 }
 
 /// Options every model type takes.
@@ -170,6 +173,7 @@ impl TrainOptions {
             binning: matches!(model_type, ModelType::WoeBinning | ModelType::Scorecard)
                 .then(BinningParams::default),
             scorecard: (model_type == ModelType::Scorecard).then(ScorecardParams::default),
+            calibration: None,
         }
     }
 

@@ -45,6 +45,7 @@ const FUNCTIONS: &[&str] = &[
     "woe_transform",
     "compare_models",
     "drift",
+    "calibration_curve",
 ];
 
 /// The functions the relations call.
@@ -71,6 +72,7 @@ pub struct ModelRelations {
     woe: Arc<ScalarUDF>,
     compare: Arc<AggregateUDF>,
     drift: Arc<AggregateUDF>,
+    curve: Arc<AggregateUDF>,
 }
 
 impl ModelRelations {
@@ -83,6 +85,7 @@ impl ModelRelations {
             woe: Arc::new(super::woe::WoeFunction::udf(&registry)),
             compare: Arc::new(super::compare::CompareModels::udaf()),
             drift: Arc::new(super::drift::Drift::udaf(&registry)),
+            curve: Arc::new(super::calibration_curve::CalibrationCurve::udaf()),
             registry,
             tables,
             predict: functions.predict,
@@ -359,6 +362,52 @@ impl ModelRelations {
         LogicalPlanBuilder::from(plan).project(exprs)?.build()
     }
 
+    /// Mean predicted probability, observed rate and count per probability bin.
+    fn calibration_curve(
+        &self,
+        model: &Model,
+        pinned: &str,
+        data: LogicalPlan,
+        bins: i64,
+    ) -> Result<LogicalPlan> {
+        const HIDDEN: &str = "__augur_curve";
+        if !model.is_classifier() {
+            return Err(plan_err(format!(
+                "calibration_curve: model '{}' is a {}; only classifiers have probabilities",
+                model.name,
+                model.options.model_type.name()
+            )));
+        }
+        let label = data
+            .schema()
+            .qualified_field_with_unqualified_name(&model.options.label)
+            .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+            .map_err(|_| {
+                plan_err(format!(
+                    "calibration_curve: the data has no label column '{}'",
+                    model.options.label
+                ))
+            })?;
+        let inputs = self.input_columns(model, &data, "calibration_curve")?;
+        let probability = self.call(&self.predict_proba, pinned, &inputs);
+        let aggregate = self
+            .curve
+            .call(vec![label, probability, lit(bins)])
+            .alias(HIDDEN);
+        let plan = LogicalPlanBuilder::from(data)
+            .aggregate(Vec::<Expr>::new(), vec![aggregate])?
+            .unnest_column(HIDDEN)?
+            .build()?;
+        let columns: Vec<Expr> = super::calibration_curve::fields()
+            .iter()
+            .map(|f| {
+                get_field(Expr::Column(Column::from_name(HIDDEN)), f.name().as_str())
+                    .alias(f.name())
+            })
+            .collect();
+        LogicalPlanBuilder::from(plan).project(columns)?.build()
+    }
+
     /// One row per bin of each feature (and of the output): shares then and now, PSI.
     fn drift(
         &self,
@@ -489,6 +538,8 @@ impl ModelRelations {
                 "precision",
                 "recall",
                 "f1",
+                "brier",
+                "ece",
             ]
         } else {
             &["rows", "rmse", "mae", "r2"]
@@ -513,6 +564,8 @@ impl ModelRelations {
                     c.precision,
                     c.recall,
                     c.f1,
+                    c.brier,
+                    c.ece,
                 ]
                 .into_iter()
                 .map(Some)
@@ -890,6 +943,19 @@ impl RelationPlanner for ModelRelations {
                     .get(&model_reference(exprs[1], "compare_models")?)?;
                 let data = self.plan_data(exprs[2], context, "compare_models")?;
                 self.compare_models(&model, &pinned, &other, data)?
+            }
+            "calibration_curve" => {
+                arity(
+                    2,
+                    3,
+                    "SELECT * FROM calibration_curve(model, table | (SELECT …) [, bins])",
+                )?;
+                let data = self.plan_data(exprs[1], context, "calibration_curve")?;
+                let bins = match exprs.get(2) {
+                    Some(e) => count_argument(e, "calibration_curve", "bins")?,
+                    None => 10,
+                };
+                self.calibration_curve(&model, &pinned, data, bins)?
             }
             "drift" => {
                 arity(

@@ -193,6 +193,7 @@ pub fn fit_binning(
         metrics: None,
         roc: vec![],
         score_distribution: None,
+        calibration: None,
         created_unix: now_unix(),
     })
 }

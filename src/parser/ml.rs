@@ -38,6 +38,12 @@ pub enum MlStatement {
         location: String,
         options: Vec<(String, OptionValue)>,
     },
+    /// `CALIBRATE MODEL name[@version] USING isotonic|platt AS query`.
+    Calibrate {
+        name: String,
+        method: String,
+        query: String,
+    },
     /// `ALTER MODEL name SET ALIAS alias = N` (`version` Some) or `… DROP ALIAS alias`.
     SetAlias {
         name: String,
@@ -208,6 +214,7 @@ impl MlStatement {
                 ..
             } | MlStatement::DropModel { .. }
                 | MlStatement::SetAlias { .. }
+                | MlStatement::Calibrate { .. }
                 | MlStatement::ImportModel { .. }
                 | MlStatement::ExportModel { .. }
         )
@@ -226,6 +233,7 @@ impl MlStatement {
             }
             | MlStatement::DropModel { name, .. }
             | MlStatement::SetAlias { name, .. }
+            | MlStatement::Calibrate { name, .. }
             | MlStatement::ImportModel { name, .. } => Some(
                 name.split_once('@')
                     .map_or(name.as_str(), |(n, _)| n.trim()),
@@ -241,7 +249,10 @@ pub fn parse(sql: &str) -> Result<Option<MlStatement>, String> {
         .take(200)
         .collect::<String>()
         .to_ascii_uppercase();
-    if !["MODEL", "TRAIN"].iter().any(|k| head.contains(k)) {
+    if !["MODEL", "TRAIN", "CALIBRATE"]
+        .iter()
+        .any(|k| head.contains(k))
+    {
         return Ok(None);
     }
     let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location() else {
@@ -397,6 +408,20 @@ pub fn parse(sql: &str) -> Result<Option<MlStatement>, String> {
                 }
             }));
         }
+    }
+    if c.keyword("CALIBRATE") {
+        const USAGE: &str = "CALIBRATE MODEL name[@version] USING isotonic|platt AS SELECT …";
+        c.expect("MODEL", USAGE)?;
+        let name = c.model_ref(USAGE)?;
+        c.expect("USING", USAGE)?;
+        let method = c.ident("a calibration method (isotonic or platt)", USAGE)?;
+        c.expect("AS", USAGE)?;
+        let query = sql[c.offset()..].trim().to_string();
+        return Ok(Some(MlStatement::Calibrate {
+            name,
+            method,
+            query,
+        }));
     }
     if c.keyword("ALTER") {
         if !c.keyword("MODEL") {

@@ -170,6 +170,7 @@ pub async fn import(
         metrics: None,
         roc: vec![],
         score_distribution: None,
+        calibration: None,
         created_unix: now_unix(),
     };
     let model = registry.add(model)?;

@@ -61,6 +61,29 @@ pub async fn plan(session: &Session, statement: MlStatement) -> Result<Planned> 
                 None => plan,
             }))
         }
+        MlStatement::Calibrate {
+            name,
+            method,
+            query,
+        } => {
+            let method = crate::ml::calibration::Method::parse(&method).ok_or_else(|| {
+                usage(format!(
+                    "unknown calibration method '{method}': use isotonic or platt"
+                ))
+            })?;
+            let base = registry.get(&name)?;
+            let mut options = TrainOptions::new(base.options.model_type, base.options.label);
+            options.calibration = Some(crate::ml::calibration::CalibrationParams {
+                base: format!("{}@{}", base.name, base.version),
+                method,
+                resolved: None,
+            });
+            let input = session.ctx.state().create_logical_plan(&query).await?;
+            let node = TrainModel::try_new(base.name, options, input)?;
+            Ok(Planned::Plan(LogicalPlan::Extension(Extension {
+                node: Arc::new(node),
+            })))
+        }
         MlStatement::ShowModels => Ok(show(&registry, &registry.all())),
         MlStatement::DescribeModel(reference) => Ok(describe(&registry.get(&reference)?)),
         MlStatement::DropModel { name, if_exists } => {

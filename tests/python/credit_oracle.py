@@ -346,6 +346,50 @@ def main():
     check(worst_psi <= 1e-12, f"PSI differs from the closed form by {worst_psi}")
     check((drift["actual_share"] == 0).any(), "the drift data left no bin empty")
 
+    # 6. Calibration: isotonic against scikit-learn's IsotonicRegression, Platt against a
+    #    1-D logistic regression (scikit-learn, Newton) on the log-odds; Brier, ECE and the
+    #    calibration curve by their formulas and scikit-learn's calibration_curve.
+    from sklearn.calibration import calibration_curve
+    from sklearn.isotonic import IsotonicRegression
+
+    calib = f"(SELECT * FROM '{DATA}' WHERE id % 2 = 0)"
+    augur(
+        "TRAIN MODEL base USING logistic_regression PREDICT y WITH (handle_nulls = 'impute') "
+        f"AS SELECT x1, x2, c1, y FROM '{DATA}' WHERE id % 2 = 1",
+        f"CALIBRATE MODEL base USING isotonic AS SELECT x1, x2, c1, y FROM {calib}",
+        f"CALIBRATE MODEL base@1 USING platt AS SELECT x1, x2, c1, y FROM {calib}",
+    )
+    rows = table(
+        "SELECT id, y, predict_raw('base@1', x1, x2, c1) AS raw, predict_proba('base@1', x1, x2, c1) AS p, "
+        "predict_proba('base@2', x1, x2, c1) AS iso, predict_proba('base@3', x1, x2, c1) AS platt "
+        f"FROM '{DATA}' ORDER BY id"
+    )
+    fit = rows[rows["id"] % 2 == 0]
+    iso = IsotonicRegression(out_of_bounds="clip").fit(fit["p"], fit["y"])
+    iso_diff = np.max(np.abs(iso.predict(rows["p"]) - rows["iso"]))
+    lr = LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-15, max_iter=1000)
+    lr.fit(fit[["raw"]], fit["y"])
+    platt = 1 / (1 + np.exp(-(lr.coef_[0][0] * rows["raw"] + lr.intercept_[0])))
+    platt_diff = np.max(np.abs(platt - rows["platt"]))
+    print(f"calibration vs scikit-learn: isotonic {iso_diff:.3g}, platt {platt_diff:.3g}")
+    check(iso_diff <= 1e-9, f"isotonic differs from scikit-learn by {iso_diff}")
+    check(platt_diff <= 1e-9, f"platt differs from a 1-D logistic fit by {platt_diff}")
+    ev = table(f"SELECT brier, ece FROM evaluate(base@2, (SELECT * FROM '{DATA}'))")
+    y_all, p_all = rows["y"].to_numpy(), rows["iso"].to_numpy()
+    brier = float(np.mean((p_all - y_all) ** 2))
+    prob_true, prob_pred = calibration_curve(y_all, p_all, n_bins=10, strategy="uniform")
+    binids = np.searchsorted(np.linspace(0, 1, 11)[1:-1], p_all)
+    counts = np.bincount(binids, minlength=10)
+    counts = counts[counts > 0]
+    ece = float(np.sum(counts / len(p_all) * np.abs(prob_pred - prob_true)))
+    check(abs(ev["brier"].iloc[0] - brier) <= 1e-12, f"brier {ev['brier'].iloc[0]} vs {brier}")
+    check(abs(ev["ece"].iloc[0] - ece) <= 1e-12, f"ece {ev['ece'].iloc[0]} vs {ece}")
+    curve = table(f"SELECT * FROM calibration_curve(base@2, (SELECT * FROM '{DATA}'), 10) ORDER BY bin")
+    check(len(curve) == len(prob_true), f"curve has {len(curve)} bins, scikit-learn {len(prob_true)}")
+    if len(curve) == len(prob_true):
+        check(np.max(np.abs(curve["observed_rate"] - prob_true)) <= 1e-12, "observed rates differ")
+        check(np.max(np.abs(curve["mean_predicted"] - prob_pred)) <= 1e-12, "mean predictions differ")
+
     if failures:
         print(f"credit: {len(failures)} check(s) failed")
         sys.exit(1)

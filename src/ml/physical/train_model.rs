@@ -219,6 +219,7 @@ impl ExecutionPlan for TrainExec {
             let fit_name = name.clone();
             let mut fit_options = options.clone();
             crate::ml::scorecard::resolve(&mut fit_options, &registry)?;
+            crate::ml::calibration::resolve(&mut fit_options, &registry)?;
             let threads = context.session_config().target_partitions().max(1);
             let working = Mutex::new(
                 MemoryConsumer::new(format!("TrainExec[{name}] working set"))
