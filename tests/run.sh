@@ -37,11 +37,12 @@ python3 -c "import lightgbm, xgboost, numpy, pandas" 2>/dev/null \
   || python3 -m pip install -q --disable-pip-version-check lightgbm xgboost-cpu numpy pandas \
   || python3 -m pip install -q --break-system-packages lightgbm xgboost-cpu numpy pandas
 
-# The credit-lifecycle tests compare with optbinning (binning tables, optimal IV) and
-# scikit-learn (logistic regression on WoE values).
-python3 -c "import optbinning, sklearn" 2>/dev/null \
-  || python3 -m pip install -q --disable-pip-version-check optbinning scikit-learn \
-  || python3 -m pip install -q --break-system-packages optbinning scikit-learn
+# The credit-lifecycle tests compare with optbinning (binning tables, optimal IV),
+# scikit-learn (logistic regression on WoE values, calibration) and DuckDB (runs the SQL
+# export of a scorecard).
+python3 -c "import optbinning, sklearn, duckdb" 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check optbinning scikit-learn duckdb \
+  || python3 -m pip install -q --break-system-packages optbinning scikit-learn duckdb
 
 # The demo data must be exactly what the generator makes.
 python3 testdata/gen_transactions.py > "${TMPDIR:-/tmp}/augur-transactions.csv"

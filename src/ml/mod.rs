@@ -27,4 +27,5 @@ pub mod preprocess;
 pub mod registry;
 pub mod relations;
 pub mod scorecard;
+pub mod sql_export;
 pub mod woe;

@@ -1,6 +1,7 @@
 //! IMPORT MODEL and EXPORT MODEL: model files read from and written to local paths or object
 //! storage through the session's object stores (so the server's file sandbox and the S3
-//! credential chain apply). LightGBM's text format is the one interchange format so far.
+//! credential chain apply): LightGBM's model.txt for boosted trees both ways, and one SQL
+//! expression for scorecards and linear models (EXPORT … OPTIONS (format = 'sql')).
 
 use std::sync::Arc;
 
@@ -30,12 +31,15 @@ fn usage(m: String) -> AugurError {
 /// The `format` option (LightGBM by default), the label name for imports, and `aws.*`
 /// options for the location's bucket.
 struct FileOptions {
+    /// `lightgbm` (model.txt) or, for EXPORT, `sql` (one portable expression).
+    sql: bool,
     label: Option<String>,
     aws: Vec<(String, String)>,
 }
 
 fn file_options(options: &[(String, OptionValue)], verb: &str) -> Result<FileOptions> {
     let mut out = FileOptions {
+        sql: false,
         label: None,
         aws: vec![],
     };
@@ -47,9 +51,16 @@ fn file_options(options: &[(String, OptionValue)], verb: &str) -> Result<FileOpt
         let lower = name.to_ascii_lowercase();
         match lower.as_str() {
             "format" => {
-                if !text.eq_ignore_ascii_case("lightgbm") {
+                if text.eq_ignore_ascii_case("sql") && verb == "EXPORT" {
+                    out.sql = true;
+                } else if !text.eq_ignore_ascii_case("lightgbm") {
                     return Err(usage(format!(
-                        "{verb} MODEL: format '{text}' is not supported; use format = 'lightgbm' (LightGBM's model.txt)"
+                        "{verb} MODEL: format '{text}' is not supported; use format = 'lightgbm' (LightGBM's model.txt){}",
+                        if verb == "EXPORT" {
+                            " or 'sql' (scorecards and linear models as one SQL expression)"
+                        } else {
+                            ""
+                        }
                     )));
                 }
             }
@@ -202,28 +213,11 @@ pub async fn export(
 ) -> Result<Planned> {
     let opts = file_options(options, "EXPORT")?;
     let model = registry.get(reference)?;
-    let Some(trees) = &model.trees else {
-        return Err(usage(format!(
-            "EXPORT MODEL: '{reference}' is a {} model; format 'lightgbm' holds boosted trees",
-            model.options.model_type.name()
-        )));
+    let text = if opts.sql {
+        crate::ml::sql_export::write(&model)?
+    } else {
+        lightgbm_text(&model, reference)?
     };
-    let params: Vec<(String, String)> = model
-        .options
-        .trees
-        .as_ref()
-        .map(|p| {
-            vec![
-                ("num_iterations".into(), p.num_iterations.to_string()),
-                ("learning_rate".into(), p.learning_rate.to_string()),
-                ("num_leaves".into(), p.num_leaves.to_string()),
-                ("max_depth".into(), p.max_depth.to_string()),
-                ("min_data_in_leaf".into(), p.min_data_in_leaf.to_string()),
-                ("max_bin".into(), p.max_bin.to_string()),
-            ]
-        })
-        .unwrap_or_default();
-    let text = lightgbm::write(trees, &params);
     let (store, path, local) = locate(session, location, &opts.aws)?;
     let bytes = text.len();
     // Object stores write whole objects (locally: a temporary file renamed into place), so
@@ -253,4 +247,35 @@ pub async fn export(
             Arc::new(Int64Array::from(vec![bytes as i64])),
         ],
     ))
+}
+
+/// A boosted-tree model as LightGBM's model.txt.
+fn lightgbm_text(model: &Model, reference: &str) -> Result<String> {
+    let Some(trees) = &model.trees else {
+        return Err(usage(format!(
+            "EXPORT MODEL: '{reference}' is a {} model; format 'lightgbm' holds boosted trees{}",
+            model.options.model_type.name(),
+            if model.options.model_type != ModelType::WoeBinning {
+                " (scorecards and linear models: format = 'sql')"
+            } else {
+                ""
+            }
+        )));
+    };
+    let params: Vec<(String, String)> = model
+        .options
+        .trees
+        .as_ref()
+        .map(|p| {
+            vec![
+                ("num_iterations".into(), p.num_iterations.to_string()),
+                ("learning_rate".into(), p.learning_rate.to_string()),
+                ("num_leaves".into(), p.num_leaves.to_string()),
+                ("max_depth".into(), p.max_depth.to_string()),
+                ("min_data_in_leaf".into(), p.min_data_in_leaf.to_string()),
+                ("max_bin".into(), p.max_bin.to_string()),
+            ]
+        })
+        .unwrap_or_default();
+    Ok(lightgbm::write(trees, &params))
 }

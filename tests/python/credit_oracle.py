@@ -390,6 +390,26 @@ def main():
         check(np.max(np.abs(curve["observed_rate"] - prob_true)) <= 1e-12, "observed rates differ")
         check(np.max(np.abs(curve["mean_predicted"] - prob_pred)) <= 1e-12, "mean predictions differ")
 
+    # 7. SQL export: the scorecard and the logistic regression as one expression each,
+    #    run by DuckDB over the same file, give Augur's scores.
+    import duckdb
+
+    exported = {}
+    for model, expr in [("sc", "score"), ("lr", "predict_proba('lr', x1, x2, x3, c1)")]:
+        path = os.path.join(WORK, f"{model}.sql")
+        augur(f"EXPORT MODEL {model} TO '{path}' OPTIONS (format = 'sql')")
+        sql = open(path).read()
+        body = "\n".join(l for l in sql.splitlines() if not l.startswith("--"))
+        theirs = duckdb.sql(
+            f"SELECT id, {body} AS s FROM read_csv('{DATA}', header = true) ORDER BY id"
+        ).df()["s"].to_numpy()
+        source = f"predict(sc, (SELECT * FROM '{DATA}'))" if model == "sc" else f"'{DATA}'"
+        ours = table(f"SELECT {expr} AS s FROM {source} ORDER BY id")["s"].to_numpy()
+        exported[model] = float(np.max(np.abs(theirs - ours)))
+    print("SQL export run by DuckDB vs Augur:", exported)
+    check(exported["sc"] <= 1e-9, f"DuckDB scores the exported scorecard {exported['sc']} away")
+    check(exported["lr"] <= 1e-12, f"DuckDB scores the exported regression {exported['lr']} away")
+
     if failures:
         print(f"credit: {len(failures)} check(s) failed")
         sys.exit(1)
