@@ -2,7 +2,7 @@
 
 use libtest_mimic::Trial;
 
-use crate::common::{augur, augur_in, check, fails, ok, stderr, tempdir};
+use crate::common::{augur, augur_in, check, fails, ok, repo, stderr, tempdir};
 
 pub fn trials() -> Vec<Trial> {
     vec![
@@ -266,12 +266,41 @@ fn copy_from_stdin_in_scripts() -> R {
     Ok(())
 }
 
+/// The README's run command: the pipeline, then the scorecard lifecycle after it (run in
+/// a scratch directory, where the scorecard's SQL export lands).
 fn credit_risk_demo_runs() -> R {
-    let out = augur(&["-f", "sql/credit_risk.sql"]);
+    let dir = tempdir();
+    for d in ["sql", "testdata"] {
+        std::fs::create_dir_all(dir.path().join(d)).map_err(|e| e.to_string())?;
+    }
+    for f in [
+        "sql/credit_risk.sql",
+        "sql/scorecard.sql",
+        "testdata/transactions.csv",
+    ] {
+        std::fs::copy(repo().join(f), dir.path().join(f)).map_err(|e| e.to_string())?;
+    }
+    let out = augur_in(
+        dir.path(),
+        &["-f", "sql/credit_risk.sql", "-f", "sql/scorecard.sql"],
+        None,
+    );
     let printed = ok(&out).map_err(|e| format!("{e}\n{}", stderr(&out)))?;
     check(
         printed.contains("transaction_type") && printed.contains("purchase"),
         || format!("demo output {printed}"),
     )?;
+    // The scorecard printed its table, scored with reasons, and promoted a champion.
+    check(
+        printed.contains("points_below_best")
+            && printed.contains("champion")
+            && printed.contains("significant shift") | printed.contains("stable"),
+        || format!("scorecard demo output {printed}"),
+    )?;
+    let exported = std::fs::read_to_string(dir.path().join("risk_card.sql"))
+        .map_err(|e| format!("the demo's SQL export: {e}"))?;
+    check(exported.contains("CASE WHEN \"age\" IS NULL"), || {
+        exported.clone()
+    })?;
     Ok(())
 }

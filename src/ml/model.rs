@@ -359,6 +359,8 @@ impl Model {
     pub fn feature_count(&self) -> usize {
         match &self.trees {
             Some(t) => t.features.len(),
+            // A woe_binning model has bins but no coefficients.
+            None if self.coefficients.is_empty() => self.encoders.len(),
             None => self.coefficients.len(),
         }
     }

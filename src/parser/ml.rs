@@ -44,12 +44,20 @@ pub enum MlStatement {
         method: String,
         query: String,
     },
-    /// `ALTER MODEL name SET ALIAS alias = N` (`version` Some) or `… DROP ALIAS alias`.
+    /// `ALTER MODEL name SET ALIAS alias = N | (query)` or `… DROP ALIAS alias` (None).
     SetAlias {
         name: String,
         alias: String,
-        version: Option<u32>,
+        version: Option<AliasTarget>,
     },
+}
+
+/// The version an alias is set to: a number, or a query that returns one (so that a script
+/// can promote whichever model `compare_models` prefers).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AliasTarget {
+    Version(u32),
+    Query(String),
 }
 
 struct Cursor<'a> {
@@ -447,10 +455,17 @@ pub fn parse(sql: &str) -> Result<Option<MlStatement>, String> {
             match c.peek().cloned() {
                 Some(Token::Number(n, _)) => {
                     c.at += 1;
-                    Some(
-                        n.parse::<u32>()
-                            .map_err(|_| format!("'{n}' is not a model version; usage: {USAGE}"))?,
-                    )
+                    Some(AliasTarget::Version(n.parse::<u32>().map_err(|_| {
+                        format!("'{n}' is not a model version; usage: {USAGE}")
+                    })?))
+                }
+                Some(Token::LParen) => {
+                    let text = sql[c.offset()..].trim().trim_end_matches(';').trim();
+                    return Ok(Some(MlStatement::SetAlias {
+                        name,
+                        alias,
+                        version: Some(AliasTarget::Query(text.to_string())),
+                    }));
                 }
                 _ => {
                     return Err(format!(
@@ -546,7 +561,7 @@ mod tests {
             Some(MlStatement::SetAlias {
                 name: "risk".into(),
                 alias: "champion".into(),
-                version: Some(3)
+                version: Some(AliasTarget::Version(3))
             })
         );
         assert_eq!(
@@ -555,6 +570,14 @@ mod tests {
                 name: "risk".into(),
                 alias: "champion".into(),
                 version: None
+            })
+        );
+        assert_eq!(
+            parse("ALTER MODEL risk SET ALIAS champion = (SELECT 2);").unwrap(),
+            Some(MlStatement::SetAlias {
+                name: "risk".into(),
+                alias: "champion".into(),
+                version: Some(AliasTarget::Query("(SELECT 2)".into()))
             })
         );
         assert!(

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Extension, LogicalPlan, LogicalPlanBuilder};
 
 use super::Session;
@@ -14,7 +15,7 @@ use crate::ml::logical::train_model::TrainModel;
 use crate::ml::model::{Metrics, Model};
 use crate::ml::options::{ModelType, TrainOptions};
 use crate::ml::registry::Registry;
-use crate::parser::ml::MlStatement;
+use crate::parser::ml::{AliasTarget, MlStatement};
 
 /// What an ML statement turns into: a plan to execute, or rows already known.
 pub enum Planned {
@@ -95,6 +96,11 @@ pub async fn plan(session: &Session, statement: MlStatement) -> Result<Planned> 
             alias,
             version,
         } => {
+            let version = match version {
+                None => None,
+                Some(AliasTarget::Version(v)) => Some(v),
+                Some(AliasTarget::Query(query)) => Some(alias_version(session, &query).await?),
+            };
             registry.set_alias(&name, &alias, version)?;
             Ok(Planned::Rows(vec![], Arc::new(Schema::empty())))
         }
@@ -108,6 +114,37 @@ pub async fn plan(session: &Session, statement: MlStatement) -> Result<Planned> 
             location,
             options,
         } => super::model_files::export(session, &registry, &name, &location, &options).await,
+    }
+}
+
+/// The version a `SET ALIAS … = (query)` picks: the query's one value, a whole number.
+async fn alias_version(session: &Session, query: &str) -> Result<u32> {
+    // Planned like TRAIN's query; it runs inside this statement's task, so the server's file
+    // sandbox applies, and a writing plan meets the same refusal as a statement.
+    let plan = session.ctx.state().create_logical_plan(query).await?;
+    super::check_write(session, &plan)?;
+    let batches = session
+        .ctx
+        .execute_logical_plan(plan)
+        .await?
+        .collect()
+        .await?;
+    let values: Vec<ScalarValue> = batches
+        .iter()
+        .filter(|b| b.num_columns() > 0)
+        .flat_map(|b| (0..b.num_rows()).map(move |r| ScalarValue::try_from_array(b.column(0), r)))
+        .collect::<std::result::Result<_, _>>()?;
+    let [value] = values.as_slice() else {
+        return Err(usage(format!(
+            "SET ALIAS = (query): the query must return one row with the version, it returned {}",
+            values.len()
+        )));
+    };
+    match value.cast_to(&DataType::Int64)? {
+        ScalarValue::Int64(Some(v)) if v > 0 && v <= i64::from(u32::MAX) => Ok(v as u32),
+        other => Err(usage(format!(
+            "SET ALIAS = (query): the query returned {other}, not a model version"
+        ))),
     }
 }
 
