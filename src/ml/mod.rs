@@ -8,6 +8,7 @@ pub mod binning;
 pub mod calibration;
 pub mod calibration_curve;
 pub mod compare;
+pub mod credit_relations;
 pub mod credit_tables;
 pub mod drift;
 pub mod explain;

@@ -2,7 +2,8 @@
 //! (a plain table function would plan `(SELECT …)` as a scalar subquery): `predict`,
 //! `explain`, `reason_codes`, `evaluate`, `model_weights`, `feature_importance`,
 //! `training_info`, `feature_info`, `roc_curve`, `confusion_matrix`; for binning and
-//! scorecard models `binning_table`, `scorecard_table` and `woe_transform`.
+//! scorecard models `binning_table`, `scorecard_table` and `woe_transform` (credit_tables.rs);
+//! `compare_models`, `drift`, `calibration_curve` (credit_relations.rs).
 
 use std::sync::Arc;
 
@@ -65,14 +66,14 @@ pub struct ModelRelations {
     /// so they are looked up here.
     tables: Arc<crate::catalog::DatabaseSchema>,
     predict: Arc<ScalarUDF>,
-    predict_proba: Arc<ScalarUDF>,
+    pub(super) predict_proba: Arc<ScalarUDF>,
     explain: Arc<ScalarUDF>,
     reasons: Arc<ScalarUDF>,
     metrics: Arc<AggregateUDF>,
     woe: Arc<ScalarUDF>,
-    compare: Arc<AggregateUDF>,
-    drift: Arc<AggregateUDF>,
-    curve: Arc<AggregateUDF>,
+    pub(super) compare: Arc<AggregateUDF>,
+    pub(super) drift: Arc<AggregateUDF>,
+    pub(super) curve: Arc<AggregateUDF>,
 }
 
 impl ModelRelations {
@@ -133,7 +134,7 @@ impl ModelRelations {
     }
 }
 
-fn plan_err(m: String) -> DataFusionError {
+pub(super) fn plan_err(m: String) -> DataFusionError {
     DataFusionError::Plan(m)
 }
 
@@ -205,6 +206,19 @@ pub(super) fn floats(values: impl IntoIterator<Item = Option<f64>>) -> ArrayRef 
     Arc::new(Float64Array::from_iter(values))
 }
 
+/// The model's label as a column of `plan`, or an error naming it.
+pub(super) fn label_column(model: &Model, plan: &LogicalPlan, function: &str) -> Result<Expr> {
+    plan.schema()
+        .qualified_field_with_unqualified_name(&model.options.label)
+        .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+        .map_err(|_| {
+            plan_err(format!(
+                "{function}: the data has no label column '{}'",
+                model.options.label
+            ))
+        })
+}
+
 /// (input, feature, kind, mean, stddev, training count) of `feature_info`.
 type FeatureRow = (
     String,
@@ -217,7 +231,7 @@ type FeatureRow = (
 
 impl ModelRelations {
     /// The model's inputs as columns of `plan`, or an error naming those it lacks.
-    fn input_columns(
+    pub(super) fn input_columns(
         &self,
         model: &Model,
         plan: &LogicalPlan,
@@ -242,7 +256,7 @@ impl ModelRelations {
         }
     }
 
-    fn call(&self, udf: &Arc<ScalarUDF>, reference: &str, columns: &[Expr]) -> Expr {
+    pub(super) fn call(&self, udf: &Arc<ScalarUDF>, reference: &str, columns: &[Expr]) -> Expr {
         let mut args = vec![lit(reference.to_string())];
         args.extend(columns.iter().cloned());
         Expr::ScalarFunction(ScalarFunction::new_udf(Arc::clone(udf), args))
@@ -362,135 +376,6 @@ impl ModelRelations {
         LogicalPlanBuilder::from(plan).project(exprs)?.build()
     }
 
-    /// Mean predicted probability, observed rate and count per probability bin.
-    fn calibration_curve(
-        &self,
-        model: &Model,
-        pinned: &str,
-        data: LogicalPlan,
-        bins: i64,
-    ) -> Result<LogicalPlan> {
-        const HIDDEN: &str = "__augur_curve";
-        if !model.is_classifier() {
-            return Err(plan_err(format!(
-                "calibration_curve: model '{}' is a {}; only classifiers have probabilities",
-                model.name,
-                model.options.model_type.name()
-            )));
-        }
-        let label = data
-            .schema()
-            .qualified_field_with_unqualified_name(&model.options.label)
-            .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
-            .map_err(|_| {
-                plan_err(format!(
-                    "calibration_curve: the data has no label column '{}'",
-                    model.options.label
-                ))
-            })?;
-        let inputs = self.input_columns(model, &data, "calibration_curve")?;
-        let probability = self.call(&self.predict_proba, pinned, &inputs);
-        let aggregate = self
-            .curve
-            .call(vec![label, probability, lit(bins)])
-            .alias(HIDDEN);
-        let plan = LogicalPlanBuilder::from(data)
-            .aggregate(Vec::<Expr>::new(), vec![aggregate])?
-            .unnest_column(HIDDEN)?
-            .build()?;
-        let columns: Vec<Expr> = super::calibration_curve::fields()
-            .iter()
-            .map(|f| {
-                get_field(Expr::Column(Column::from_name(HIDDEN)), f.name().as_str())
-                    .alias(f.name())
-            })
-            .collect();
-        LogicalPlanBuilder::from(plan).project(columns)?.build()
-    }
-
-    /// One row per bin of each feature (and of the output): shares then and now, PSI.
-    fn drift(
-        &self,
-        model: &Model,
-        pinned: &str,
-        data: LogicalPlan,
-        warn: f64,
-        alert: f64,
-    ) -> Result<LogicalPlan> {
-        const HIDDEN: &str = "__augur_drift";
-        let mut args = vec![lit(pinned.to_string()), lit(warn), lit(alert)];
-        args.extend(self.input_columns(model, &data, "drift")?);
-        let aggregate = self.drift.call(args).alias(HIDDEN);
-        let plan = LogicalPlanBuilder::from(data)
-            .aggregate(Vec::<Expr>::new(), vec![aggregate])?
-            .unnest_column(HIDDEN)?
-            .build()?;
-        let columns: Vec<Expr> = super::drift::fields()
-            .iter()
-            .map(|f| {
-                get_field(Expr::Column(Column::from_name(HIDDEN)), f.name().as_str())
-                    .alias(f.name())
-            })
-            .collect();
-        LogicalPlanBuilder::from(plan).project(columns)?.build()
-    }
-
-    /// Both models' AUCs, DeLong's test of their difference and Brier scores, on `data`.
-    fn compare_models(
-        &self,
-        first: &Model,
-        pinned: &str,
-        second: &Model,
-        data: LogicalPlan,
-    ) -> Result<LogicalPlan> {
-        let second_pinned = format!("{}@{}", second.name, second.version);
-        for m in [first, second] {
-            if !m.is_classifier() {
-                return Err(plan_err(format!(
-                    "compare_models: model '{}@{}' is a {}; compare classifiers (AUC needs probabilities)",
-                    m.name,
-                    m.version,
-                    m.options.model_type.name()
-                )));
-            }
-        }
-        let label = data
-            .schema()
-            .qualified_field_with_unqualified_name(&first.options.label)
-            .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
-            .map_err(|_| {
-                plan_err(format!(
-                    "compare_models: the data has no label column '{}'",
-                    first.options.label
-                ))
-            })?;
-        let p1 = self.call(
-            &self.predict_proba,
-            pinned,
-            &self.input_columns(first, &data, "compare_models")?,
-        );
-        let p2 = self.call(
-            &self.predict_proba,
-            &second_pinned,
-            &self.input_columns(second, &data, "compare_models")?,
-        );
-        let aggregate = self.compare.call(vec![label, p1, p2]).alias("c");
-        let mut columns = vec![
-            lit(pinned.to_string()).alias("model_1"),
-            lit(second_pinned).alias("model_2"),
-        ];
-        for field in super::compare::fields().iter() {
-            columns.push(
-                get_field(Expr::Column(Column::from_name("c")), field.name().as_str())
-                    .alias(field.name()),
-            );
-        }
-        LogicalPlanBuilder::from(data)
-            .aggregate(Vec::<Expr>::new(), vec![aggregate])?
-            .project(columns)?
-            .build()
-    }
-
     /// Per input column: splits and total gain (trees), and mean |contribution|.
     fn feature_importance(model: &Model) -> Result<LogicalPlan> {
         let n = model.inputs.len();
@@ -584,16 +469,7 @@ impl ModelRelations {
             return memory_plan("evaluate", fields, columns);
         };
         let inputs = self.input_columns(model, &data, "evaluate")?;
-        let label = data
-            .schema()
-            .qualified_field_with_unqualified_name(&model.options.label)
-            .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
-            .map_err(|_| {
-                plan_err(format!(
-                    "evaluate: the data has no label column '{}'",
-                    model.options.label
-                ))
-            })?;
+        let label = label_column(model, &data, "evaluate")?;
         let classifier = model.is_classifier();
         let score = self.call(
             if classifier {
