@@ -243,7 +243,9 @@ pub fn train(
     let prep = prepare(options, data)?;
     let mut model = match options.model_type {
         t if t.is_trees() => trees_model(name, version, options, &prep, hooks)?,
-        ModelType::WoeBinning => super::scorecard::fit_binning(name, version, options, &prep)?,
+        ModelType::WoeBinning => {
+            super::scorecard::fit_binning(name, version, options, &prep, hooks)?
+        }
         ModelType::Scorecard => super::scorecard::fit(name, version, options, &prep, hooks)?,
         _ => super::glm::fit(name, version, options, &prep, hooks, None)?,
     };
@@ -582,6 +584,12 @@ mod tests {
         let err = train("m", 1, &options, &data(), &never).unwrap_err();
         assert!(err.to_string().contains("cancelled"), "{err}");
         assert!(train("m", 1, &options, &data(), &Hooks::none()).is_ok());
+        for kind in [ModelType::WoeBinning, ModelType::Scorecard] {
+            let options = TrainOptions::new(kind, "y".into());
+            let err = train("m", 1, &options, &data(), &never).unwrap_err();
+            assert!(err.to_string().contains("cancelled"), "{kind:?}: {err}");
+            assert!(train("m", 1, &options, &data(), &Hooks::none()).is_ok());
+        }
     }
 
     #[test]

@@ -140,6 +140,7 @@ pub fn fit_binning(
     version: u32,
     options: &TrainOptions,
     prep: &Prepared,
+    hooks: &Hooks,
 ) -> Result<Model> {
     if options.weight_col.is_some() {
         return Err(plan_err(
@@ -149,7 +150,7 @@ pub fn fit_binning(
     let params = options.binning.clone().unwrap_or_default();
     let (batches, labels) = train_labels(prep, &options.label)?;
     let started = std::time::Instant::now();
-    let bins = binning_fit::fit_all(&batches, &labels, &prep.inputs, &params)?;
+    let bins = binning_fit::fit_all(&batches, &labels, &prep.inputs, &params, hooks)?;
     let used = labels.iter().flatten().filter(|l| l.is_some()).count();
     let held_out: usize = prep.test_batches.iter().map(|b| b.num_rows()).sum();
     let mut warnings = vec![];
@@ -227,7 +228,7 @@ pub fn fit(
         None => {
             let (batches, labels) = train_labels(prep, &options.label)?;
             let binning = options.binning.clone().unwrap_or_default();
-            binning_fit::fit_all(&batches, &labels, &prep.inputs, &binning)?
+            binning_fit::fit_all(&batches, &labels, &prep.inputs, &binning, hooks)?
         }
     };
     super::glm::fit(

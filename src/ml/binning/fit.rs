@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use super::optimal::{Solution, solve};
 use super::{Bin, BinningParams, Cuts, FeatureBinning, Trend, range_label, woe_iv};
+use crate::ml::model::Hooks;
 use crate::ml::preprocess::kind_of;
 
 /// Above this many values, quantiles come from an even stride sample of this size.
@@ -61,16 +62,29 @@ pub fn labels(
     Ok(out)
 }
 
-/// Fit the bins of every feature column (in parallel).
+/// Fit the bins of every feature column (in parallel). Each feature in flight holds its
+/// clean values (16 bytes a row), charged to the memory pool first; a cancel stops before
+/// the next feature.
 pub fn fit_all(
     batches: &[RecordBatch],
     labels: &[Vec<Option<bool>>],
     columns: &[String],
     params: &BinningParams,
+    hooks: &Hooks,
 ) -> Result<Vec<FeatureBinning>> {
+    let rows: usize = labels.iter().map(|l| l.len()).sum();
+    let in_flight = columns.len().min(rayon::current_num_threads()).max(1);
+    (hooks.reserve)(rows * 16 * in_flight)?;
+    let done = std::sync::atomic::AtomicUsize::new(0);
     columns
         .par_iter()
-        .map(|c| fit_feature(batches, labels, c, params))
+        .map(|c| {
+            let count = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if !(hooks.progress)(count, f64::NAN) {
+                return Err(DataFusionError::Execution("training cancelled".into()));
+            }
+            fit_feature(batches, labels, c, params)
+        })
         .collect()
 }
 
@@ -507,6 +521,7 @@ mod tests {
             &labels,
             &["x".into(), "c".into()],
             &params,
+            &Hooks::none(),
         )
         .unwrap();
         let x = &fitted[0];
@@ -549,9 +564,15 @@ mod tests {
         let labels = labels(std::slice::from_ref(&b), 2, "y").unwrap();
         let params = BinningParams::default();
         for c in ["x", "c"] {
-            let err = fit_all(std::slice::from_ref(&b), &labels, &[c.into()], &params)
-                .unwrap_err()
-                .to_string();
+            let err = fit_all(
+                std::slice::from_ref(&b),
+                &labels,
+                &[c.into()],
+                &params,
+                &Hooks::none(),
+            )
+            .unwrap_err()
+            .to_string();
             assert!(
                 err.contains(&format!("feature '{c}' has one distinct value")),
                 "{err}"
