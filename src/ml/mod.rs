@@ -24,6 +24,7 @@ pub mod optim;
 pub mod options;
 pub mod pass;
 pub mod physical;
+pub mod pmml_export;
 pub mod preprocess;
 pub mod registry;
 pub mod relations;

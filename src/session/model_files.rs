@@ -31,15 +31,15 @@ fn usage(m: String) -> AugurError {
 /// The `format` option (LightGBM by default), the label name for imports, and `aws.*`
 /// options for the location's bucket.
 struct FileOptions {
-    /// `lightgbm` (model.txt) or, for EXPORT, `sql` (one portable expression).
-    sql: bool,
+    /// `lightgbm` (model.txt) or, for EXPORT, `sql` (one portable expression) or `pmml`.
+    format: &'static str,
     label: Option<String>,
     aws: Vec<(String, String)>,
 }
 
 fn file_options(options: &[(String, OptionValue)], verb: &str) -> Result<FileOptions> {
     let mut out = FileOptions {
-        sql: false,
+        format: "lightgbm",
         label: None,
         aws: vec![],
     };
@@ -52,12 +52,14 @@ fn file_options(options: &[(String, OptionValue)], verb: &str) -> Result<FileOpt
         match lower.as_str() {
             "format" => {
                 if text.eq_ignore_ascii_case("sql") && verb == "EXPORT" {
-                    out.sql = true;
+                    out.format = "sql";
+                } else if text.eq_ignore_ascii_case("pmml") && verb == "EXPORT" {
+                    out.format = "pmml";
                 } else if !text.eq_ignore_ascii_case("lightgbm") {
                     return Err(usage(format!(
                         "{verb} MODEL: format '{text}' is not supported; use format = 'lightgbm' (LightGBM's model.txt){}",
                         if verb == "EXPORT" {
-                            " or 'sql' (scorecards and linear models as one SQL expression)"
+                            ", 'sql' (scorecards and linear models as one SQL expression) or 'pmml' (scorecards, PMML 4.4)"
                         } else {
                             ""
                         }
@@ -213,10 +215,10 @@ pub async fn export(
 ) -> Result<Planned> {
     let opts = file_options(options, "EXPORT")?;
     let model = registry.get(reference)?;
-    let text = if opts.sql {
-        crate::ml::sql_export::write(&model)?
-    } else {
-        lightgbm_text(&model, reference)?
+    let text = match opts.format {
+        "sql" => crate::ml::sql_export::write(&model)?,
+        "pmml" => crate::ml::pmml_export::write(&model)?,
+        _ => lightgbm_text(&model, reference)?,
     };
     let (store, path, local) = locate(session, location, &opts.aws)?;
     let bytes = text.len();

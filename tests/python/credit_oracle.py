@@ -410,6 +410,32 @@ def main():
     check(exported["sc"] <= 1e-9, f"DuckDB scores the exported scorecard {exported['sc']} away")
     check(exported["lr"] <= 1e-12, f"DuckDB scores the exported regression {exported['lr']} away")
 
+    # 8. PMML export: pypmml (a JVM PMML evaluator) scores the exported PMML 4.4 Scorecard
+    #    like Augur, and ranks the same first reason code where the largest loss is unique.
+    from pypmml import Model as PmmlModel
+
+    pmml_path = os.path.join(WORK, "sc.pmml")
+    augur(f"EXPORT MODEL sc TO '{pmml_path}' OPTIONS (format = 'pmml')")
+    sample = df[df["id"] < 3000]
+    rows_in = sample[["x1", "x2", "x3"]].astype(object).where(sample[["x1", "x2", "x3"]].notna(), None)
+    pmml = PmmlModel.load(pmml_path).predict(rows_in.reset_index(drop=True))
+    ours = table(f"SELECT id, score FROM predict(sc, (SELECT * FROM '{DATA}' WHERE id < 3000)) ORDER BY id")
+    pmml_diff = float(np.max(np.abs(pmml["Final Score"].to_numpy(dtype=float) - ours["score"].to_numpy())))
+    reasons = table(
+        "SELECT id, reason_rank, feature, contribution FROM reason_codes(sc, "
+        f"(SELECT * FROM '{DATA}' WHERE id < 3000), 2) ORDER BY id, reason_rank"
+    )
+    top = reasons.pivot(index="id", columns="reason_rank", values=["feature", "contribution"])
+    agree = total = 0
+    for i, row in top.iterrows():
+        second = row[("contribution", 2)] if ("contribution", 2) in row.index else 0.0
+        if pd.isna(second) or row[("contribution", 1)] > second + 1e-9:
+            total += 1
+            agree += pmml.loc[i, "Reason Code 1"] == row[("feature", 1)]
+    print(f"PMML scored by pypmml vs Augur: max difference {pmml_diff:.3g}; first reason agrees {agree}/{total}")
+    check(pmml_diff <= 1e-9, f"pypmml scores the exported scorecard {pmml_diff} away")
+    check(total > 0 and agree == total, f"first reason codes agree on {agree} of {total} rows")
+
     if failures:
         print(f"credit: {len(failures)} check(s) failed")
         sys.exit(1)
