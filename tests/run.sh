@@ -39,10 +39,12 @@ python3 -c "import lightgbm, xgboost, numpy, pandas" 2>/dev/null \
 
 # The credit-lifecycle tests compare with optbinning (binning tables, optimal IV),
 # scikit-learn (logistic regression on WoE values, calibration), DuckDB (runs the SQL
-# export of a scorecard) and pypmml (scores the PMML export on the JDK installed above).
-python3 -c "import optbinning, sklearn, duckdb, pypmml" 2>/dev/null \
-  || python3 -m pip install -q --disable-pip-version-check optbinning scikit-learn duckdb pypmml \
-  || python3 -m pip install -q --break-system-packages optbinning scikit-learn duckdb pypmml
+# export of a scorecard), pypmml (scores the PMML export on the JDK installed above) and
+# onnxruntime (scores the ONNX export).
+CREDIT="optbinning scikit-learn duckdb pypmml onnxruntime"
+python3 -c "import optbinning, sklearn, duckdb, pypmml, onnxruntime" 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check $CREDIT \
+  || python3 -m pip install -q --break-system-packages $CREDIT
 
 # The demo data must be exactly what the generator makes.
 python3 testdata/gen_transactions.py > "${TMPDIR:-/tmp}/augur-transactions.csv"

@@ -20,6 +20,7 @@ pub mod logical;
 pub mod logistic;
 pub mod metrics;
 pub mod model;
+pub mod onnx_export;
 pub mod optim;
 pub mod options;
 pub mod pass;

@@ -55,11 +55,13 @@ fn file_options(options: &[(String, OptionValue)], verb: &str) -> Result<FileOpt
                     out.format = "sql";
                 } else if text.eq_ignore_ascii_case("pmml") && verb == "EXPORT" {
                     out.format = "pmml";
+                } else if text.eq_ignore_ascii_case("onnx") && verb == "EXPORT" {
+                    out.format = "onnx";
                 } else if !text.eq_ignore_ascii_case("lightgbm") {
                     return Err(usage(format!(
                         "{verb} MODEL: format '{text}' is not supported; use format = 'lightgbm' (LightGBM's model.txt){}",
                         if verb == "EXPORT" {
-                            ", 'sql' (scorecards and linear models as one SQL expression) or 'pmml' (scorecards, PMML 4.4)"
+                            ", 'sql' (scorecards and linear models as one SQL expression) or 'pmml' (scorecards, PMML 4.4) or 'onnx' (logistic and linear regressions on numbers)"
                         } else {
                             ""
                         }
@@ -215,17 +217,18 @@ pub async fn export(
 ) -> Result<Planned> {
     let opts = file_options(options, "EXPORT")?;
     let model = registry.get(reference)?;
-    let text = match opts.format {
-        "sql" => crate::ml::sql_export::write(&model)?,
-        "pmml" => crate::ml::pmml_export::write(&model)?,
-        _ => lightgbm_text(&model, reference)?,
+    let bytes: Vec<u8> = match opts.format {
+        "sql" => crate::ml::sql_export::write(&model)?.into_bytes(),
+        "pmml" => crate::ml::pmml_export::write(&model)?.into_bytes(),
+        "onnx" => crate::ml::onnx_export::write(&model)?,
+        _ => lightgbm_text(&model, reference)?.into_bytes(),
     };
     let (store, path, local) = locate(session, location, &opts.aws)?;
-    let bytes = text.len();
+    let size = bytes.len();
     // Object stores write whole objects (locally: a temporary file renamed into place), so
     // a failure never leaves half a model behind.
     store
-        .put(&path, PutPayload::from(text.into_bytes()))
+        .put(&path, PutPayload::from(bytes))
         .await
         .map_err(|e| {
             AugurError::from(datafusion::error::DataFusionError::ObjectStore(Box::new(e)))
@@ -246,7 +249,7 @@ pub async fn export(
             Arc::new(StringArray::from(vec![model.name.clone()])) as ArrayRef,
             Arc::new(Int64Array::from(vec![i64::from(model.version)])),
             Arc::new(StringArray::from(vec![location.to_string()])),
-            Arc::new(Int64Array::from(vec![bytes as i64])),
+            Arc::new(Int64Array::from(vec![size as i64])),
         ],
     ))
 }

@@ -436,6 +436,32 @@ def main():
     check(pmml_diff <= 1e-9, f"pypmml scores the exported scorecard {pmml_diff} away")
     check(total > 0 and agree == total, f"first reason codes agree on {agree} of {total} rows")
 
+    # 9. ONNX export: onnxruntime scores the exported logistic and linear regressions (double
+    #    MatMul/Add/Sigmoid) like Augur on 100,000 rows.
+    import onnxruntime
+
+    rng = np.random.default_rng(11)
+    big = pd.DataFrame({"id": np.arange(100_000), "a": rng.normal(0, 1, 100_000), "b": rng.uniform(-3, 3, 100_000)})
+    big["y"] = (rng.random(100_000) < 1 / (1 + np.exp(-(0.8 * big["a"] - 0.5 * big["b"])))).astype(int)
+    big["v"] = 2.0 * big["a"] - big["b"] + rng.normal(0, 0.1, 100_000)
+    big_path = os.path.join(WORK, "big.csv")
+    big.to_csv(big_path, index=False)
+    onnx_diff = {}
+    for model, kind, label, out in [("ox_lr", "logistic_regression", "y", "predict_proba"),
+                                    ("ox_lin", "linear_regression", "v", "predict")]:
+        onnx_path = os.path.join(WORK, f"{model}.onnx")
+        augur(
+            f"TRAIN MODEL {model} USING {kind} PREDICT {label} AS SELECT a, b, {label} FROM '{big_path}'",
+            f"EXPORT MODEL {model} TO '{onnx_path}' OPTIONS (format = 'onnx')",
+        )
+        session = onnxruntime.InferenceSession(onnx_path)
+        theirs = session.run(None, {"features": big[["a", "b"]].to_numpy(np.float64)})[0][:, 0]
+        ours = table(f"SELECT {out}('{model}', a, b) AS s FROM '{big_path}' ORDER BY id")["s"].to_numpy()
+        onnx_diff[model] = float(np.max(np.abs(theirs - ours)))
+    print("ONNX scored by onnxruntime vs Augur on 100,000 rows:", onnx_diff)
+    for model, diff in onnx_diff.items():
+        check(diff <= 1e-9, f"onnxruntime scores {model} {diff} away")
+
     if failures:
         print(f"credit: {len(failures)} check(s) failed")
         sys.exit(1)
