@@ -16,8 +16,13 @@ a 0/1 label from a logistic model (numpy, fixed seed), written once as Parquet, 
 Both bin with quantile pre-bins and maximise IV per characteristic. Ratios are peer ÷ augur
 (above 1: augur is faster). Writes benches/results/credit.md.
 
-Usage: python3 benches/credit.py [--rows 10000000] [--augur PATH]
-Needs: pip install optbinning scikit-learn pyarrow pandas numpy; cargo build --release.
+With --onnx: scoring throughput of an exported logistic regression (9 numeric inputs) in
+onnxruntime (session.run on the array already in memory) against Augur's own
+predict_proba over the Parquet file (whole process, read included); writes
+benches/results/credit-onnx.md.
+
+Usage: python3 benches/credit.py [--rows 10000000] [--augur PATH] [--onnx]
+Needs: pip install optbinning scikit-learn onnxruntime pyarrow pandas numpy; cargo build --release.
 """
 import argparse
 import json
@@ -114,14 +119,66 @@ def run_optbinning(train, later):
     return {"read": read, "fit": fit, "drift": drift}
 
 
+def run_onnx(binary, rows):
+    import numpy as np
+    import onnxruntime
+    import pandas as pd
+    work = tempfile.mkdtemp(prefix="augur-onnx-bench-")
+    try:
+        path = os.path.join(work, "x.parquet")
+        rng = np.random.default_rng(3)
+        x = rng.normal(size=(rows, 9))
+        y = (rng.random(rows) < 1 / (1 + np.exp(-(x @ np.linspace(-1, 1, 9))))).astype(np.int64)
+        df = pd.DataFrame(x, columns=NUMBERS)
+        df["y"] = y
+        df.to_parquet(path, index=False, row_group_size=131072)
+        db, onnx = os.path.join(work, "db"), os.path.join(work, "m.onnx")
+        cols = ", ".join(NUMBERS)
+        subprocess.run([binary, db, "-q", "-c",
+                        f"TRAIN MODEL m USING logistic_regression PREDICT y AS SELECT {cols}, y FROM '{path}'",
+                        "-c", f"EXPORT MODEL m TO '{onnx}' OPTIONS (format = 'onnx')"],
+                       check=True, capture_output=True)
+        ours, _ = timed([binary, db, "-q", "-c",
+                         f"SELECT sum(predict_proba('m', {cols})) FROM '{path}'"])
+        features = df[NUMBERS].to_numpy(np.float64)
+        session = onnxruntime.InferenceSession(onnx)
+        t0 = time.perf_counter()
+        session.run(None, {"features": features})
+        theirs = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    text = "\n".join([
+        "# Scoring an exported logistic regression: onnxruntime against Augur",
+        "",
+        f"{rows:,} rows × 9 numbers; {platform.machine()}, {os.cpu_count()} cores; onnxruntime "
+        f"{onnxruntime.__version__}. Augur: whole process, Parquet read included; onnxruntime: "
+        "session.run on the array already in memory.",
+        "",
+        "| scorer | seconds | rows/s |",
+        "|---|---:|---:|",
+        f"| augur predict_proba | {ours:.2f} | {rows / ours:,.0f} |",
+        f"| onnxruntime (exported graph) | {theirs:.2f} | {rows / theirs:,.0f} |",
+        "",
+        f"Ratio (onnxruntime ÷ augur seconds): {theirs / ours:.2f}.",
+        "",
+    ])
+    print(text)
+    with open(os.path.join(HERE, "results", "credit-onnx.md"), "w") as f:
+        f.write(text)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--augur", default=release_binary())
+    parser.add_argument("--onnx", action="store_true")
     parser.add_argument("--peer-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peer_child:
         print(json.dumps(run_optbinning(*args.peer_child)))
+        return
+    if args.onnx:
+        run_onnx(args.augur, args.rows)
         return
     work = tempfile.mkdtemp(prefix="augur-credit-bench-")
     try:
