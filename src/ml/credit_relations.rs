@@ -10,6 +10,27 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
 use super::model::Model;
 use super::relations::{ModelRelations, label_column, plan_err};
 
+/// Aggregate `data` to one list of structs (`aggregate`, aliased `hidden`), then unpack it
+/// into a row per element and a column per struct field.
+fn rows_of(
+    data: LogicalPlan,
+    aggregate: Expr,
+    hidden: &str,
+    fields: &datafusion::arrow::datatypes::Fields,
+) -> Result<LogicalPlan> {
+    let plan = LogicalPlanBuilder::from(data)
+        .aggregate(Vec::<Expr>::new(), vec![aggregate])?
+        .unnest_column(hidden)?
+        .build()?;
+    let columns: Vec<Expr> = fields
+        .iter()
+        .map(|f| {
+            get_field(Expr::Column(Column::from_name(hidden)), f.name().as_str()).alias(f.name())
+        })
+        .collect();
+    LogicalPlanBuilder::from(plan).project(columns)?.build()
+}
+
 impl ModelRelations {
     /// Mean predicted probability, observed rate and count per probability bin.
     pub(super) fn calibration_curve(
@@ -34,18 +55,7 @@ impl ModelRelations {
             .curve
             .call(vec![label, probability, lit(bins)])
             .alias(HIDDEN);
-        let plan = LogicalPlanBuilder::from(data)
-            .aggregate(Vec::<Expr>::new(), vec![aggregate])?
-            .unnest_column(HIDDEN)?
-            .build()?;
-        let columns: Vec<Expr> = super::calibration_curve::fields()
-            .iter()
-            .map(|f| {
-                get_field(Expr::Column(Column::from_name(HIDDEN)), f.name().as_str())
-                    .alias(f.name())
-            })
-            .collect();
-        LogicalPlanBuilder::from(plan).project(columns)?.build()
+        rows_of(data, aggregate, HIDDEN, &super::calibration_curve::fields())
     }
 
     /// One row per bin of each feature (and of the output): shares then and now, PSI.
@@ -61,18 +71,7 @@ impl ModelRelations {
         let mut args = vec![lit(pinned.to_string()), lit(warn), lit(alert)];
         args.extend(self.input_columns(model, &data, "drift")?);
         let aggregate = self.drift.call(args).alias(HIDDEN);
-        let plan = LogicalPlanBuilder::from(data)
-            .aggregate(Vec::<Expr>::new(), vec![aggregate])?
-            .unnest_column(HIDDEN)?
-            .build()?;
-        let columns: Vec<Expr> = super::drift::fields()
-            .iter()
-            .map(|f| {
-                get_field(Expr::Column(Column::from_name(HIDDEN)), f.name().as_str())
-                    .alias(f.name())
-            })
-            .collect();
-        LogicalPlanBuilder::from(plan).project(columns)?.build()
+        rows_of(data, aggregate, HIDDEN, &super::drift::fields())
     }
 
     /// Both models' AUCs, DeLong's test of their difference and Brier scores, on `data`.

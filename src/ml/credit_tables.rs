@@ -73,7 +73,9 @@ pub fn binning_table(model: &Model, feature: Option<&str>) -> Result<LogicalPlan
             ));
         }
     }
-    let bin = |r: &(&FeatureBinning, usize, f64)| r.0.bins[r.1].clone();
+    fn bin<'a>(r: &(&'a FeatureBinning, usize, f64)) -> &'a super::binning::Bin {
+        &r.0.bins[r.1]
+    }
     memory_plan(
         "binning_table",
         vec![
@@ -92,7 +94,7 @@ pub fn binning_table(model: &Model, feature: Option<&str>) -> Result<LogicalPlan
         vec![
             strings(rows.iter().map(|r| r.0.column.clone())),
             ints(rows.iter().map(|r| r.1 as i64)),
-            strings(rows.iter().map(|r| bin(r).label)),
+            strings(rows.iter().map(|r| bin(r).label.clone())),
             ints(rows.iter().map(|r| bin(r).count() as i64)),
             floats(rows.iter().map(|r| Some(r.2))),
             ints(rows.iter().map(|r| bin(r).nonevents as i64)),
