@@ -30,5 +30,6 @@ pub mod preprocess;
 pub mod registry;
 pub mod relations;
 pub mod scorecard;
+pub mod spark_import;
 pub mod sql_export;
 pub mod woe;

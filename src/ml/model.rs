@@ -334,6 +334,46 @@ fn trees_model(
 }
 
 impl Model {
+    /// A model read from another tool's file (no training rows, no metrics): the caller sets
+    /// its parameters — coefficients and encoders, or trees.
+    pub fn imported(name: &str, options: TrainOptions, inputs: Vec<String>, from: &str) -> Model {
+        Model {
+            name: name.to_string(),
+            version: 0,
+            options,
+            feature_names: inputs.clone(),
+            inputs,
+            encoders: vec![],
+            coefficients: vec![],
+            intercept: 0.0,
+            feature_mean: vec![],
+            feature_std: vec![],
+            trees: None,
+            mean_abs_contribution: vec![],
+            training: TrainingSummary {
+                rows_read: 0,
+                rows_used: 0,
+                rows_dropped: 0,
+                rows_held_out: 0,
+                iterations: 0,
+                passes: 0,
+                fit_seconds: 0.0,
+                objective_history: vec![],
+                stop_reason: format!("imported from {from}"),
+                converged: true,
+                seconds: 0.0,
+                lambda_max: None,
+                warnings: vec![],
+                metrics_on: "none".into(),
+            },
+            metrics: None,
+            roc: vec![],
+            score_distribution: None,
+            calibration: None,
+            created_unix: now_unix(),
+        }
+    }
+
     pub fn is_classifier(&self) -> bool {
         self.options.model_type.is_classifier()
     }

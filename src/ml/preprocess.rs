@@ -30,6 +30,9 @@ pub enum Encoder {
         categories: Vec<String>,
         dropped: Option<String>,
         counts: Vec<u64>,
+        /// What a value outside `categories` (unseen, or NULL) does to the row.
+        #[serde(default, skip_serializing_if = "Unknown::is_default")]
+        unknown: Unknown,
     },
     Date {
         column: String,
@@ -40,6 +43,24 @@ pub enum Encoder {
         column: String,
         binning: Box<FeatureBinning>,
     },
+}
+
+/// A category the encoder does not know. Augur's own models score unseen values as all
+/// zeros and NULL by the null policy; imported Spark pipelines follow their StringIndexer's
+/// `handleInvalid` ('keep' → all zeros for both; 'error' or 'skip' → the row is not scored).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unknown {
+    #[default]
+    Zeros,
+    ZerosWithNull,
+    Unscored,
+}
+
+impl Unknown {
+    fn is_default(&self) -> bool {
+        *self == Unknown::Zeros
+    }
 }
 
 impl Encoder {
@@ -162,6 +183,7 @@ pub fn fit(batches: &[RecordBatch], schema: &Schema, columns: &[String]) -> Resu
                         counts: ordered.iter().map(|c| c.1).collect(),
                         categories: ordered.into_iter().map(|c| c.0).collect(),
                         dropped: dropped.map(|d| d.0),
+                        unknown: Unknown::Zeros,
                     })
                 }
                 _ => {
@@ -253,7 +275,11 @@ pub fn encode(
                     });
                 }
             }
-            Encoder::OneHot { categories, .. } => {
+            Encoder::OneHot {
+                categories,
+                unknown,
+                ..
+            } => {
                 let index: HashMap<&str, usize> = categories
                     .iter()
                     .enumerate()
@@ -265,13 +291,17 @@ pub fn encode(
                     out[slot + k].reserve(strings.len());
                 }
                 for (i, v) in strings.iter().enumerate() {
-                    let hit = match v {
-                        Some(v) => index.get(v).copied(),
-                        None => {
+                    let hit = match (v, unknown) {
+                        (Some(v), _) => index.get(v).copied(),
+                        (None, Unknown::Zeros) => {
                             valid[i] &= impute;
                             None
                         }
+                        (None, _) => None,
                     };
+                    if hit.is_none() && *unknown == Unknown::Unscored {
+                        valid[i] = false;
+                    }
                     for k in 0..categories.len() {
                         out[slot + k].push(if Some(k) == hit { 1.0 } else { 0.0 });
                     }
@@ -359,7 +389,8 @@ mod tests {
                 column: "kind".into(),
                 categories: vec!["a".into(), "b".into()],
                 dropped: Some("c".into()),
-                counts: vec![2, 2]
+                counts: vec![2, 2],
+                unknown: Unknown::Zeros,
             }
         );
         assert_eq!(
@@ -401,6 +432,7 @@ mod tests {
             categories: vec!["x".into()],
             dropped: Some("y".into()),
             counts: vec![3],
+            unknown: Unknown::Zeros,
         }];
         let b = batch();
         let mut out = vec![vec![]];
@@ -414,5 +446,36 @@ mod tests {
         }];
         let err = encode(&enc, &b, false, &mut [vec![]], &mut [true; 5]).unwrap_err();
         assert!(err.to_string().contains("income"), "{err}");
+    }
+
+    #[test]
+    fn imported_encoders_follow_sparks_handle_invalid() {
+        // kind = a, NULL, a, b, c: 'a' known; NULL, 'b', 'c' unknown.
+        let kind = StringArray::from(vec![Some("a"), None, Some("a"), Some("b"), Some("c")]);
+        let b = RecordBatch::try_from_iter([("kind", Arc::new(kind) as ArrayRef)]).unwrap();
+        let one_hot = |unknown| {
+            vec![Encoder::OneHot {
+                column: "kind".into(),
+                categories: vec!["a".into()],
+                dropped: None,
+                counts: vec![],
+                unknown,
+            }]
+        };
+        let run = |enc: Vec<Encoder>, impute| {
+            let mut out = vec![vec![]];
+            let mut valid = vec![true; 5];
+            encode(&enc, &b, impute, &mut out, &mut valid).unwrap();
+            (out.remove(0), valid)
+        };
+        let (keep, valid) = run(one_hot(Unknown::ZerosWithNull), false);
+        assert_eq!(
+            (keep, valid),
+            (vec![1.0, 0.0, 1.0, 0.0, 0.0], vec![true; 5])
+        );
+        let (_, valid) = run(one_hot(Unknown::Unscored), true);
+        assert_eq!(valid, vec![true, false, true, false, false]);
+        let (_, valid) = run(one_hot(Unknown::Zeros), false);
+        assert_eq!(valid, vec![true, false, true, true, true]);
     }
 }

@@ -15,9 +15,10 @@ use super::models::{Planned, rows};
 use crate::error::{AugurError, Result};
 use crate::ml::gbdt::lightgbm;
 use crate::ml::gbdt::params::Objective;
-use crate::ml::model::{Model, TrainingSummary, now_unix};
+use crate::ml::model::Model;
 use crate::ml::options::{ModelType, OptionValue, TrainOptions};
 use crate::ml::registry::Registry;
+use crate::ml::spark_import;
 use crate::storage::sandbox;
 
 /// Largest model file read: past this it is not a model (LightGBM files of 1,000 trees of
@@ -34,6 +35,8 @@ struct FileOptions {
     /// `lightgbm` (model.txt) or, for EXPORT, `sql` (one portable expression) or `pmml`.
     format: &'static str,
     label: Option<String>,
+    /// IMPORT … format 'spark' of a bare model: the columns of its features vector.
+    features: Option<Vec<String>>,
     aws: Vec<(String, String)>,
 }
 
@@ -41,6 +44,7 @@ fn file_options(options: &[(String, OptionValue)], verb: &str) -> Result<FileOpt
     let mut out = FileOptions {
         format: "lightgbm",
         label: None,
+        features: None,
         aws: vec![],
     };
     for (name, value) in options {
@@ -57,25 +61,39 @@ fn file_options(options: &[(String, OptionValue)], verb: &str) -> Result<FileOpt
                     out.format = "pmml";
                 } else if text.eq_ignore_ascii_case("onnx") && verb == "EXPORT" {
                     out.format = "onnx";
+                } else if text.eq_ignore_ascii_case("spark") && verb == "IMPORT" {
+                    out.format = "spark";
                 } else if !text.eq_ignore_ascii_case("lightgbm") {
                     return Err(usage(format!(
                         "{verb} MODEL: format '{text}' is not supported; use format = 'lightgbm' (LightGBM's model.txt){}",
                         if verb == "EXPORT" {
                             ", 'sql' (scorecards and linear models as one SQL expression) or 'pmml' (scorecards, PMML 4.4) or 'onnx' (logistic and linear regressions on numbers)"
                         } else {
-                            ""
+                            " or 'spark' (a directory saved by Spark ML's model.write().save())"
                         }
                     )));
                 }
             }
             "label" if verb == "IMPORT" => out.label = Some(text),
+            "features" if verb == "IMPORT" => {
+                out.features = Some(
+                    text.split(',')
+                        .map(|c| c.trim().to_string())
+                        .filter(|c| !c.is_empty())
+                        .collect(),
+                )
+            }
             _ if lower.starts_with("aws.") => {
                 out.aws.push((lower["aws.".len()..].to_string(), text))
             }
             _ => {
                 return Err(usage(format!(
                     "{verb} MODEL: unknown option '{name}'; valid options: format{}, aws.*",
-                    if verb == "IMPORT" { ", label" } else { "" }
+                    if verb == "IMPORT" {
+                        ", label, features"
+                    } else {
+                        ""
+                    }
                 )));
             }
         }
@@ -118,6 +136,25 @@ pub async fn import(
     }
     let opts = file_options(options, "IMPORT")?;
     let (store, path, _) = locate(session, location, &opts.aws)?;
+    if opts.format == "spark" {
+        let files = spark_files(&store, &path, location).await?;
+        let model = spark_import::read(
+            name,
+            location,
+            &files,
+            opts.features.as_deref(),
+            opts.label.as_deref(),
+        )
+        .map_err(|e| usage(format!("IMPORT MODEL: '{location}': {e}")))?;
+        let model = registry.add(model)?;
+        return Ok(imported_row(&model, 0));
+    }
+    if opts.features.is_some() {
+        return Err(usage(
+            "IMPORT MODEL: option features is for format = 'spark' (a bare model's features vector)"
+                .into(),
+        ));
+    }
     let object = store.get(&path).await.map_err(|e| match e {
         object_store::Error::NotFound { .. } => {
             usage(format!("IMPORT MODEL: no file at '{location}'"))
@@ -153,44 +190,22 @@ pub async fn import(
     if let Some(p) = train_options.trees.as_mut() {
         p.num_iterations = trees.trees.len();
     }
-    let model = Model {
-        name: name.to_string(),
-        version: 0,
-        options: train_options,
-        inputs: trees.features.iter().map(|f| f.name.clone()).collect(),
-        encoders: vec![],
-        feature_names: trees.features.iter().map(|f| f.name.clone()).collect(),
-        coefficients: vec![],
-        intercept: 0.0,
-        feature_mean: vec![],
-        feature_std: vec![],
-        mean_abs_contribution: vec![],
-        training: TrainingSummary {
-            rows_read: 0,
-            rows_used: 0,
-            rows_dropped: 0,
-            rows_held_out: 0,
-            iterations: trees.trees.len(),
-            passes: 0,
-            fit_seconds: 0.0,
-            objective_history: vec![],
-            stop_reason: format!("imported from {location}"),
-            converged: true,
-            seconds: 0.0,
-            lambda_max: None,
-            warnings: vec![],
-            metrics_on: "none".into(),
-        },
-        trees: Some(trees),
-        metrics: None,
-        roc: vec![],
-        score_distribution: None,
-        calibration: None,
-        created_unix: now_unix(),
-    };
+    let mut model = Model::imported(
+        name,
+        train_options,
+        trees.features.iter().map(|f| f.name.clone()).collect(),
+        location,
+    );
+    model.training.iterations = trees.trees.len();
+    model.trees = Some(trees);
     let model = registry.add(model)?;
     let t = model.trees.as_ref().map_or(0, |t| t.trees.len());
-    Ok(rows(
+    Ok(imported_row(&model, t))
+}
+
+/// The row IMPORT MODEL answers: name, version, type, trees, input columns.
+fn imported_row(model: &Model, trees: usize) -> Planned {
+    rows(
         vec![
             Field::new("model", DataType::Utf8, false),
             Field::new("version", DataType::Int64, false),
@@ -202,10 +217,60 @@ pub async fn import(
             Arc::new(StringArray::from(vec![model.name.clone()])) as ArrayRef,
             Arc::new(Int64Array::from(vec![i64::from(model.version)])),
             Arc::new(StringArray::from(vec![model.options.model_type.name()])),
-            Arc::new(Int64Array::from(vec![t as i64])),
+            Arc::new(Int64Array::from(vec![trees as i64])),
             Arc::new(Int64Array::from(vec![model.inputs.len() as i64])),
         ],
-    ))
+    )
+}
+
+/// Every file under a Spark model directory, by relative path (bounded in count and size).
+async fn spark_files(
+    store: &Arc<dyn ObjectStore>,
+    dir: &StorePath,
+    location: &str,
+) -> Result<spark_import::Files> {
+    use futures::TryStreamExt;
+    let store_err =
+        |e| AugurError::from(datafusion::error::DataFusionError::ObjectStore(Box::new(e)));
+    let listed: Vec<_> = store
+        .list(Some(dir))
+        .try_collect()
+        .await
+        .map_err(store_err)?;
+    if listed.is_empty() {
+        return Err(usage(format!(
+            "IMPORT MODEL: no Spark model directory at '{location}' (nothing is there)"
+        )));
+    }
+    let total: u64 = listed.iter().map(|m| m.size).sum();
+    if listed.len() > 10_000 || total as usize > MAX_MODEL_BYTES {
+        return Err(usage(format!(
+            "IMPORT MODEL: '{location}' holds {} files, {total} bytes: more than a Spark model",
+            listed.len()
+        )));
+    }
+    let mut files = spark_import::Files::new();
+    for meta in listed {
+        let relative = meta
+            .location
+            .prefix_match(dir)
+            .map(|parts| {
+                parts
+                    .map(|p| p.as_ref().to_string())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
+            .unwrap_or_default();
+        let bytes = store
+            .get(&meta.location)
+            .await
+            .map_err(store_err)?
+            .bytes()
+            .await
+            .map_err(store_err)?;
+        files.insert(relative, bytes);
+    }
+    Ok(files)
 }
 
 pub async fn export(
