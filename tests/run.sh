@@ -39,10 +39,11 @@ python3 -c "import lightgbm, xgboost, numpy, pandas" 2>/dev/null \
 
 # The credit-lifecycle tests compare with optbinning (binning tables, optimal IV),
 # scikit-learn (logistic regression on WoE values, calibration), DuckDB (runs the SQL
-# export of a scorecard), pypmml (scores the PMML export on the JDK installed above) and
-# onnxruntime (scores the ONNX export).
-CREDIT="optbinning scikit-learn duckdb pypmml onnxruntime"
-python3 -c "import optbinning, sklearn, duckdb, pypmml, onnxruntime" 2>/dev/null \
+# export of a scorecard), pypmml (scores the PMML export on the JDK installed above),
+# xmlschema with the PMML 4.4 schema from sklearn2pmml's JPMML jar (validates the PMML export)
+# and onnxruntime (scores the ONNX export).
+CREDIT="optbinning scikit-learn duckdb pypmml onnxruntime xmlschema sklearn2pmml"
+python3 -c "import optbinning, sklearn, duckdb, pypmml, onnxruntime, xmlschema, sklearn2pmml" 2>/dev/null \
   || python3 -m pip install -q --disable-pip-version-check $CREDIT \
   || python3 -m pip install -q --break-system-packages $CREDIT
 

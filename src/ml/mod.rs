@@ -21,6 +21,7 @@ pub mod logistic;
 pub mod metrics;
 pub mod model;
 pub mod onnx_export;
+pub mod onnx_trees;
 pub mod optim;
 pub mod options;
 pub mod pass;

@@ -67,7 +67,7 @@ fn file_options(options: &[(String, OptionValue)], verb: &str) -> Result<FileOpt
                     return Err(usage(format!(
                         "{verb} MODEL: format '{text}' is not supported; use format = 'lightgbm' (LightGBM's model.txt){}",
                         if verb == "EXPORT" {
-                            ", 'sql' (scorecards and linear models as one SQL expression) or 'pmml' (scorecards, PMML 4.4) or 'onnx' (logistic and linear regressions on numbers)"
+                            ", 'sql' (scorecards and linear models as one SQL expression) or 'pmml' (scorecards, PMML 4.4) or 'onnx' (logistic and linear regressions and boosted trees on numbers)"
                         } else {
                             " or 'spark' (a directory saved by Spark ML's model.write().save())"
                         }

@@ -25,6 +25,7 @@ from optbinning import OptimalBinning
 from sklearn.linear_model import LogisticRegression
 
 AUGUR, WORK = sys.argv[1], sys.argv[2]
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DB = os.path.join(WORK, "db")
 DATA = os.path.join(WORK, "data.csv")
 SPECIAL = -1.0
@@ -419,6 +420,24 @@ def main():
     sample = df[df["id"] < 3000]
     rows_in = sample[["x1", "x2", "x3"]].astype(object).where(sample[["x1", "x2", "x3"]].notna(), None)
     pmml = PmmlModel.load(pmml_path).predict(rows_in.reset_index(drop=True))
+    # The PMML 4.4 XML schema: JPMML's pmml.xsd (the DMG schema of namespace PMML-4_4, which
+    # JPMML extends only with optional x- vendor attributes) from sklearn2pmml's jar.
+    import glob
+    import zipfile
+
+    import sklearn2pmml
+    import xmlschema
+
+    jar = glob.glob(os.path.join(os.path.dirname(sklearn2pmml.__file__), "resources", "pmml-model-[0-9]*.jar"))
+    check(len(jar) == 1, f"sklearn2pmml ships one pmml-model jar: {jar}")
+    with zipfile.ZipFile(jar[0]) as z:
+        schema = xmlschema.XMLSchema(z.read("pmml.xsd").decode())
+    errors = [str(e).splitlines()[0] for e in schema.iter_errors(pmml_path)]
+    print(f"PMML export against the PMML 4.4 schema: {len(errors)} error(s)")
+    check(not errors, f"the PMML export does not validate: {errors[:3]}")
+    with open(pmml_path) as f:
+        broken = f.read().replace("<Characteristics>", '<Characteristics reasonCode="x">', 1)
+    check(not schema.is_valid(broken), "the schema check would catch an attribute PMML does not have")
     ours = table(f"SELECT id, score FROM predict(sc, (SELECT * FROM '{DATA}' WHERE id < 3000)) ORDER BY id")
     pmml_diff = float(np.max(np.abs(pmml["Final Score"].to_numpy(dtype=float) - ours["score"].to_numpy())))
     reasons = table(
@@ -458,6 +477,63 @@ def main():
         theirs = session.run(None, {"features": big[["a", "b"]].to_numpy(np.float64)})[0][:, 0]
         ours = table(f"SELECT {out}('{model}', a, b) AS s FROM '{big_path}' ORDER BY id")["s"].to_numpy()
         onnx_diff[model] = float(np.max(np.abs(theirs - ours)))
+    # Boosted trees as one double TreeEnsemble (ai.onnx.ml opset 5): Augur's own trees with
+    # NaN-missing values, and a LightGBM model trained with zero_as_missing (the split form
+    # that needs two ONNX nodes), imported, exported, and also checked against LightGBM.
+    import lightgbm
+
+    trees = big[["id", "a", "b", "y", "v"]].copy()
+    trees["c"] = rng.integers(0, 5, len(trees)).astype(float)
+    trees.loc[rng.random(len(trees)) < 0.1, "a"] = np.nan
+    trees_path = os.path.join(WORK, "trees.csv")
+    trees.to_csv(trees_path, index=False)
+    X = trees[["a", "b", "c"]]
+    booster = lightgbm.train({"objective": "binary", "zero_as_missing": True, "num_leaves": 15, "verbose": -1},
+                             lightgbm.Dataset(X, trees["y"]), num_boost_round=30)
+    booster.save_model(os.path.join(WORK, "zero_missing.txt"))
+    augur(f"IMPORT MODEL ox_zero FROM '{os.path.join(WORK, 'zero_missing.txt')}'")
+    for model, kind, label, out in [("ox_gbc", "boosted_trees", "y", "predict_proba"),
+                                    ("ox_gbr", "boosted_trees", "v", "predict"),
+                                    ("ox_zero", None, "y", "predict_proba")]:
+        onnx_path = os.path.join(WORK, f"{model}.onnx")
+        if kind:
+            augur(f"TRAIN MODEL {model} USING {kind} PREDICT {label} WITH (num_iterations = 50) "
+                  f"AS SELECT a, b, c, {label} FROM '{trees_path}'")
+        augur(f"EXPORT MODEL {model} TO '{onnx_path}' OPTIONS (format = 'onnx')")
+        session = onnxruntime.InferenceSession(onnx_path)
+        theirs = session.run(None, {"features": X.to_numpy(np.float64)})[0][:, 0]
+        ours = table(f"SELECT {out}('{model}', a, b, c) AS s FROM '{trees_path}' ORDER BY id")["s"].to_numpy()
+        onnx_diff[model] = float(np.max(np.abs(theirs - ours)))
+    onnx_diff["ox_zero vs LightGBM"] = float(np.max(np.abs(booster.predict(X) - theirs)))
+
+    # Category inputs: a string input per column through a LabelEncoder. A logistic model
+    # with a category, scored on rows with a category it never saw; and the PySpark pipeline
+    # fixture (StringIndexer → OneHotEncoder → LogisticRegression), checked against Spark.
+    cats = trees.copy()
+    cats["k"] = np.array(["red", "green", "blue"])[rng.integers(0, 3, len(cats))]
+    cats.loc[cats["id"] % 97 == 0, "k"] = "violet"
+    cats["a"] = cats["a"].fillna(0.0)
+    cats_path = os.path.join(WORK, "cats.csv")
+    cats[cats["k"] != "violet"].to_csv(os.path.join(WORK, "cats_train.csv"), index=False)
+    cats.to_csv(cats_path, index=False)
+    augur(f"TRAIN MODEL ox_cat USING logistic_regression PREDICT y AS SELECT a, k, b, y FROM '{os.path.join(WORK, 'cats_train.csv')}'",
+          f"EXPORT MODEL ox_cat TO '{os.path.join(WORK, 'ox_cat.onnx')}' OPTIONS (format = 'onnx')")
+    session = onnxruntime.InferenceSession(os.path.join(WORK, "ox_cat.onnx"))
+    theirs = session.run(None, {"features": cats[["a", "b"]].to_numpy(np.float64),
+                                "k": cats[["k"]].to_numpy(object)})[0][:, 0]
+    ours = table(f"SELECT predict_proba('ox_cat', a, k, b) AS s FROM '{cats_path}' ORDER BY id")["s"].to_numpy()
+    onnx_diff["ox_cat"] = float(np.max(np.abs(theirs - ours)))
+    fixture = os.path.join(REPO, "testdata", "spark")
+    augur(f"IMPORT MODEL ox_spark FROM '{os.path.join(fixture, 'pipeline')}' OPTIONS (format = 'spark')",
+          f"EXPORT MODEL ox_spark TO '{os.path.join(WORK, 'ox_spark.onnx')}' OPTIONS (format = 'onnx')")
+    spark = pd.read_csv(os.path.join(fixture, "predictions.csv"))
+    session = onnxruntime.InferenceSession(os.path.join(WORK, "ox_spark.onnx"))
+    theirs = session.run(None, {
+        "features": spark[["transaction_amount", "age", "balance", "prior_defaults"]].to_numpy(np.float64),
+        # A NULL category is unknown to the StringIndexer ('keep'): any string not among its labels.
+        "transaction_type": spark[["transaction_type"]].fillna("").to_numpy(object),
+        "merchant_category": spark[["merchant_category"]].fillna("").to_numpy(object)})[0][:, 0]
+    onnx_diff["ox_spark vs Spark"] = float(np.max(np.abs(theirs - spark["p_pipeline"].to_numpy())))
     print("ONNX scored by onnxruntime vs Augur on 100,000 rows:", onnx_diff)
     for model, diff in onnx_diff.items():
         check(diff <= 1e-9, f"onnxruntime scores {model} {diff} away")
