@@ -129,5 +129,56 @@ fn bad_input() -> R {
     check(!shown.contains("scorecard"), || {
         format!("a failed scorecard was stored: {shown}")
     })?;
+    export_targets(d)
+}
+
+/// Export targets that cannot be written fail by name and leave no partial file behind; a
+/// refused export leaves an earlier export at the same path as it was.
+fn export_targets(d: &std::path::Path) -> R {
+    ok(&augur_in(
+        d,
+        &[
+            "db",
+            "-c",
+            "EXPORT MODEL lr TO 'lr.onnx' OPTIONS (format = 'onnx')",
+        ],
+        None,
+    ))?;
+    let before = std::fs::read(d.join("lr.onnx")).map_err(|e| e.to_string())?;
+    std::fs::write(d.join("afile"), b"").map_err(|e| e.to_string())?;
+    let cases: [(&str, &str); 4] = [
+        (
+            "EXPORT MODEL lr TO 'afile/lr.onnx' OPTIONS (format = 'onnx')",
+            "EXPORT MODEL: cannot write 'afile/lr.onnx': ",
+        ),
+        (
+            "EXPORT MODEL lr TO 'models/' OPTIONS (format = 'pmml')",
+            "EXPORT MODEL: 'models/' is not a file name; give one such as 'models/lr.pmml'",
+        ),
+        (
+            "EXPORT MODEL lr TO '' OPTIONS (format = 'onnx')",
+            "EXPORT MODEL: '' is not a file name",
+        ),
+        (
+            "EXPORT MODEL lr TO 'lr.onnx' OPTIONS (format = 'pmml')",
+            "format 'pmml' writes scorecards",
+        ),
+    ];
+    for (sql, needle) in cases {
+        fails(&augur_in(d, &["db", "-c", sql], None), 1, &[needle])?;
+    }
+    let after = std::fs::read(d.join("lr.onnx")).map_err(|e| e.to_string())?;
+    check(before == after, || {
+        "a refused export changed the earlier file".to_string()
+    })?;
+    let stray: Vec<String> = std::fs::read_dir(d)
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !["db", "afile", "lr.onnx"].contains(&n.as_str()))
+        .collect();
+    check(stray.is_empty(), || {
+        format!("failed exports left files behind: {stray:?}")
+    })?;
     Ok(())
 }

@@ -135,6 +135,11 @@ pub async fn import(
         )));
     }
     let opts = file_options(options, "IMPORT")?;
+    if location.trim().is_empty() {
+        return Err(usage(
+            "IMPORT MODEL: the location is empty; give a file, a directory or an s3:// URL".into(),
+        ));
+    }
     let (store, path, _) = locate(session, location, &opts.aws)?;
     if opts.format == "spark" {
         let files = spark_files(&store, &path, location).await?;
@@ -281,6 +286,16 @@ pub async fn export(
     options: &[(String, OptionValue)],
 ) -> Result<Planned> {
     let opts = file_options(options, "EXPORT")?;
+    if location.trim().is_empty() || location.ends_with('/') {
+        return Err(usage(format!(
+            "EXPORT MODEL: '{location}' is not a file name; give one such as 'models/{}.{}'",
+            reference.replace('@', "_"),
+            match opts.format {
+                "lightgbm" => "txt",
+                other => other,
+            }
+        )));
+    }
     let model = registry.get(reference)?;
     let bytes: Vec<u8> = match opts.format {
         "sql" => crate::ml::sql_export::write(&model)?.into_bytes(),
@@ -295,9 +310,7 @@ pub async fn export(
     store
         .put(&path, PutPayload::from(bytes))
         .await
-        .map_err(|e| {
-            AugurError::from(datafusion::error::DataFusionError::ObjectStore(Box::new(e)))
-        })?;
+        .map_err(|e| usage(format!("EXPORT MODEL: cannot write '{location}': {e}")))?;
     if let Some(file) = local
         && let Ok(f) = std::fs::File::open(&file)
     {
