@@ -1,15 +1,17 @@
-//! The one extension planner for Augur's logical nodes (training, shared subplans), and the
-//! query planner that installs it.
+//! The one extension planner for Augur's logical nodes (training, shared subplans, top-N per
+//! group), and the query planner that installs it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use datafusion::arrow::compute::SortOptions;
 use datafusion::catalog::Session;
 use datafusion::error::Result;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
+use datafusion::physical_expr::PhysicalSortExpr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 
@@ -17,7 +19,9 @@ use crate::ml::logical::train_model::TrainModel;
 use crate::ml::physical::train_model::TrainExec;
 use crate::ml::registry::Registry;
 use crate::optimizer::logical::shared_result::SharedResult;
+use crate::optimizer::logical::top_per_group::TopPerGroup;
 use crate::optimizer::physical::shared_result::{SharedResultExec, SharedResults};
+use crate::optimizer::physical::top_per_group::TopPerGroupExec;
 
 #[derive(Debug)]
 pub struct AugurQueryPlanner {
@@ -58,12 +62,12 @@ struct AugurExtensionPlanner {
 impl ExtensionPlanner for AugurExtensionPlanner {
     async fn plan_extension(
         &self,
-        _planner: &dyn PhysicalPlanner,
+        planner: &dyn PhysicalPlanner,
         node: &dyn UserDefinedLogicalNode,
         logical_inputs: &[&LogicalPlan],
         physical_inputs: &[Arc<dyn ExecutionPlan>],
-        _session: &dyn Session,
-        _planning_ctx: &PhysicalPlanningContext,
+        session: &dyn Session,
+        planning_ctx: &PhysicalPlanningContext,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         if let Some(train) = node.as_any().downcast_ref::<TrainModel>()
             && let Some(input) = physical_inputs.first()
@@ -100,6 +104,64 @@ impl ExtensionPlanner for AugurExtensionPlanner {
                 results,
             ))));
         }
+        if let Some(top) = node.as_any().downcast_ref::<TopPerGroup>()
+            && let (Some(input), Some(logical)) = (physical_inputs.first(), logical_inputs.first())
+        {
+            return top_per_group(planner, top, input, logical, session, planning_ctx).map(Some);
+        }
         Ok(None)
     }
+}
+
+/// Both phases of a top-N per group: partial on each input partition, final per group.
+fn top_per_group(
+    planner: &dyn PhysicalPlanner,
+    top: &TopPerGroup,
+    input: &Arc<dyn ExecutionPlan>,
+    logical: &LogicalPlan,
+    session: &dyn Session,
+    ctx: &PhysicalPlanningContext,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let Some((ranking, wf)) = crate::optimizer::ranking_of(&top.window) else {
+        return Err(datafusion::error::DataFusionError::Internal(format!(
+            "TopPerGroup over a window it cannot compute: {}",
+            top.window
+        )));
+    };
+    let schema = logical.schema();
+    let partition_by = wf
+        .params
+        .partition_by
+        .iter()
+        .map(|e| planner.create_physical_expr(e, schema, session, ctx))
+        .collect::<Result<Vec<_>>>()?;
+    let order_by = wf
+        .params
+        .order_by
+        .iter()
+        .map(|s| {
+            Ok(PhysicalSortExpr::new(
+                planner.create_physical_expr(&s.expr, schema, session, ctx)?,
+                SortOptions::new(!s.asc, s.nulls_first),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let partial = Arc::new(TopPerGroupExec::new(
+        Arc::clone(input),
+        partition_by.clone(),
+        order_by.clone(),
+        ranking,
+        top.k,
+        false,
+        input.schema(),
+    ));
+    Ok(Arc::new(TopPerGroupExec::new(
+        partial,
+        partition_by,
+        order_by,
+        ranking,
+        top.k,
+        true,
+        Arc::new(top.schema.as_arrow().clone()),
+    )))
 }

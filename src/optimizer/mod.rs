@@ -6,6 +6,7 @@ mod filtered_join_pushdown;
 pub mod logical;
 mod magic_set;
 pub mod physical;
+mod ranking_filter;
 mod semi_join_pushdown;
 mod shapes;
 mod share_subplans;
@@ -14,5 +15,6 @@ mod test_plans;
 
 pub use filtered_join_pushdown::FilteredJoinPushdown;
 pub use magic_set::MagicSet;
+pub use ranking_filter::{RankingFilter, ranking_of};
 pub use semi_join_pushdown::SemiJoinPushdown;
 pub use share_subplans::ShareSubplans;

@@ -128,6 +128,7 @@ impl Session {
             .with_optimizer_rule(Arc::new(crate::optimizer::FilteredJoinPushdown))
             .with_optimizer_rule(Arc::new(crate::optimizer::SemiJoinPushdown))
             .with_optimizer_rule(Arc::new(crate::optimizer::ShareSubplans))
+            .with_optimizer_rule(Arc::new(crate::optimizer::RankingFilter))
             .with_type_planner(postgres::type_planner())
             .with_query_planner(Arc::new(AugurQueryPlanner::new(Registry::new(Arc::clone(
                 db.store(),
