@@ -4,8 +4,9 @@
 //! that cannot enter the list costs a hash lookup and one comparison. Rows are planned in two
 //! phases: `partial` on every input partition as it comes (it only drops rows that cannot
 //! rank ≤ k in their group), then, after a hash repartition on the group, `final`, which also
-//! numbers the rows. Rows are copied out of their batches every so often, so memory follows
-//! the groups × k kept rows, not the input.
+//! numbers the rows. A partial phase that finds it keeps most rows (groups of a few rows
+//! each) passes the rest through instead. Rows are copied out of their batches when those
+//! hold more than twice the kept rows, so memory follows the groups × k kept rows.
 
 use std::fmt;
 use std::sync::Arc;
@@ -51,8 +52,12 @@ impl Ranking {
     }
 }
 
-/// Batches retained before the kept rows are copied into one.
+/// Batches retained before the kept rows may be copied into one: when the batches hold more
+/// than twice the rows still kept.
 const COMPACT_AFTER: usize = 64;
+/// Rows a partial phase reads before judging whether it pays: when more than half of them
+/// are still kept (groups of few rows each), it passes the rest through untouched.
+const PARTIAL_PROBE_ROWS: usize = 1 << 17;
 
 #[derive(Debug)]
 pub struct TopPerGroupExec {
@@ -249,11 +254,17 @@ impl ExecutionPlan for TopPerGroupExec {
                 let key_rows =
                     keys.convert_columns(&evaluate(&mut order_by.iter().map(|s| &s.expr))?)?;
                 tops.add(batch, group_rows.as_ref(), &key_rows)?;
+                if !is_final && tops.seen >= PARTIAL_PROBE_ROWS && tops.live * 2 > tops.seen {
+                    // Nearly every row is kept: the final phase will do this work anyway.
+                    let kept = tops.finish(&schema, false, batch_size)?;
+                    let kept = futures::stream::iter(kept.into_iter().map(Ok));
+                    return Ok::<_, DataFusionError>(kept.chain(input).boxed());
+                }
             }
             let out = tops.finish(&schema, is_final, batch_size)?;
             metrics.record_output(out.iter().map(RecordBatch::num_rows).sum());
             metrics.done();
-            Ok::<_, DataFusionError>(futures::stream::iter(out.into_iter().map(Ok)))
+            Ok(futures::stream::iter(out.into_iter().map(Ok)).boxed())
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
@@ -262,9 +273,53 @@ impl ExecutionPlan for TopPerGroupExec {
     }
 }
 
+/// Row-format bytes (which compare as the rows do), held inline up to 16 bytes: most keys
+/// are one or two fixed-width columns, and then neither a comparison nor a kept row calls
+/// memcmp or malloc. Inline keys compare as (big-endian bytes padded with zeros, length),
+/// which orders them as their bytes.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Inline(u128, u8),
+    Heap(Box<[u8]>),
+}
+
+impl Key {
+    fn new(bytes: &[u8]) -> Key {
+        if bytes.len() <= 16 {
+            let mut padded = [0u8; 16];
+            padded[..bytes.len()].copy_from_slice(bytes);
+            Key::Inline(u128::from_be_bytes(padded), bytes.len() as u8)
+        } else {
+            Key::Heap(bytes.into())
+        }
+    }
+
+    fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match self {
+            Key::Inline(v, n) => f(&v.to_be_bytes()[..usize::from(*n)]),
+            Key::Heap(b) => f(b),
+        }
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self, other) {
+            (Key::Inline(a, n), Key::Inline(b, m)) => (a, n).cmp(&(b, m)),
+            _ => self.with_bytes(|a| other.with_bytes(|b| a.cmp(b))),
+        }
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 /// A kept row: its order key, and where it is.
 struct Entry {
-    key: Box<[u8]>,
+    key: Key,
     batch: u32,
     row: u32,
 }
@@ -273,8 +328,11 @@ struct Entry {
 struct Tops {
     ranking: Ranking,
     k: usize,
-    groups: HashMap<Vec<u8>, Vec<Entry>>,
+    groups: HashMap<Key, Vec<Entry>>,
     batches: Vec<RecordBatch>,
+    /// Rows kept now, and rows read.
+    live: usize,
+    seen: usize,
     reservation: MemoryReservation,
 }
 
@@ -285,6 +343,8 @@ impl Tops {
             k,
             groups: HashMap::default(),
             batches: vec![],
+            live: 0,
+            seen: 0,
             reservation,
         }
     }
@@ -295,15 +355,20 @@ impl Tops {
         let mut kept = false;
         for row in 0..batch.num_rows() {
             let key = keys.row(row);
-            let group = groups.map_or(&[][..], |g| g.row(row).data());
-            let list = self.groups.entry_ref(group).or_default();
-            if offer(list, key.as_ref(), ranking, k, index, row as u32) {
+            let group = Key::new(groups.map_or(&[][..], |g| g.row(row).data()));
+            let list = self.groups.entry(group).or_default();
+            let before = list.len();
+            if offer(list, Key::new(key.data()), ranking, k, index, row as u32) {
                 kept = true;
+                // One row in, possibly several tied rows out (dense_rank).
+                self.live = (self.live + list.len()).saturating_sub(before);
             }
         }
+        self.seen += batch.num_rows();
         if kept {
             self.batches.push(batch);
-            if self.batches.len() >= COMPACT_AFTER {
+            let retained: usize = self.batches.iter().map(RecordBatch::num_rows).sum();
+            if self.batches.len() >= COMPACT_AFTER && retained > 2 * self.live {
                 self.compact()?;
             }
             let bytes: usize = self
@@ -382,7 +447,7 @@ impl Tops {
 /// Put a row into its group's sorted list if it can rank ≤ k there; false if it cannot.
 fn offer(
     list: &mut Vec<Entry>,
-    key: &[u8],
+    key: Key,
     ranking: Ranking,
     k: usize,
     batch: u32,
@@ -400,22 +465,15 @@ fn offer(
         };
         let admitted = match ranking {
             // Ties with the last kept row would rank after it: the earlier row stays.
-            Ranking::RowNumber => key < worst.as_ref(),
-            Ranking::Rank | Ranking::DenseRank => key <= worst.as_ref(),
+            Ranking::RowNumber => key < *worst,
+            Ranking::Rank | Ranking::DenseRank => key <= *worst,
         };
         if !admitted {
             return false;
         }
     }
-    let at = list.partition_point(|e| e.key.as_ref() <= key);
-    list.insert(
-        at,
-        Entry {
-            key: key.into(),
-            batch,
-            row,
-        },
-    );
+    let at = list.partition_point(|e| e.key <= key);
+    list.insert(at, Entry { key, batch, row });
     match ranking {
         Ranking::RowNumber => list.truncate(k),
         Ranking::Rank => {
@@ -442,18 +500,41 @@ fn distinct(list: &[Entry]) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::{Entry, Ranking, offer};
+    use super::{Entry, Key, Ranking, offer};
 
     fn keys(list: &[Entry]) -> Vec<u8> {
-        list.iter().map(|e| e.key[0]).collect()
+        list.iter().map(|e| e.key.with_bytes(|b| b[0])).collect()
     }
 
     fn run(ranking: Ranking, k: usize, input: &[u8]) -> Vec<u8> {
         let mut list = vec![];
         for (i, v) in input.iter().enumerate() {
-            offer(&mut list, &[*v], ranking, k, 0, i as u32);
+            offer(&mut list, Key::new(&[*v]), ranking, k, 0, i as u32);
         }
         keys(&list)
+    }
+
+    #[test]
+    fn keys_compare_as_their_bytes() {
+        // Short and long, equal prefixes, trailing zeros: every pair as the slices compare.
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize
+        };
+        let mut keys: Vec<Vec<u8>> = vec![vec![], vec![0], vec![0, 0], vec![1], vec![1, 0]];
+        for _ in 0..300 {
+            let len = next() % 24;
+            keys.push((0..len).map(|_| (next() % 3) as u8).collect());
+        }
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(Key::new(a).cmp(&Key::new(b)), a.cmp(b), "{a:?} vs {b:?}");
+                assert_eq!(Key::new(a) == Key::new(b), a == b);
+            }
+        }
     }
 
     #[test]
