@@ -334,9 +334,14 @@ fn trees_model(
 }
 
 impl Model {
-    /// A model read from another tool's file (no training rows, no metrics): the caller sets
-    /// its parameters — coefficients and encoders, or trees.
-    pub fn imported(name: &str, options: TrainOptions, inputs: Vec<String>, from: &str) -> Model {
+    /// A model with no parameters, training rows or metrics yet (read from another tool's
+    /// file, or a binning): the caller sets what it has — encoders, coefficients or trees.
+    pub fn bare(
+        name: &str,
+        options: TrainOptions,
+        inputs: Vec<String>,
+        stop_reason: String,
+    ) -> Model {
         Model {
             name: name.to_string(),
             version: 0,
@@ -359,7 +364,7 @@ impl Model {
                 passes: 0,
                 fit_seconds: 0.0,
                 objective_history: vec![],
-                stop_reason: format!("imported from {from}"),
+                stop_reason,
                 converged: true,
                 seconds: 0.0,
                 lambda_max: None,

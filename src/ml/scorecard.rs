@@ -13,7 +13,7 @@ use datafusion::error::{DataFusionError, Result};
 use serde::{Deserialize, Serialize};
 
 use super::binning::{FeatureBinning, fit as binning_fit};
-use super::model::{Hooks, Model, Prepared, TrainingSummary, now_unix, plan_err};
+use super::model::{Hooks, Model, Prepared, plan_err};
 use super::options::{OptionValue, TrainOptions};
 use super::preprocess::Encoder;
 use super::registry::Registry;
@@ -162,41 +162,15 @@ pub fn fit_binning(
             ));
         }
     }
-    Ok(Model {
-        name: name.to_string(),
-        version,
-        options: options.clone(),
-        inputs: prep.inputs.clone(),
-        feature_names: prep.inputs.clone(),
-        encoders: woe_encoders(bins),
-        coefficients: vec![],
-        intercept: 0.0,
-        feature_mean: vec![],
-        feature_std: vec![],
-        trees: None,
-        mean_abs_contribution: vec![],
-        training: TrainingSummary {
-            rows_read: prep.rows_read,
-            rows_used: used,
-            rows_dropped: prep.rows_read - used - held_out,
-            rows_held_out: held_out,
-            iterations: 0,
-            passes: 1,
-            fit_seconds: started.elapsed().as_secs_f64(),
-            objective_history: vec![],
-            stop_reason: "binned".into(),
-            converged: true,
-            seconds: 0.0,
-            lambda_max: None,
-            warnings,
-            metrics_on: "training".into(),
-        },
-        metrics: None,
-        roc: vec![],
-        score_distribution: None,
-        calibration: None,
-        created_unix: now_unix(),
-    })
+    let mut model = Model::bare(name, options.clone(), prep.inputs.clone(), "binned".into());
+    model.version = version;
+    model.encoders = woe_encoders(bins);
+    let t = &mut model.training;
+    (t.rows_read, t.rows_used, t.rows_held_out) = (prep.rows_read, used, held_out);
+    t.rows_dropped = prep.rows_read - used - held_out;
+    (t.passes, t.fit_seconds) = (1, started.elapsed().as_secs_f64());
+    (t.warnings, t.metrics_on) = (warnings, "training".into());
+    Ok(model)
 }
 
 /// A `scorecard`: bins (named or fitted here), then logistic regression on the WoE values.

@@ -524,17 +524,17 @@ pub fn read(
             inputs.push(e.column().to_string());
         }
     }
-    let mut model = Model::imported(name, options, inputs, location);
+    let stop_reason = format!(
+        "imported from {location} (Spark {} {})",
+        last.spark_version, last.class
+    );
+    let mut model = Model::bare(name, options, inputs, stop_reason);
     model.feature_names = encoders.iter().flat_map(Encoder::feature_names).collect();
     model.feature_mean = vec![0.0; width];
     model.feature_std = vec![0.0; width];
     model.encoders = encoders;
     model.coefficients = p.coefficients;
     model.intercept = p.intercept;
-    model.training.stop_reason = format!(
-        "imported from {location} (Spark {} {})",
-        last.spark_version, last.class
-    );
     Ok(model)
 }
 

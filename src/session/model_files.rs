@@ -195,11 +195,11 @@ pub async fn import(
     if let Some(p) = train_options.trees.as_mut() {
         p.num_iterations = trees.trees.len();
     }
-    let mut model = Model::imported(
+    let mut model = Model::bare(
         name,
         train_options,
         trees.features.iter().map(|f| f.name.clone()).collect(),
-        location,
+        format!("imported from {location}"),
     );
     model.training.iterations = trees.trees.len();
     model.trees = Some(trees);
