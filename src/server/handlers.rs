@@ -18,12 +18,14 @@ use datafusion_postgres::pgwire::api::results::{CopyResponse, FieldInfo, Respons
 use datafusion_postgres::pgwire::api::stmt::QueryParser;
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{
-    ClientInfo, ClientPortalStore, NoopHandler, PgWireServerHandlers, Type,
+    ClientInfo, ClientPortalStore, DEFAULT_NAME, NoopHandler, PgWireServerHandlers, Type,
 };
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::messages::cancel::CancelRequest;
 use datafusion_postgres::pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use datafusion_postgres::pgwire::messages::extendedquery::Sync as PgSync;
+use datafusion_postgres::pgwire::messages::response::{ReadyForQuery, TransactionStatus};
 use datafusion_postgres::pgwire::messages::startup::ParameterStatus;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use futures::{Sink, SinkExt};
@@ -34,7 +36,7 @@ use super::connection::{self, Connection, Slot};
 use super::encode::{self, Completion};
 use super::{Shared, copy};
 use crate::error::Result;
-use crate::session::Prepared;
+use crate::session::{BlockStatus, Prepared};
 
 /// Variables whose changes the client is told about (ParameterStatus), like Postgres does.
 const REPORTED: &[(&str, &str)] = &[
@@ -415,6 +417,32 @@ impl ExtendedQueryHandler for Queries {
         Arc::new(Queries {
             shared: Arc::clone(&self.shared),
         })
+    }
+
+    /// ReadyForQuery with the session's own transaction state: pgwire's bookkeeping cannot
+    /// leave the failed state except by ending the block, but `ROLLBACK TO` a savepoint
+    /// recovers it, and clients (psycopg's `transaction_status`) read the letter.
+    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        client.portal_store().rm_portal(DEFAULT_NAME);
+        let status = match self.connection(client)?.session.transaction_status() {
+            BlockStatus::Idle => TransactionStatus::Idle,
+            BlockStatus::InBlock => TransactionStatus::Transaction,
+            BlockStatus::Failed => TransactionStatus::Error,
+        };
+        client.set_transaction_status(status);
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
+            .await?;
+        client.flush().await?;
+        Ok(())
     }
 
     async fn do_query<C>(

@@ -20,6 +20,7 @@ mod prepare;
 mod result;
 mod store_options;
 mod transaction;
+pub use transaction::BlockStatus;
 mod variables;
 
 use std::panic::AssertUnwindSafe;
@@ -246,6 +247,12 @@ impl Session {
             .collect()
             .await
             .map_err(|e| hints::redact(self, hints::explain(self, e), sql))
+    }
+
+    /// Whether a transaction block is open and whether it failed (the wire protocol's
+    /// ReadyForQuery status).
+    pub fn transaction_status(&self) -> BlockStatus {
+        self.transaction.status()
     }
 
     /// Warnings left by the statements run so far (training warnings), oldest first.

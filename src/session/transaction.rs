@@ -65,6 +65,14 @@ fn error(class: ErrorClass, message: impl Into<String>) -> AugurError {
     }
 }
 
+/// A session's transaction state as the wire protocol reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockStatus {
+    Idle,
+    InBlock,
+    Failed,
+}
+
 impl Transaction {
     pub fn new(schema: Arc<DatabaseSchema>) -> Self {
         Transaction {
@@ -139,6 +147,16 @@ impl Transaction {
                  block (ROLLBACK, or ROLLBACK TO a savepoint, to go on)",
             )),
             _ => Ok(()),
+        }
+    }
+
+    /// Whether a block is open, and whether it failed: PostgreSQL's ReadyForQuery status
+    /// ('I', 'T', 'E').
+    pub fn status(&self) -> BlockStatus {
+        match &self.lock().block {
+            None => BlockStatus::Idle,
+            Some(block) if block.failed => BlockStatus::Failed,
+            Some(_) => BlockStatus::InBlock,
         }
     }
 

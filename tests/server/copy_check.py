@@ -159,6 +159,23 @@ with psycopg.connect(DSN, autocommit=True) as conn:
             pass
         tx.rollback()
     check(conn.execute("SELECT count(*) FROM loans WHERE id = 90").fetchone()[0] == 0, "failed block")
+    # ROLLBACK TO a savepoint recovers a failed block: ReadyForQuery says 'T' again. Checked
+    # over the extended protocol; after a simple-protocol ROLLBACK TO the letter stays 'E'
+    # (pgwire keeps it), though statements run.
+    with psycopg.connect(DSN) as tx:
+        tx.execute("INSERT INTO loans (id) VALUES (95)")
+        tx.execute("SAVEPOINT before_error")
+        try:
+            tx.execute("SELECT * FROM missing")
+        except errors.UndefinedTable:
+            pass
+        status = psycopg.pq.TransactionStatus
+        check(tx.info.transaction_status == status.INERROR, f"failed: {tx.info.transaction_status}")
+        tx.execute("ROLLBACK TO SAVEPOINT before_error", prepare=True)
+        check(tx.info.transaction_status == status.INTRANS, f"recovered: {tx.info.transaction_status}")
+        tx.execute("SELECT %s::int", (1,))
+        tx.commit()
+    check(conn.execute("SELECT count(*) FROM loans WHERE id = 95").fetchone()[0] == 1, "recovered block")
     # A table one block changed cannot be written by another connection until it ends.
     with psycopg.connect(DSN) as tx:
         tx.execute("INSERT INTO loans (id) VALUES (100)")
