@@ -17,6 +17,11 @@ def augur(binary, *sql, env=None, db=None):
     return out.stdout, out.stderr
 
 
+def run_times(stderr):
+    """Seconds of each statement timed with `.timer on`, in order."""
+    return [float(l.split()[2]) for l in stderr.splitlines() if l.startswith("Run Time")]
+
+
 def run_time(stderr):
     """Seconds of the last statement timed with `.timer on`."""
-    return float([l for l in stderr.splitlines() if l.startswith("Run Time")][-1].split()[2])
+    return run_times(stderr)[-1]

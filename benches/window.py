@@ -21,10 +21,9 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import tempfile
 
-from common import release_binary
+from common import augur, release_binary, run_times
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -33,12 +32,8 @@ QUERY = ("SELECT count(*) AS n, sum(v) AS s FROM (SELECT g, v, {fn}() OVER (PART
 
 
 def augur_times(binary, sql, repeat):
-    args = [binary, "-q", "--format", "csv"]
-    for s in [".timer on"] + [sql] * repeat:
-        args += ["-c", s]
-    out = subprocess.run(args, check=True, capture_output=True, text=True)
-    times = [float(l.split()[2]) for l in out.stderr.splitlines() if l.startswith("Run Time")]
-    return statistics.median(times), out.stdout.strip().splitlines()[1]
+    out, err = augur(binary, ".timer on", *([sql] * repeat))
+    return statistics.median(run_times(err)), out.strip().splitlines()[1]
 
 
 def duckdb_times(sql, repeat):

@@ -465,18 +465,22 @@ def main():
     big["v"] = 2.0 * big["a"] - big["b"] + rng.normal(0, 0.1, 100_000)
     big_path = os.path.join(WORK, "big.csv")
     big.to_csv(big_path, index=False)
+    def onnx_scores(model, feeds):
+        """Export `model` as ONNX and score `feeds` with onnxruntime: the one output column."""
+        path = os.path.join(WORK, f"{model}.onnx")
+        augur(f"EXPORT MODEL {model} TO '{path}' OPTIONS (format = 'onnx')")
+        return onnxruntime.InferenceSession(path).run(None, feeds)[0][:, 0]
+
+    def max_diff(a, b):
+        return float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+
     onnx_diff = {}
     for model, kind, label, out in [("ox_lr", "logistic_regression", "y", "predict_proba"),
                                     ("ox_lin", "linear_regression", "v", "predict")]:
-        onnx_path = os.path.join(WORK, f"{model}.onnx")
-        augur(
-            f"TRAIN MODEL {model} USING {kind} PREDICT {label} AS SELECT a, b, {label} FROM '{big_path}'",
-            f"EXPORT MODEL {model} TO '{onnx_path}' OPTIONS (format = 'onnx')",
-        )
-        session = onnxruntime.InferenceSession(onnx_path)
-        theirs = session.run(None, {"features": big[["a", "b"]].to_numpy(np.float64)})[0][:, 0]
-        ours = table(f"SELECT {out}('{model}', a, b) AS s FROM '{big_path}' ORDER BY id")["s"].to_numpy()
-        onnx_diff[model] = float(np.max(np.abs(theirs - ours)))
+        augur(f"TRAIN MODEL {model} USING {kind} PREDICT {label} AS SELECT a, b, {label} FROM '{big_path}'")
+        theirs = onnx_scores(model, {"features": big[["a", "b"]].to_numpy(np.float64)})
+        ours = table(f"SELECT {out}('{model}', a, b) AS s FROM '{big_path}' ORDER BY id")["s"]
+        onnx_diff[model] = max_diff(theirs, ours)
     # Boosted trees as one double TreeEnsemble (ai.onnx.ml opset 5): Augur's own trees with
     # NaN-missing values, and a LightGBM model trained with zero_as_missing (the split form
     # that needs two ONNX nodes), imported, exported, and also checked against LightGBM.
@@ -495,16 +499,13 @@ def main():
     for model, kind, label, out in [("ox_gbc", "boosted_trees", "y", "predict_proba"),
                                     ("ox_gbr", "boosted_trees", "v", "predict"),
                                     ("ox_zero", None, "y", "predict_proba")]:
-        onnx_path = os.path.join(WORK, f"{model}.onnx")
         if kind:
             augur(f"TRAIN MODEL {model} USING {kind} PREDICT {label} WITH (num_iterations = 50) "
                   f"AS SELECT a, b, c, {label} FROM '{trees_path}'")
-        augur(f"EXPORT MODEL {model} TO '{onnx_path}' OPTIONS (format = 'onnx')")
-        session = onnxruntime.InferenceSession(onnx_path)
-        theirs = session.run(None, {"features": X.to_numpy(np.float64)})[0][:, 0]
-        ours = table(f"SELECT {out}('{model}', a, b, c) AS s FROM '{trees_path}' ORDER BY id")["s"].to_numpy()
-        onnx_diff[model] = float(np.max(np.abs(theirs - ours)))
-    onnx_diff["ox_zero vs LightGBM"] = float(np.max(np.abs(booster.predict(X) - theirs)))
+        theirs = onnx_scores(model, {"features": X.to_numpy(np.float64)})
+        ours = table(f"SELECT {out}('{model}', a, b, c) AS s FROM '{trees_path}' ORDER BY id")["s"]
+        onnx_diff[model] = max_diff(theirs, ours)
+    onnx_diff["ox_zero vs LightGBM"] = max_diff(booster.predict(X), theirs)
 
     # Category inputs: a string input per column through a LabelEncoder. A logistic model
     # with a category, scored on rows with a category it never saw; and the PySpark pipeline
@@ -516,24 +517,20 @@ def main():
     cats_path = os.path.join(WORK, "cats.csv")
     cats[cats["k"] != "violet"].to_csv(os.path.join(WORK, "cats_train.csv"), index=False)
     cats.to_csv(cats_path, index=False)
-    augur(f"TRAIN MODEL ox_cat USING logistic_regression PREDICT y AS SELECT a, k, b, y FROM '{os.path.join(WORK, 'cats_train.csv')}'",
-          f"EXPORT MODEL ox_cat TO '{os.path.join(WORK, 'ox_cat.onnx')}' OPTIONS (format = 'onnx')")
-    session = onnxruntime.InferenceSession(os.path.join(WORK, "ox_cat.onnx"))
-    theirs = session.run(None, {"features": cats[["a", "b"]].to_numpy(np.float64),
-                                "k": cats[["k"]].to_numpy(object)})[0][:, 0]
-    ours = table(f"SELECT predict_proba('ox_cat', a, k, b) AS s FROM '{cats_path}' ORDER BY id")["s"].to_numpy()
-    onnx_diff["ox_cat"] = float(np.max(np.abs(theirs - ours)))
+    augur(f"TRAIN MODEL ox_cat USING logistic_regression PREDICT y AS SELECT a, k, b, y FROM '{os.path.join(WORK, 'cats_train.csv')}'")
+    theirs = onnx_scores("ox_cat", {"features": cats[["a", "b"]].to_numpy(np.float64),
+                                    "k": cats[["k"]].to_numpy(object)})
+    ours = table(f"SELECT predict_proba('ox_cat', a, k, b) AS s FROM '{cats_path}' ORDER BY id")["s"]
+    onnx_diff["ox_cat"] = max_diff(theirs, ours)
     fixture = os.path.join(REPO, "testdata", "spark")
-    augur(f"IMPORT MODEL ox_spark FROM '{os.path.join(fixture, 'pipeline')}' OPTIONS (format = 'spark')",
-          f"EXPORT MODEL ox_spark TO '{os.path.join(WORK, 'ox_spark.onnx')}' OPTIONS (format = 'onnx')")
+    augur(f"IMPORT MODEL ox_spark FROM '{os.path.join(fixture, 'pipeline')}' OPTIONS (format = 'spark')")
     spark = pd.read_csv(os.path.join(fixture, "predictions.csv"))
-    session = onnxruntime.InferenceSession(os.path.join(WORK, "ox_spark.onnx"))
-    theirs = session.run(None, {
+    theirs = onnx_scores("ox_spark", {
         "features": spark[["transaction_amount", "age", "balance", "prior_defaults"]].to_numpy(np.float64),
         # A NULL category is unknown to the StringIndexer ('keep'): any string not among its labels.
         "transaction_type": spark[["transaction_type"]].fillna("").to_numpy(object),
-        "merchant_category": spark[["merchant_category"]].fillna("").to_numpy(object)})[0][:, 0]
-    onnx_diff["ox_spark vs Spark"] = float(np.max(np.abs(theirs - spark["p_pipeline"].to_numpy())))
+        "merchant_category": spark[["merchant_category"]].fillna("").to_numpy(object)})
+    onnx_diff["ox_spark vs Spark"] = max_diff(theirs, spark["p_pipeline"])
     print("ONNX scored by onnxruntime vs Augur on 100,000 rows:", onnx_diff)
     for model, diff in onnx_diff.items():
         check(diff <= 1e-9, f"onnxruntime scores {model} {diff} away")
