@@ -8,7 +8,8 @@ use std::sync::Arc;
 use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 
-use crate::catalog::{self, CatalogStore, DatabaseSchema, Entry, StoredTable};
+use crate::catalog::unreachable::Unreachable;
+use crate::catalog::{self, CatalogStore, DatabaseSchema, DeltaProvider, Entry, StoredTable};
 use crate::config::{DatabaseConfig, default_memory_limit, format_size};
 use crate::error::{AugurError, Result};
 use crate::session::Session;
@@ -53,6 +54,10 @@ impl Database {
             runtime = runtime.with_temp_file_path(dir.join(catalog::store::TMP_DIR));
         }
         let runtime = runtime.build_arc()?;
+        // Stored tables of an in-memory database are Delta tables in this process's memory.
+        if let Ok(url) = url::Url::parse("memory:///") {
+            runtime.register_object_store(&url, Arc::new(object_store::memory::InMemory::new()));
+        }
         let schema = Arc::new(DatabaseSchema::new(Arc::clone(&store)));
         let db = Database {
             inner: Arc::new(Inner {
@@ -137,17 +142,52 @@ impl Database {
                             self.memory_pool(),
                             files,
                         );
-                        schema.insert_loaded(&name, Arc::new(table));
+                        match crate::catalog::upgrade::to_delta(
+                            &self.inner.store,
+                            self.runtime(),
+                            &name,
+                            table,
+                        )
+                        .await
+                        {
+                            Ok(delta) => schema.insert_loaded(&name, delta),
+                            Err(e) => {
+                                result = Err(e);
+                                break;
+                            }
+                        }
                     }
                     Err(e) => {
                         result = Err(e);
                         break;
                     }
                 },
-                Entry::View { name, sql } | Entry::External { name, sql } => {
+                Entry::Delta { name, location } => {
+                    let path = self.inner.store.table_location(&location);
+                    match DeltaProvider::open(self.runtime(), &name, &path, None).await {
+                        Ok(table) => {
+                            schema.insert_loaded(&name, Arc::new(table.stored_at(&location)))
+                        }
+                        Err(e) => {
+                            result = Err(AugurError::Database(format!(
+                                "cannot open table '{name}' ({path}): {e}"
+                            )));
+                            break;
+                        }
+                    }
+                }
+                Entry::View { name, sql } => {
                     if let Err(e) = session.execute_to_end(&sql).await {
                         // The object stays in catalog.json; the user can fix what it depends on.
                         eprintln!("warning: could not restore '{name}': {e}");
+                    }
+                }
+                Entry::External { name, sql } => {
+                    if let Err(e) = session.execute_to_end(&sql).await {
+                        // It stays in the catalog and in SHOW TABLES; queries get the cause.
+                        eprintln!("warning: could not open table '{name}': {e}");
+                        let placeholder = Unreachable::new(&name, &sql, &e);
+                        schema.insert_loaded(&name, Arc::new(placeholder));
                     }
                 }
             }

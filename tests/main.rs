@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod crash;
 mod credit;
+mod delta;
 mod errors;
 mod gbdt;
 mod ml;
@@ -25,6 +26,7 @@ fn main() {
     trials.extend(ml::trials());
     trials.extend(gbdt::trials());
     trials.extend(credit::trials());
+    trials.extend(delta::trials());
     trials.extend(persistence::trials());
     trials.extend(shell::trials());
     trials.extend(s3::trials());

@@ -47,6 +47,13 @@ python3 -c "import optbinning, sklearn, duckdb, pypmml, onnxruntime, xmlschema, 
   || python3 -m pip install -q --disable-pip-version-check $CREDIT \
   || python3 -m pip install -q --break-system-packages $CREDIT
 
+# The Delta Lake tests read Augur's tables with the `deltalake` package and Polars, write
+# tables for Augur to read with `deltalake`, and run the same DML in DuckDB.
+DELTA="deltalake polars duckdb pyarrow"
+python3 -c "import deltalake, polars, duckdb, pyarrow" 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check $DELTA \
+  || python3 -m pip install -q --break-system-packages $DELTA
+
 # The demo data must be exactly what the generator makes.
 python3 testdata/gen_transactions.py > "${TMPDIR:-/tmp}/augur-transactions.csv"
 cmp -s "${TMPDIR:-/tmp}/augur-transactions.csv" testdata/transactions.csv \

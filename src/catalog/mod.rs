@@ -1,9 +1,14 @@
 //! The persistent database directory: the catalog file and its commit protocol, stored tables, the schema provider.
 
+pub mod delta_dml;
+pub mod delta_sources;
+pub mod delta_table;
 pub mod schema;
 pub mod store;
 pub mod stored_table;
 pub mod undo;
+pub mod unreachable;
+pub mod upgrade;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -11,6 +16,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::{AugurError, Result};
+pub use delta_table::DeltaProvider;
 pub use schema::DatabaseSchema;
 pub use store::{CatalogStore, ColumnEntry, Entry, FunctionEntry, ModelEntry};
 pub use stored_table::StoredTable;

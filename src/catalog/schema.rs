@@ -10,6 +10,7 @@ use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::TableType;
 
+use super::delta_table::DeltaProvider;
 use super::store::{CatalogStore, ColumnEntry, Entry};
 use super::stored_table::StoredTable;
 
@@ -86,8 +87,8 @@ impl DatabaseSchema {
     /// Delete a dropped or replaced table's files, except those an open transaction
     /// block may still put back (they go when the block ends).
     fn remove_files_of(&self, entry: Option<Entry>) {
-        if let Some(Entry::Table { files, .. }) = entry {
-            self.store.remove_unreferenced(&files);
+        if let Some(entry) = entry {
+            self.store.remove_unreferenced(&entry.data());
         }
     }
 
@@ -124,6 +125,15 @@ fn entry_for(name: &str, table: &dyn TableProvider) -> Option<Entry> {
             name: name.to_string(),
             columns,
             files: stored.files(),
+        });
+    }
+    if let Some(location) = table
+        .downcast_ref::<DeltaProvider>()
+        .and_then(DeltaProvider::catalog_location)
+    {
+        return Some(Entry::Delta {
+            name: name.to_string(),
+            location: location.to_string(),
         });
     }
     let sql = table.get_table_definition()?.to_string();

@@ -11,11 +11,14 @@ use serde::{Deserialize, Serialize};
 use super::undo::Locks;
 use crate::error::{AugurError, Result};
 
-/// Version of the `catalog.json` layout; bumped on incompatible changes.
-pub const CATALOG_FORMAT: u32 = 1;
+/// Version of the `catalog.json` layout; bumped on incompatible changes (2: stored tables
+/// are Delta tables).
+pub const CATALOG_FORMAT: u32 = 2;
 const CATALOG_FILE: &str = "catalog.json";
 const LOCK_FILE: &str = "augur.lock";
 pub const DATA_DIR: &str = "data";
+/// Stored tables' Delta table directories.
+pub const TABLES_DIR: &str = "tables";
 pub const TMP_DIR: &str = "tmp";
 
 /// One column of a stored table, as written in `catalog.json`.
@@ -38,6 +41,9 @@ pub enum Entry {
         columns: Vec<ColumnEntry>,
         files: Vec<String>,
     },
+    /// A stored table kept as a Delta table: the directory (relative to the database
+    /// directory) or, in an in-memory database, the `memory://` URL of its Delta log.
+    Delta { name: String, location: String },
     /// A view, re-created from its SQL at open.
     View { name: String, sql: String },
     /// An external table (files elsewhere), re-created from its SQL at open.
@@ -45,11 +51,22 @@ pub enum Entry {
 }
 
 impl Entry {
+    /// What the entry keeps on disk, relative to the database directory: a legacy table's
+    /// Parquet files, a Delta table's directory.
+    pub fn data(&self) -> Vec<String> {
+        match self {
+            Entry::Table { files, .. } => files.clone(),
+            Entry::Delta { location, .. } if !location.contains("://") => vec![location.clone()],
+            _ => vec![],
+        }
+    }
+
     pub fn name(&self) -> &str {
         match self {
-            Entry::Table { name, .. } | Entry::View { name, .. } | Entry::External { name, .. } => {
-                name
-            }
+            Entry::Table { name, .. }
+            | Entry::Delta { name, .. }
+            | Entry::View { name, .. }
+            | Entry::External { name, .. } => name,
         }
     }
 }
@@ -158,6 +175,7 @@ impl CatalogStore {
             )));
         }
         fs::create_dir_all(dir.join(DATA_DIR)).map_err(|e| describe("create", e))?;
+        fs::create_dir_all(dir.join(TABLES_DIR)).map_err(|e| describe("create", e))?;
         fs::create_dir_all(dir.join(TMP_DIR)).map_err(|e| describe("create", e))?;
         let lock = OpenOptions::new()
             .create(true)
@@ -226,7 +244,7 @@ impl CatalogStore {
         };
         for rel in doomed {
             if let Some(path) = self.absolute(&rel) {
-                let _ = fs::remove_file(path);
+                let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
             }
         }
     }
@@ -246,14 +264,39 @@ impl CatalogStore {
         let mut next = state.clone();
         let out = change(&mut next)?;
         next.generation += 1;
+        next.format = CATALOG_FORMAT;
         self.write_catalog(&next)?;
         *state = next;
         Ok(out)
     }
 
+    /// A fresh, never-reused location for a new stored table's Delta directory: relative
+    /// to the database directory, or a `memory://` URL in an in-memory database.
+    pub fn new_table_location(&self, table: &str) -> String {
+        let unique = self.unique_name(table);
+        match &self.dir {
+            Some(_) => format!("{TABLES_DIR}/{unique}"),
+            None => format!("memory:///{TABLES_DIR}/{unique}/"),
+        }
+    }
+
+    /// Where a stored table's Delta directory is, for opening it: absolute path or URL.
+    pub fn table_location(&self, location: &str) -> String {
+        match self.absolute(location) {
+            Some(path) if !location.contains("://") => path.to_string_lossy().into_owned(),
+            _ => location.to_string(),
+        }
+    }
+
     /// A fresh, never-reused path for a new data file, relative to the directory, plus its absolute path.
     pub fn new_data_file(&self, table: &str) -> Option<(String, PathBuf)> {
         let dir = self.dir.as_ref()?;
+        let rel = format!("{DATA_DIR}/{}.parquet", self.unique_name(table));
+        Some((rel.clone(), dir.join(rel)))
+    }
+
+    /// `table` made safe for a file name, with a suffix no other call returns.
+    fn unique_name(&self, table: &str) -> String {
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -270,11 +313,7 @@ impl CatalogStore {
             })
             .take(40)
             .collect();
-        let rel = format!(
-            "{DATA_DIR}/{safe}-{stamp:x}-{}-{n}.parquet",
-            std::process::id()
-        );
-        Some((rel.clone(), dir.join(rel)))
+        format!("{safe}-{stamp:x}-{}-{n}", std::process::id())
     }
 
     pub fn absolute(&self, rel: &str) -> Option<PathBuf> {
@@ -303,24 +342,24 @@ impl CatalogStore {
         Ok(())
     }
 
-    /// Delete data files no committed entry references, and leftovers in `tmp/`.
-    fn collect_garbage(&self) {
+    /// Delete data files and table directories no committed entry references (a crash
+    /// between writing a table and committing it leaves them), and leftovers in `tmp/`.
+    pub fn collect_garbage(&self) {
         let Some(dir) = &self.dir else { return };
         let live: std::collections::HashSet<String> = self
             .lock_state()
             .entries
             .iter()
-            .filter_map(|e| match e {
-                Entry::Table { files, .. } => Some(files.clone()),
-                _ => None,
-            })
-            .flatten()
+            .flat_map(Entry::data)
             .collect();
-        if let Ok(listing) = fs::read_dir(dir.join(DATA_DIR)) {
-            for file in listing.flatten() {
-                let rel = format!("{DATA_DIR}/{}", file.file_name().to_string_lossy());
-                if !live.contains(&rel) {
-                    let _ = fs::remove_file(file.path());
+        for sub in [DATA_DIR, TABLES_DIR] {
+            if let Ok(listing) = fs::read_dir(dir.join(sub)) {
+                for file in listing.flatten() {
+                    let rel = format!("{sub}/{}", file.file_name().to_string_lossy());
+                    if !live.contains(&rel) {
+                        let _ = fs::remove_dir_all(file.path())
+                            .or_else(|_| fs::remove_file(file.path()));
+                    }
                 }
             }
         }

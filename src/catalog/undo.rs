@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use datafusion::datasource::TableProvider;
 
+use super::delta_table::{DeltaProvider, block_on};
 use super::schema::DatabaseSchema;
 use super::store::{CatalogFile, CatalogStore, Entry, FunctionEntry, ModelEntry};
 use super::stored_table::StoredTable;
@@ -100,6 +101,8 @@ enum Before {
         entry: Option<Entry>,
         /// The live provider as it was: stored tables are copied (their rows change in place).
         provider: Option<Arc<dyn TableProvider>>,
+        /// A Delta table's version before the block changed it: a rollback restores it.
+        version: Option<u64>,
     },
     Model(Option<ModelEntry>),
     Function(Option<FunctionEntry>),
@@ -125,9 +128,15 @@ impl Undo {
                             Some(stored) => Arc::new(stored.frozen()) as Arc<dyn TableProvider>,
                             None => p,
                         });
+                let version = provider
+                    .as_ref()
+                    .and_then(|p| p.downcast_ref::<DeltaProvider>())
+                    .filter(|d| !d.is_external())
+                    .and_then(|d| block_on(d.version()).ok());
                 Before::Relation {
                     entry: store.read(|c| c.find(name).cloned()),
                     provider,
+                    version,
                 }
             }
             ObjectKey::Model(name) => {
@@ -149,9 +158,8 @@ impl Undo {
     fn files(&self) -> Vec<String> {
         match &self.before {
             Before::Relation {
-                entry: Some(Entry::Table { files, .. }),
-                ..
-            } => files.clone(),
+                entry: Some(entry), ..
+            } => entry.data(),
             _ => vec![],
         }
     }
@@ -201,11 +209,8 @@ fn table_files(store: &CatalogStore, names: &[&str]) -> Vec<String> {
     store.read(|c| {
         names
             .iter()
-            .filter_map(|n| match c.find(n) {
-                Some(Entry::Table { files, .. }) => Some(files.clone()),
-                _ => None,
-            })
-            .flatten()
+            .filter_map(|n| c.find(n))
+            .flat_map(Entry::data)
             .collect()
     })
 }
@@ -231,12 +236,30 @@ pub fn restore(schema: &DatabaseSchema, undos: Vec<Undo>) -> Result<()> {
         }
         Ok(())
     });
+    let mut restored = Ok(());
     if commit.is_ok() {
         for undo in undos.iter().rev() {
-            if let (ObjectKey::Relation(name), Before::Relation { provider, .. }) =
-                (&undo.key, &undo.before)
+            if let (
+                ObjectKey::Relation(name),
+                Before::Relation {
+                    provider, version, ..
+                },
+            ) = (&undo.key, &undo.before)
             {
                 schema.set_provider(name, provider.clone());
+                // A Delta table the block wrote to goes back to its version before the
+                // block, as a new commit (its history shows the rollback).
+                if let (Some(delta), Some(v)) = (
+                    provider
+                        .as_ref()
+                        .and_then(|p| p.downcast_ref::<DeltaProvider>()),
+                    version,
+                ) && let Err(e) = block_on(delta.restore(*v))
+                {
+                    restored = Err(crate::error::AugurError::Database(format!(
+                        "could not roll back table '{name}' to version {v}: {e}"
+                    )));
+                }
             }
         }
     }
@@ -245,7 +268,7 @@ pub fn restore(schema: &DatabaseSchema, undos: Vec<Undo>) -> Result<()> {
     if commit.is_ok() {
         store.remove_unreferenced(&candidates);
     }
-    commit
+    commit.and(restored)
 }
 
 /// Keep the block's changes (COMMIT): the images are dropped and files that only they
@@ -269,18 +292,10 @@ pub(super) fn unreferenced(
     locks: &Locks,
     candidates: &[String],
 ) -> Vec<String> {
-    let live: HashSet<&String> = catalog
-        .entries
-        .iter()
-        .filter_map(|e| match e {
-            Entry::Table { files, .. } => Some(files),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let live: HashSet<String> = catalog.entries.iter().flat_map(Entry::data).collect();
     candidates
         .iter()
-        .filter(|f| !live.contains(f) && !locks.is_pinned(f))
+        .filter(|f| !live.contains(f.as_str()) && !locks.is_pinned(f))
         .cloned()
         .collect::<HashSet<_>>()
         .into_iter()

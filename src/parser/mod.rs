@@ -4,6 +4,7 @@
 
 pub mod ml;
 pub mod split;
+pub mod time_travel;
 
 pub use split::{SourceStatement, is_complete, is_meta, split_statements};
 

@@ -128,6 +128,7 @@ pub fn completion(sql: &str) -> Completion {
         "INSERT" => Completion::Count("INSERT"),
         "UPDATE" => Completion::Count("UPDATE"),
         "DELETE" => Completion::Count("DELETE"),
+        "MERGE" => Completion::Count("MERGE"),
         "COPY" => Completion::Count("COPY"),
         "BEGIN" => Completion::TransactionStart("BEGIN"),
         "START" => Completion::TransactionStart("START TRANSACTION"),

@@ -1,14 +1,17 @@
-//! `CREATE TABLE … [AS query]`: data is written first, then the table and its files are
-//! committed in one catalog commit, so a crash leaves either no table or the whole table.
+//! `CREATE TABLE … [AS query]`: a Delta table is created and filled first, then committed
+//! to the catalog, so a crash leaves either no table or the whole table (an uncommitted
+//! table directory is removed at the next open).
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::datasource::TableProvider;
+use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{CreateMemoryTable, LogicalPlan};
-use datafusion::physical_plan::execute_stream;
+use datafusion::physical_plan::collect;
 
 use super::{SCHEMA, Session};
-use crate::catalog::StoredTable;
+use crate::catalog::DeltaProvider;
 use crate::error::{AugurError, Result};
 
 pub async fn create_table(session: &Session, cmd: CreateMemoryTable) -> Result<()> {
@@ -50,20 +53,44 @@ pub async fn create_table(session: &Session, cmd: CreateMemoryTable) -> Result<(
             }
         })
         .collect();
-    let table = StoredTable::new(
+    let store = session.db.store();
+    let location = store.new_table_location(&name);
+    let filled = fill(
+        session,
         &name,
+        &location,
         Arc::new(Schema::new(fields)),
-        Arc::clone(session.db.store()),
-        session.db.memory_pool(),
-        vec![],
-    );
+        &cmd,
+        declared,
+    )
+    .await
+    .and_then(|table| Ok(objects.put_table(&name, Arc::new(table), cmd.or_replace)?));
+    if let Err(e) = filled {
+        store.remove_unreferenced(&[location]);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// The new Delta table at `location`, holding the query's rows (none if only declared).
+async fn fill(
+    session: &Session,
+    name: &str,
+    location: &str,
+    schema: SchemaRef,
+    cmd: &CreateMemoryTable,
+    declared: bool,
+) -> Result<DeltaProvider> {
+    let runtime = session.ctx.runtime_env();
+    let path = session.db.store().table_location(location);
+    let table = DeltaProvider::create(&runtime, name, &path, &schema)
+        .await?
+        .stored_at(location);
     if !declared {
         let state = session.ctx.state();
-        let plan = state.create_physical_plan(&cmd.input).await?;
-        let stream = execute_stream(plan, session.ctx.task_ctx())?;
-        let staged = table.stage(stream).await?;
-        table.adopt(staged);
+        let input = state.create_physical_plan(&cmd.input).await?;
+        let insert = table.insert_into(&state, input, InsertOp::Append).await?;
+        collect(insert, session.ctx.task_ctx()).await?;
     }
-    objects.put_table(&name, Arc::new(table), cmd.or_replace)?;
-    Ok(())
+    Ok(table)
 }

@@ -40,6 +40,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 
+use crate::catalog::delta_sources::{
+    DeltaHistory, DeltaScanFunction, DeltaTableFactory, TableAsOf,
+};
 use crate::database::Database;
 use crate::error::{AugurError, Result};
 use crate::ml::registry::Registry;
@@ -125,6 +128,7 @@ impl Session {
             .with_catalog_list(Arc::new(catalogs))
             .with_table_factory("CSV".into(), Arc::clone(&file_tables) as _)
             .with_table_factory("PARQUET".into(), file_tables)
+            .with_table_factory("DELTA".into(), Arc::new(DeltaTableFactory))
             .with_optimizer_rule(Arc::new(crate::optimizer::MagicSet))
             .with_optimizer_rule(Arc::new(crate::optimizer::FilteredJoinPushdown))
             .with_optimizer_rule(Arc::new(crate::optimizer::SemiJoinPushdown))
@@ -139,6 +143,15 @@ impl Session {
         url_tables.register_session(&ctx);
         ctx.register_udtf("read_csv", Arc::new(ReadFiles::csv()));
         ctx.register_udtf("read_parquet", Arc::new(ReadFiles::parquet()));
+        ctx.register_udtf("delta_scan", Arc::new(DeltaScanFunction));
+        ctx.register_udtf(
+            "table_as_of",
+            Arc::new(TableAsOf::new(Arc::clone(db.schema()))),
+        );
+        ctx.register_udtf(
+            "delta_history",
+            Arc::new(DeltaHistory::new(Arc::clone(db.schema()))),
+        );
         augur_udfs::register_all(&ctx)?;
         postgres::install(&ctx)?;
         let registry = Registry::new(Arc::clone(db.store()));
@@ -349,6 +362,9 @@ async fn plan_statement(session: &Session, sql: &str) -> Result<Planned> {
 /// DataFusion's statements: parsed, checked, planned.
 async fn plan_sql(session: &Session, sql: &str) -> Result<LogicalPlan> {
     let state = session.ctx.state();
+    // Delta's `t VERSION AS OF n` and `DESCRIBE HISTORY t`, in forms DataFusion parses.
+    let rewritten = crate::parser::time_travel::rewrite(sql);
+    let sql = rewritten.as_deref().unwrap_or(sql);
     let mut statement = postgres::parse(&state, sql)?;
     if postgres::is_plain_show_tables(&statement) {
         statement = postgres::parse(&state, postgres::USER_TABLES)?;
@@ -356,6 +372,7 @@ async fn plan_sql(session: &Session, sql: &str) -> Result<LogicalPlan> {
     complexity::check(&statement)?;
     functions::prepare(&mut statement)?;
     let stored_definition = store_options::prepare(session, &mut statement)?;
+    unreachable_tables(session, &state, &statement)?;
     let plan = placeholders::type_from_casts(state.statement_to_plan(statement).await?)?;
     Ok(match (plan, stored_definition) {
         (LogicalPlan::Ddl(DdlStatement::CreateExternalTable(mut cmd)), Some(definition)) => {
@@ -364,6 +381,27 @@ async fn plan_sql(session: &Session, sql: &str) -> Result<LogicalPlan> {
         }
         (plan, _) => plan,
     })
+}
+
+/// A statement that reads an external table which could not be opened fails with the
+/// cause (before planning, which would only see a table without columns).
+fn unreachable_tables(
+    session: &Session,
+    state: &datafusion::execution::SessionState,
+    statement: &datafusion::sql::parser::Statement,
+) -> Result<()> {
+    use crate::catalog::unreachable::Unreachable;
+    let Ok(references) = state.resolve_table_references(statement) else {
+        return Ok(());
+    };
+    for reference in references {
+        if let Some(provider) = session.db.schema().provider(reference.table())
+            && let Some(table) = provider.downcast_ref::<Unreachable>()
+        {
+            return Err(table.error().into());
+        }
+    }
+    Ok(())
 }
 
 /// What a statement starts from: SQL text (with Bind values), or a plan Augur built.

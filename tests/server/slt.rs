@@ -85,7 +85,7 @@ impl sqllogictest::AsyncDB for WireDb {
                 _ => None,
             });
             return Ok(match (first.as_str(), count) {
-                ("INSERT" | "COPY" | "UPDATE" | "DELETE", Some(n)) => DBOutput::Rows {
+                ("INSERT" | "COPY" | "UPDATE" | "DELETE" | "MERGE", Some(n)) => DBOutput::Rows {
                     types: vec![DefaultColumnType::Integer],
                     rows: vec![vec![n.to_string()]],
                 },

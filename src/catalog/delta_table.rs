@@ -1,0 +1,460 @@
+//! A Delta Lake table as a DataFusion table: stored tables (a Delta table under the
+//! database) and external ones (`STORED AS DELTA`, `delta_scan`), read and written with
+//! delta-rs. Every change is one Delta log commit; DataFusion plans INSERT, DELETE, UPDATE
+//! and MERGE and calls this provider's hooks, which return the operator that commits.
+
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::common::DFSchemaRef;
+use datafusion::datasource::TableProvider;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::dml::{InsertOp, MergeIntoClause};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use deltalake::kernel::StructType;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::logstore::{
+    LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
+};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use url::Url;
+
+use super::delta_dml::{DeltaOp, DmlExec};
+
+/// Which of its versions a provider shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AsOf {
+    /// The newest committed version, re-read before every statement.
+    Latest,
+    /// A fixed past version (time travel): read-only.
+    Version(u64),
+}
+
+/// A Delta table the session reads and writes. Clones share the loaded state.
+#[derive(Debug, Clone)]
+pub struct DeltaProvider {
+    /// The name users call it by (for messages).
+    name: String,
+    /// Where the table lives, as the user or the catalog gave it.
+    location: String,
+    url: Url,
+    table: Arc<tokio::sync::Mutex<DeltaTable>>,
+    schema: Arc<RwLock<SchemaRef>>,
+    as_of: AsOf,
+    /// `CREATE EXTERNAL TABLE …` for external tables (kept in the catalog); `None` for
+    /// stored tables, which the catalog records by location.
+    definition: Option<String>,
+    /// A stored table's location as the catalog records it (relative to the database).
+    stored_at: Option<String>,
+}
+
+/// The URL of `location`: `s3://`, `memory://` and `file://` URLs as given, any other
+/// text a local path (made absolute; a directory URL ends in `/`).
+pub fn location_url(location: &str) -> Result<Url> {
+    if location.contains("://") {
+        let mut url = Url::parse(location).map_err(|e| {
+            DataFusionError::Plan(format!(
+                "Delta table location '{location}' is not a URL: {e}"
+            ))
+        })?;
+        if !url.path().ends_with('/') {
+            url.set_path(&format!("{}/", url.path()));
+        }
+        return Ok(url);
+    }
+    let path = std::path::absolute(location)
+        .map_err(|e| DataFusionError::Plan(format!("Delta table location '{location}': {e}")))?;
+    Url::from_directory_path(&path).map_err(|()| {
+        DataFusionError::Plan(format!(
+            "Delta table location '{}' is not a usable path",
+            path.display()
+        ))
+    })
+}
+
+/// Delta commits on S3 through delta-rs's default log store: each commit is a conditional
+/// put (`If-None-Match: *`), so of two writers racing for a version one gets it and the
+/// other retries on top; no lock table is needed (S3 has had conditional writes since 2024).
+struct ConditionalPutLogStore;
+
+impl LogStoreFactory for ConditionalPutLogStore {
+    fn with_options(
+        &self,
+        prefixed_store: ObjectStoreRef,
+        root_store: ObjectStoreRef,
+        location: &Url,
+        options: &StorageConfig,
+    ) -> deltalake::DeltaResult<Arc<dyn LogStore>> {
+        Ok(default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
+    }
+}
+
+fn register_log_stores() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for scheme in ["s3://", "s3a://"] {
+            if let Ok(url) = Url::parse(scheme) {
+                logstore_factories().insert(url, Arc::new(ConditionalPutLogStore));
+            }
+        }
+    });
+}
+
+/// A builder for the table at `url`, reading and writing through the session's object
+/// store for it (S3 with Augur's credential chain, local files, the in-memory store).
+fn builder(runtime: &RuntimeEnv, url: &Url) -> Result<DeltaTableBuilder> {
+    register_log_stores();
+    let store_url = ObjectStoreUrl::parse(&url[..url::Position::BeforePath])?;
+    let store = runtime.object_store(&store_url)?;
+    Ok(DeltaTableBuilder::from_url(url.clone())
+        .map_err(|e| delta_error(&url.to_string(), e))?
+        .with_storage_backend(store, url.clone()))
+}
+
+/// A Delta error as the user should read it: which table, what went wrong, what to do.
+pub fn delta_error(location: &str, e: DeltaTableError) -> DataFusionError {
+    match e {
+        DeltaTableError::NotATable(_) => DataFusionError::Plan(format!(
+            "'{location}' is not a Delta table (no _delta_log directory with a commit); \
+             check the path, or read Parquet files with STORED AS PARQUET"
+        )),
+        DeltaTableError::InvalidVersion(v) => DataFusionError::Plan(format!(
+            "Delta table '{location}' has no version {v}; DESCRIBE HISTORY lists its versions"
+        )),
+        DeltaTableError::Kernel { source } if source.to_string().contains("does not exist") => {
+            DataFusionError::Plan(format!(
+                "Delta table '{location}' does not exist (no such directory or bucket path); \
+                 check the location"
+            ))
+        }
+        DeltaTableError::Kernel { source } => {
+            DataFusionError::Execution(format!("Delta table '{location}': {source}"))
+        }
+        other => DataFusionError::Execution(format!("Delta table '{location}': {other}")),
+    }
+}
+
+impl DeltaProvider {
+    /// Open the existing Delta table at `location`, at its newest version.
+    pub async fn open(
+        runtime: &RuntimeEnv,
+        name: &str,
+        location: &str,
+        definition: Option<String>,
+    ) -> Result<DeltaProvider> {
+        let url = location_url(location)?;
+        let table = builder(runtime, &url)?
+            .load()
+            .await
+            .map_err(|e| delta_error(location, e))?;
+        Self::wrap(name, location, url, table, AsOf::Latest, definition).await
+    }
+
+    /// Create an empty Delta table with `schema` at `location` (which must not hold one).
+    pub async fn create(
+        runtime: &RuntimeEnv,
+        name: &str,
+        location: &str,
+        schema: &SchemaRef,
+    ) -> Result<DeltaProvider> {
+        let url = location_url(location)?;
+        let columns: StructType = schema.as_ref().try_into_kernel().map_err(|e| {
+            DataFusionError::Plan(format!(
+                "table '{name}' has a column type Delta Lake cannot store ({e}); cast it \
+                 (for example to BIGINT, DOUBLE, VARCHAR or TIMESTAMP)"
+            ))
+        })?;
+        let table = builder(runtime, &url)?
+            .build()
+            .map_err(|e| delta_error(location, e))?;
+        let table = table
+            .create()
+            .with_table_name(name)
+            .with_columns(columns.fields().cloned())
+            .await
+            .map_err(|e| delta_error(location, e))?;
+        Self::wrap(name, location, url, table, AsOf::Latest, None).await
+    }
+
+    async fn wrap(
+        name: &str,
+        location: &str,
+        url: Url,
+        table: DeltaTable,
+        as_of: AsOf,
+        definition: Option<String>,
+    ) -> Result<DeltaProvider> {
+        let schema = arrow_schema(&table).await?;
+        Ok(DeltaProvider {
+            name: name.to_string(),
+            location: location.to_string(),
+            url,
+            table: Arc::new(tokio::sync::Mutex::new(table)),
+            schema: Arc::new(RwLock::new(schema)),
+            as_of,
+            definition,
+            stored_at: None,
+        })
+    }
+
+    /// The same table as it was at `version` (time travel).
+    pub async fn at_version(&self, runtime: &RuntimeEnv, version: u64) -> Result<DeltaProvider> {
+        let latest = self.version().await?;
+        if version > latest {
+            return Err(DataFusionError::Plan(format!(
+                "table '{}' has no version {version}: its newest is {latest}; DESCRIBE HISTORY \
+                 lists its versions",
+                self.name
+            )));
+        }
+        let table = builder(runtime, &self.url)?
+            .with_version(version)
+            .load()
+            .await
+            .map_err(|e| delta_error(&self.location, e))?;
+        Self::wrap(
+            &self.name,
+            &self.location,
+            self.url.clone(),
+            table,
+            AsOf::Version(version),
+            None,
+        )
+        .await
+    }
+
+    /// The same table as it was at `when` (the newest version committed at or before it).
+    pub async fn at_time(
+        &self,
+        runtime: &RuntimeEnv,
+        when: chrono::DateTime<chrono::Utc>,
+    ) -> Result<DeltaProvider> {
+        let mut table = builder(runtime, &self.url)?
+            .build()
+            .map_err(|e| delta_error(&self.location, e))?;
+        table.load_with_datetime(when).await.map_err(|e| match e {
+            DeltaTableError::NotATable(_) | DeltaTableError::InvalidVersion(_) => {
+                DataFusionError::Plan(format!(
+                    "table '{}' has no version committed at or before {when}; DESCRIBE HISTORY \
+                     lists its versions and their times",
+                    self.name
+                ))
+            }
+            other => delta_error(&self.location, other),
+        })?;
+        let version = table.version().unwrap_or(0);
+        Self::wrap(
+            &self.name,
+            &self.location,
+            self.url.clone(),
+            table,
+            AsOf::Version(version),
+            None,
+        )
+        .await
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// This provider as the external table `definition` defines.
+    pub fn defined_by(mut self, definition: String) -> Self {
+        self.definition = Some(definition);
+        self
+    }
+
+    /// This provider as the stored table the catalog records at `location`.
+    pub fn stored_at(mut self, location: &str) -> Self {
+        self.stored_at = Some(location.to_string());
+        self
+    }
+
+    /// A stored table's location as the catalog records it.
+    pub fn catalog_location(&self) -> Option<&str> {
+        self.stored_at.as_deref()
+    }
+
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// Whether this is an external table (defined by a statement) rather than a stored one.
+    pub fn is_external(&self) -> bool {
+        self.definition.is_some()
+    }
+
+    /// The table brought up to its newest commit (other processes and engines may have
+    /// written since), or as pinned for time travel.
+    pub async fn current(&self) -> Result<DeltaTable> {
+        let mut table = self.table.lock().await;
+        if self.as_of == AsOf::Latest {
+            table
+                .update_incremental(None)
+                .await
+                .map_err(|e| delta_error(&self.location, e))?;
+        }
+        Ok(table.clone())
+    }
+
+    /// The newest version number.
+    pub async fn version(&self) -> Result<u64> {
+        Ok(self.current().await?.version().unwrap_or(0))
+    }
+
+    /// Put the table's rows back as they were at `version`, as a new commit (undo of a
+    /// transaction block); nothing to do if nothing was committed since.
+    pub async fn restore(&self, version: u64) -> Result<()> {
+        let table = self.current().await?;
+        if table.version() == Some(version) {
+            return Ok(());
+        }
+        let (table, _) = table
+            .restore()
+            .with_version_to_restore(version)
+            .await
+            .map_err(|e| delta_error(&self.location, e))?;
+        *self.table.lock().await = table;
+        Ok(())
+    }
+
+    /// Refuse a change to a past version (time travel reads only).
+    pub fn check_writable(&self, what: &str) -> Result<()> {
+        if let AsOf::Version(v) = self.as_of {
+            return Err(DataFusionError::Plan(format!(
+                "cannot {what} table '{}' as of version {v}: past versions are read-only",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
+    fn dml(&self, op: DeltaOp) -> Result<Arc<dyn ExecutionPlan>> {
+        self.check_writable(op.verb())?;
+        Ok(Arc::new(DmlExec::new(self.clone(), op)))
+    }
+}
+
+/// Run `work` to completion from synchronous code inside or outside the runtime (catalog
+/// undo and table functions are synchronous; Delta's log is read asynchronously).
+pub fn block_on<F: std::future::Future>(work: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(work))
+        }
+        _ => futures::executor::block_on(work),
+    }
+}
+
+/// The table's columns as Arrow types, in the order its scans produce them (logical names
+/// under column mapping; partition columns where delta-rs puts them).
+async fn arrow_schema(table: &DeltaTable) -> Result<SchemaRef> {
+    Ok(table.table_provider().await?.schema())
+}
+
+#[async_trait]
+impl TableProvider for DeltaProvider {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn get_table_definition(&self) -> Option<&str> {
+        self.definition.as_deref()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let table = self.current().await?;
+        let provider = table.table_provider().await?;
+        provider.scan(state, projection, filters, limit).await
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // File skipping and row-group pruning use the filters; rows are filtered above.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn insert_into(
+        &self,
+        state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.check_writable("insert into")?;
+        if insert_op == InsertOp::Replace {
+            return Err(DataFusionError::NotImplemented(format!(
+                "INSERT OR REPLACE is not supported for table '{}'; use MERGE INTO",
+                self.name
+            )));
+        }
+        let table = self.current().await?;
+        let provider = table.table_provider().await?;
+        provider.insert_into(state, input, insert_op).await
+    }
+
+    async fn delete_from(
+        &self,
+        _state: &dyn Session,
+        filters: Vec<Expr>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.dml(DeltaOp::Delete { filters })
+    }
+
+    async fn update(
+        &self,
+        _state: &dyn Session,
+        assignments: Vec<(String, Expr)>,
+        filters: Vec<Expr>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.dml(DeltaOp::Update {
+            assignments,
+            filters,
+        })
+    }
+
+    async fn truncate(&self, _state: &dyn Session) -> Result<Arc<dyn ExecutionPlan>> {
+        self.dml(DeltaOp::Delete { filters: vec![] })
+    }
+
+    async fn merge_into(
+        &self,
+        _state: &dyn Session,
+        source: Arc<dyn ExecutionPlan>,
+        merge_schema: DFSchemaRef,
+        on: Expr,
+        clauses: Vec<MergeIntoClause>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.dml(DeltaOp::Merge {
+            source,
+            merge_schema,
+            on,
+            clauses,
+        })
+    }
+}

@@ -1,0 +1,232 @@
+//! Delta Lake's (Spark's) table syntax that DataFusion's dialect does not parse, put in
+//! forms it does: `t VERSION AS OF 3` and `t TIMESTAMP AS OF '…'` become the table
+//! function `table_as_of('t', 'version', 3)`, and `DESCRIBE HISTORY t` becomes
+//! `SELECT * FROM delta_history('t')`. Text outside those spans is kept as written.
+
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+
+/// `sql` rewritten, or `None` when it uses none of these forms.
+pub fn rewrite(sql: &str) -> Option<String> {
+    let upper = sql.to_ascii_uppercase();
+    if !upper.contains(" AS OF") && !upper.contains("HISTORY") {
+        return None;
+    }
+    let tokens = Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize_with_location()
+        .ok()?;
+    let solid: Vec<(usize, &TokenWithSpan)> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !matches!(t.token, Token::Whitespace(_)))
+        .collect();
+    if let Some(history) = describe_history(&solid) {
+        return Some(history);
+    }
+    let offsets = byte_offsets(sql, &tokens);
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut k = 0;
+    while k < solid.len() {
+        let Some((kind, value_at)) = as_of_at(&solid, k) else {
+            k += 1;
+            continue;
+        };
+        // The table name: identifiers joined by periods, ending just before `k`.
+        let mut first = k - 1;
+        while first >= 2
+            && matches!(solid[first - 1].1.token, Token::Period)
+            && matches!(solid[first - 2].1.token, Token::Word(_))
+        {
+            first -= 2;
+        }
+        let name_start = offsets[solid[first].0];
+        let name: String = solid[first..k]
+            .iter()
+            .filter_map(|(_, t)| match &t.token {
+                Token::Word(w) if w.quote_style.is_some() => Some(w.value.clone()),
+                Token::Word(w) => Some(w.value.to_lowercase()),
+                _ => None,
+            })
+            .next_back()?;
+        let last = value_end(&solid, value_at);
+        let value_start = offsets[solid[value_at].0];
+        let after = offsets.get(solid[last].0 + 1).copied().unwrap_or(sql.len());
+        let value_text = sql[value_start..after].trim_end();
+        out.push_str(&sql[copied..name_start]);
+        out.push_str(&format!(
+            "table_as_of('{}', '{kind}', {value_text})",
+            name.replace('\'', "''")
+        ));
+        copied = value_start + value_text.len();
+        k = last + 1;
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(&sql[copied..]);
+    Some(out)
+}
+
+/// `DESCRIBE HISTORY name` as a query of `delta_history`.
+fn describe_history(solid: &[(usize, &TokenWithSpan)]) -> Option<String> {
+    let word = |i: usize| match solid.get(i).map(|(_, t)| &t.token) {
+        Some(Token::Word(w)) => Some(w),
+        _ => None,
+    };
+    if !word(0)?.value.eq_ignore_ascii_case("DESCRIBE")
+        || !word(1)?.value.eq_ignore_ascii_case("HISTORY")
+    {
+        return None;
+    }
+    let mut parts = vec![];
+    let mut i = 2;
+    while let Some(w) = word(i) {
+        parts.push(if w.quote_style.is_some() {
+            w.value.clone()
+        } else {
+            w.value.to_lowercase()
+        });
+        if !matches!(solid.get(i + 1).map(|(_, t)| &t.token), Some(Token::Period)) {
+            break;
+        }
+        i += 2;
+    }
+    let rest_ok = solid[i + 1..]
+        .iter()
+        .all(|(_, t)| matches!(t.token, Token::SemiColon | Token::EOF));
+    let name = parts.pop()?;
+    rest_ok.then(|| {
+        format!(
+            "SELECT * FROM delta_history('{}')",
+            name.replace('\'', "''")
+        )
+    })
+}
+
+/// At `k`, `VERSION AS OF` or `TIMESTAMP AS OF` after a table name: the kind and where
+/// the value starts.
+fn as_of_at(solid: &[(usize, &TokenWithSpan)], k: usize) -> Option<(&'static str, usize)> {
+    let kw = |i: usize, want: Keyword| matches!(solid.get(i).map(|(_, t)| &t.token), Some(Token::Word(w)) if w.keyword == want);
+    if k == 0 || !matches!(solid[k - 1].1.token, Token::Word(_)) {
+        return None;
+    }
+    // `CAST(x AS TIMESTAMP) AS OF…` is not a table; a table name follows FROM, JOIN, a
+    // comma or a period-joined name, which a Word before us already implies well enough.
+    let kind = if kw(k, Keyword::VERSION) {
+        "version"
+    } else if kw(k, Keyword::TIMESTAMP) {
+        "timestamp"
+    } else {
+        return None;
+    };
+    if !(kw(k + 1, Keyword::AS) && kw(k + 2, Keyword::OF)) {
+        return None;
+    }
+    (k + 3 < solid.len()).then_some((kind, k + 3))
+}
+
+/// The last token of the value starting at `start`: up to a top-level comma, closing
+/// parenthesis, semicolon or clause keyword.
+fn value_end(solid: &[(usize, &TokenWithSpan)], start: usize) -> usize {
+    const STOP: &[Keyword] = &[
+        Keyword::WHERE,
+        Keyword::GROUP,
+        Keyword::ORDER,
+        Keyword::JOIN,
+        Keyword::INNER,
+        Keyword::LEFT,
+        Keyword::RIGHT,
+        Keyword::FULL,
+        Keyword::CROSS,
+        Keyword::NATURAL,
+        Keyword::ON,
+        Keyword::USING,
+        Keyword::AS,
+        Keyword::LIMIT,
+        Keyword::UNION,
+        Keyword::EXCEPT,
+        Keyword::INTERSECT,
+        Keyword::HAVING,
+        Keyword::WINDOW,
+        Keyword::QUALIFY,
+        Keyword::OFFSET,
+    ];
+    let mut depth = 0i32;
+    let mut end = start;
+    for (i, (_, t)) in solid.iter().enumerate().skip(start) {
+        match &t.token {
+            Token::LParen => depth += 1,
+            Token::RParen if depth == 0 => break,
+            Token::RParen => depth -= 1,
+            Token::Comma | Token::SemiColon | Token::EOF if depth == 0 => break,
+            Token::Word(w) if depth == 0 && i > start && STOP.contains(&w.keyword) => break,
+            // An alias right after a version number: `t VERSION AS OF 3 old`.
+            Token::Word(w)
+                if depth == 0
+                    && i > start
+                    && w.keyword == Keyword::NoKeyword
+                    && matches!(
+                        solid[i - 1].1.token,
+                        Token::Number(..) | Token::SingleQuotedString(_)
+                    ) =>
+            {
+                break;
+            }
+            _ => {}
+        }
+        end = i;
+    }
+    end
+}
+
+/// Byte offset in `sql` where each token starts.
+fn byte_offsets(sql: &str, tokens: &[TokenWithSpan]) -> Vec<usize> {
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    tokens
+        .iter()
+        .map(|t| {
+            let line = (t.span.start.line as usize).saturating_sub(1);
+            let col = (t.span.start.column as usize).saturating_sub(1);
+            let start = line_starts.get(line).copied().unwrap_or(sql.len());
+            sql[start..]
+                .char_indices()
+                .nth(col)
+                .map_or(sql.len(), |(b, _)| start + b)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rewrite;
+
+    #[test]
+    fn as_of_becomes_a_table_function_and_the_rest_is_kept() {
+        assert_eq!(
+            rewrite("SELECT * FROM t VERSION AS OF 3 WHERE a > 1").as_deref(),
+            Some("SELECT * FROM table_as_of('t', 'version', 3) WHERE a > 1")
+        );
+        assert_eq!(
+            rewrite("select count(*) from public.t timestamp as of '2026-12-01 10:00:00' old")
+                .as_deref(),
+            Some("select count(*) from table_as_of('t', 'timestamp', '2026-12-01 10:00:00') old")
+        );
+        assert_eq!(
+            rewrite("SELECT * FROM a VERSION AS OF 1 x JOIN b VERSION AS OF 2 ON x.k = b.k")
+                .as_deref(),
+            Some(
+                "SELECT * FROM table_as_of('a', 'version', 1) x JOIN table_as_of('b', 'version', 2) ON x.k = b.k"
+            )
+        );
+        assert_eq!(
+            rewrite("DESCRIBE HISTORY \"My T\";").as_deref(),
+            Some("SELECT * FROM delta_history('My T')")
+        );
+        assert_eq!(rewrite("SELECT CAST(x AS TIMESTAMP) FROM t"), None);
+        assert_eq!(rewrite("SELECT 'VERSION AS OF 3' FROM t"), None);
+    }
+}
