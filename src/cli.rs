@@ -45,6 +45,10 @@ pub struct Args {
     /// Threads (partitions) per query [default: number of cores]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Compact a stored table when an INSERT leaves it with more than N files (0: never)
+    /// [default: 100]
+    #[arg(long, value_name = "N")]
+    pub auto_compact_files: Option<usize>,
     #[arg(skip)]
     pub inputs: Vec<Input>,
 }
@@ -164,6 +168,7 @@ async fn run_async(mut args: Args) -> i32 {
         path: args.path.clone(),
         memory_limit: args.memory_limit,
         target_partitions: args.threads,
+        auto_compact_files: args.auto_compact_files,
     };
     let stdin_is_terminal = std::io::stdin().is_terminal();
     if args.inputs.is_empty() && !stdin_is_terminal {

@@ -32,6 +32,8 @@ pub struct DatabaseConfig {
     pub memory_limit: Option<usize>,
     /// Partitions (threads) per query; `None`: the number of cores.
     pub target_partitions: Option<usize>,
+    /// Files a stored table may have before an INSERT compacts it; `None`: 100, 0: never.
+    pub auto_compact_files: Option<usize>,
 }
 
 /// Parse `2GB`, `512MiB`, `1.5G`, `1000000` (bytes) or `50%` (of physical memory).

@@ -56,7 +56,8 @@ impl Database {
         let runtime = runtime.build_arc()?;
         // Stored tables of an in-memory database are Delta tables in this process's memory.
         if let Ok(url) = url::Url::parse("memory:///") {
-            runtime.register_object_store(&url, Arc::new(object_store::memory::InMemory::new()));
+            let store = crate::storage::memory_store::AccountedMemory::new(&pool);
+            runtime.register_object_store(&url, Arc::new(store));
         }
         let schema = Arc::new(DatabaseSchema::new(Arc::clone(&store)));
         let db = Database {
@@ -89,6 +90,14 @@ impl Database {
 
     pub fn config(&self) -> &DatabaseConfig {
         &self.inner.config
+    }
+
+    /// Files a stored table may have before an INSERT compacts it (0: never).
+    pub fn auto_compact_files(&self) -> usize {
+        self.inner
+            .config
+            .auto_compact_files
+            .unwrap_or(catalog::delta_compact::DEFAULT_MAX_FILES)
     }
 
     pub fn memory_limit(&self) -> usize {
@@ -147,6 +156,7 @@ impl Database {
                             self.runtime(),
                             &name,
                             table,
+                            self.auto_compact_files(),
                         )
                         .await
                         {
@@ -165,9 +175,14 @@ impl Database {
                 Entry::Delta { name, location } => {
                     let path = self.inner.store.table_location(&location);
                     match DeltaProvider::open(self.runtime(), &name, &path, None).await {
-                        Ok(table) => {
-                            schema.insert_loaded(&name, Arc::new(table.stored_at(&location)))
-                        }
+                        Ok(table) => schema.insert_loaded(
+                            &name,
+                            Arc::new(
+                                table
+                                    .stored_at(&location)
+                                    .compact_after(self.auto_compact_files()),
+                            ),
+                        ),
                         Err(e) => {
                             result = Err(AugurError::Database(format!(
                                 "cannot open table '{name}' ({path}): {e}"

@@ -184,7 +184,9 @@ fn classify_datafusion(e: &DataFusionError) -> ErrorClass {
                 classify_message(&text)
             }
         }
-        DataFusionError::ArrowError(_, _) | DataFusionError::ParquetError(_) => {
+        DataFusionError::ArrowError(_, _) | DataFusionError::ParquetError(_)
+            if !text.contains("does not fit in memory") =>
+        {
             ErrorClass::DataException
         }
         DataFusionError::Execution(m) if m.contains("cancelled") => ErrorClass::Cancelled,
@@ -193,6 +195,10 @@ fn classify_datafusion(e: &DataFusionError) -> ErrorClass {
 }
 
 fn classify_message(text: &str) -> ErrorClass {
+    // An in-memory database's table store reports a full memory pool through the writer.
+    if text.contains("does not fit in memory") {
+        return ErrorClass::OutOfMemory;
+    }
     if text.contains("table '") && text.contains("not found")
         || text.contains("Table not found")
         || text.contains("No table named")

@@ -25,6 +25,7 @@ use datafusion::physical_plan::{
 };
 use deltalake::DeltaTable;
 use deltalake::delta_datafusion::{DataFusionMixins, DeltaColumn};
+use deltalake::operations::optimize::OptimizeType;
 
 use super::delta_table::{DeltaProvider, delta_error};
 
@@ -43,6 +44,13 @@ pub enum DeltaOp {
         on: Expr,
         clauses: Vec<MergeIntoClause>,
     },
+    /// Compact small files (optionally Z-ordered by columns); answers the files replaced.
+    Optimize { zorder: Vec<String> },
+    /// Delete files no version within the retention needs; answers the files deleted.
+    Vacuum {
+        retain_hours: Option<u64>,
+        dry_run: bool,
+    },
 }
 
 impl DeltaOp {
@@ -52,6 +60,8 @@ impl DeltaOp {
             DeltaOp::Delete { .. } => "delete from",
             DeltaOp::Update { .. } => "update",
             DeltaOp::Merge { .. } => "merge into",
+            DeltaOp::Optimize { .. } => "optimize",
+            DeltaOp::Vacuum { .. } => "vacuum",
         }
     }
 
@@ -60,6 +70,8 @@ impl DeltaOp {
             DeltaOp::Delete { .. } => "DELETE",
             DeltaOp::Update { .. } => "UPDATE",
             DeltaOp::Merge { .. } => "MERGE",
+            DeltaOp::Optimize { .. } => "OPTIMIZE",
+            DeltaOp::Vacuum { .. } => "VACUUM",
         }
     }
 }
@@ -107,6 +119,18 @@ impl DisplayAs for DmlExec {
         let filters = match &self.op {
             DeltaOp::Delete { filters } | DeltaOp::Update { filters, .. } => filters.clone(),
             DeltaOp::Merge { on, .. } => vec![on.clone()],
+            DeltaOp::Optimize { zorder } if !zorder.is_empty() => {
+                write!(f, " zorder={}", zorder.join(","))?;
+                vec![]
+            }
+            DeltaOp::Vacuum {
+                retain_hours: Some(h),
+                ..
+            } => {
+                write!(f, " retain_hours={h}")?;
+                vec![]
+            }
+            _ => vec![],
         };
         if !filters.is_empty() {
             let text: Vec<String> = filters.iter().map(|e| e.to_string()).collect();
@@ -133,6 +157,15 @@ impl ExecutionPlan for DmlExec {
     ) -> Result<datafusion::common::tree_node::TreeNodeRecursion> {
         // The operation's expressions are logical (delta-rs plans them when it runs).
         Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    }
+
+    fn required_input_distribution(&self) -> Vec<datafusion::physical_plan::Distribution> {
+        vec![datafusion::physical_plan::Distribution::SinglePartition; self.children().len()]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        // One stream in: the operator runs its work once, after (or around) its input.
+        vec![false; self.children().len()]
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
@@ -259,6 +292,35 @@ async fn run(table: &DeltaProvider, op: DeltaOp, context: Arc<TaskContext>) -> R
             }
             let (_, metrics) = builder.await.map_err(fail)?;
             Ok(metrics.num_updated_rows as u64)
+        }
+        DeltaOp::Optimize { zorder } => {
+            let kind = if zorder.is_empty() {
+                OptimizeType::Compact
+            } else {
+                OptimizeType::ZOrder(zorder)
+            };
+            let (_, metrics) = current
+                .optimize()
+                .with_type(kind)
+                .with_session_state(state)
+                .await
+                .map_err(fail)?;
+            Ok(metrics.num_files_removed)
+        }
+        DeltaOp::Vacuum {
+            retain_hours,
+            dry_run,
+        } => {
+            let mut builder = current.vacuum().with_dry_run(dry_run);
+            if let Some(hours) = retain_hours {
+                // An explicit RETAIN is the user's decision, even below the table's default:
+                // versions older than it can no longer be read afterwards.
+                builder = builder
+                    .with_retention_period(chrono::Duration::hours(hours as i64))
+                    .with_enforce_retention_duration(false);
+            }
+            let (_, metrics) = builder.await.map_err(fail)?;
+            Ok(metrics.files_deleted.len() as u64)
         }
         DeltaOp::Merge {
             source,

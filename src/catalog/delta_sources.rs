@@ -16,6 +16,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{CreateExternalTable, Expr};
 use futures::TryStreamExt;
 
+use super::delta_dml::{DeltaOp, DmlExec};
 use super::delta_table::{DeltaProvider, block_on, delta_error};
 use super::schema::DatabaseSchema;
 use crate::storage::sandbox;
@@ -322,5 +323,111 @@ impl TableFunctionImpl for DeltaHistory {
         ];
         let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
         Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+}
+
+/// `delta_optimize('t', 'a,b')` and `delta_vacuum('t', hours, dry_run)`: what `OPTIMIZE`
+/// and `VACUUM` are planned as. Planning only looks the table up; the scan's operator does
+/// the work when it runs.
+#[derive(Debug)]
+pub struct DeltaMaintenance {
+    schema: Arc<DatabaseSchema>,
+    optimize: bool,
+}
+
+impl DeltaMaintenance {
+    pub fn optimize(schema: Arc<DatabaseSchema>) -> Self {
+        DeltaMaintenance {
+            schema,
+            optimize: true,
+        }
+    }
+
+    pub fn vacuum(schema: Arc<DatabaseSchema>) -> Self {
+        DeltaMaintenance {
+            schema,
+            optimize: false,
+        }
+    }
+}
+
+impl TableFunctionImpl for DeltaMaintenance {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let exprs = args.exprs();
+        let f = if self.optimize { "OPTIMIZE" } else { "VACUUM" };
+        let name = text(literal(exprs, 0, f, "the table")?, f, "the table")?;
+        let table = delta_named(&self.schema, &name, f)?;
+        table.check_writable(&f.to_lowercase())?;
+        let op = if self.optimize {
+            let columns = text(literal(exprs, 1, f, "the Z-order columns")?, f, "columns")?;
+            let zorder: Vec<String> = columns
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect();
+            let schema = table.schema();
+            for column in &zorder {
+                if schema.field_with_name(column).is_err() {
+                    return Err(DataFusionError::Plan(format!(
+                        "OPTIMIZE {name} ZORDER BY: no column '{column}' (columns: {})",
+                        names(&schema)
+                    )));
+                }
+            }
+            DeltaOp::Optimize { zorder }
+        } else {
+            let retain_hours = match literal(exprs, 1, f, "the hours")? {
+                ScalarValue::Null | ScalarValue::Int64(None) => None,
+                other => match other.cast_to(&DataType::Int64)? {
+                    ScalarValue::Int64(Some(h @ 0..)) => Some(h as u64),
+                    _ => {
+                        return Err(DataFusionError::Plan(
+                            "VACUUM … RETAIN n HOURS needs a whole number ≥ 0".into(),
+                        ));
+                    }
+                },
+            };
+            let dry_run = matches!(
+                literal(exprs, 2, f, "DRY RUN")?,
+                ScalarValue::Boolean(Some(true))
+            );
+            DeltaOp::Vacuum {
+                retain_hours,
+                dry_run,
+            }
+        };
+        Ok(Arc::new(Maintenance { table, op }))
+    }
+}
+
+/// The relation `OPTIMIZE`/`VACUUM` read: one row, `count`, produced by running the operation.
+#[derive(Debug)]
+struct Maintenance {
+    table: DeltaProvider,
+    op: DeltaOp,
+}
+
+#[async_trait]
+impl TableProvider for Maintenance {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        Arc::new(Schema::new(vec![Field::new(
+            "count",
+            DataType::UInt64,
+            false,
+        )]))
+    }
+
+    fn table_type(&self) -> datafusion::logical_expr::TableType {
+        datafusion::logical_expr::TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        Ok(Arc::new(DmlExec::new(self.table.clone(), self.op.clone())))
     }
 }

@@ -24,6 +24,7 @@ use deltalake::logstore::{
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use url::Url;
 
+use super::delta_compact::AutoCompactExec;
 use super::delta_dml::{DeltaOp, DmlExec};
 
 /// Which of its versions a provider shows.
@@ -51,6 +52,8 @@ pub struct DeltaProvider {
     definition: Option<String>,
     /// A stored table's location as the catalog records it (relative to the database).
     stored_at: Option<String>,
+    /// Compact after an INSERT leaves more files than this (stored tables; 0: never).
+    compact_after: Option<usize>,
 }
 
 /// The URL of `location`: `s3://`, `memory://` and `file://` URLs as given, any other
@@ -117,7 +120,7 @@ fn builder(runtime: &RuntimeEnv, url: &Url) -> Result<DeltaTableBuilder> {
     let store_url = ObjectStoreUrl::parse(&url[..url::Position::BeforePath])?;
     let store = runtime.object_store(&store_url)?;
     Ok(DeltaTableBuilder::from_url(url.clone())
-        .map_err(|e| delta_error(&url.to_string(), e))?
+        .map_err(|e| delta_error(url.as_ref(), e))?
         .with_storage_backend(store, url.clone()))
 }
 
@@ -204,6 +207,7 @@ impl DeltaProvider {
             as_of,
             definition,
             stored_at: None,
+            compact_after: None,
         })
     }
 
@@ -280,6 +284,12 @@ impl DeltaProvider {
         self
     }
 
+    /// Compact the table when an INSERT leaves it with more than `files` files.
+    pub fn compact_after(mut self, files: usize) -> Self {
+        self.compact_after = Some(files);
+        self
+    }
+
     /// A stored table's location as the catalog records it.
     pub fn catalog_location(&self) -> Option<&str> {
         self.stored_at.as_deref()
@@ -349,6 +359,17 @@ impl DeltaProvider {
     }
 }
 
+/// The plan's partitions merged into one: a Delta write takes a single input stream (the
+/// physical optimizer adds this merge for INSERT; CREATE TABLE AS and the upgrade plan the
+/// write themselves).
+pub fn single_partition(plan: Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
+    if plan.properties().partitioning.partition_count() > 1 {
+        Arc::new(datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec::new(plan))
+    } else {
+        plan
+    }
+}
+
 /// Run `work` to completion from synchronous code inside or outside the runtime (catalog
 /// undo and table functions are synchronous; Delta's log is read asynchronously).
 pub fn block_on<F: std::future::Future>(work: F) -> F::Output {
@@ -415,7 +436,11 @@ impl TableProvider for DeltaProvider {
         }
         let table = self.current().await?;
         let provider = table.table_provider().await?;
-        provider.insert_into(state, input, insert_op).await
+        let insert = provider.insert_into(state, input, insert_op).await?;
+        Ok(match self.compact_after {
+            Some(files) if files > 0 => Arc::new(AutoCompactExec::new(insert, self.clone(), files)),
+            _ => insert,
+        })
     }
 
     async fn delete_from(

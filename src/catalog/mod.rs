@@ -1,5 +1,6 @@
 //! The persistent database directory: the catalog file and its commit protocol, stored tables, the schema provider.
 
+pub mod delta_compact;
 pub mod delta_dml;
 pub mod delta_sources;
 pub mod delta_table;

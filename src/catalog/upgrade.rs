@@ -22,6 +22,7 @@ pub async fn to_delta(
     runtime: &Arc<RuntimeEnv>,
     name: &str,
     legacy: StoredTable,
+    compact_after: usize,
 ) -> Result<Arc<dyn TableProvider>> {
     let old_files = legacy.files();
     let location = store.new_table_location(name);
@@ -54,7 +55,7 @@ pub async fn to_delta(
     eprintln!(
         "note: table '{name}' was upgraded to a Delta table ({location}); its rows are unchanged"
     );
-    Ok(Arc::new(table))
+    Ok(Arc::new(table.compact_after(compact_after)))
 }
 
 async fn copy(
@@ -73,6 +74,7 @@ async fn copy(
         .await?
         .stored_at(location);
     let rows = legacy.scan(&state, None, &[], None).await?;
+    let rows = super::delta_table::single_partition(rows);
     let insert = table.insert_into(&state, rows, InsertOp::Append).await?;
     collect(insert, state.task_ctx()).await?;
     Ok(table)

@@ -2,9 +2,9 @@
 //! (as our own statements arrive) recognising them by their first keywords before
 //! DataFusion's `DFParser` sees the rest.
 
+pub mod delta_syntax;
 pub mod ml;
 pub mod split;
-pub mod time_travel;
 
 pub use split::{SourceStatement, is_complete, is_meta, split_statements};
 

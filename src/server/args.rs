@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// Threads (partitions) per query [default: number of cores]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Compact a stored table when an INSERT leaves it with more than N files (0: never)
+    /// [default: 100]
+    #[arg(long, value_name = "N")]
+    pub auto_compact_files: Option<usize>,
 }
 
 fn size_arg(text: &str) -> std::result::Result<usize, String> {
@@ -105,6 +109,7 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
         path: args.path.clone(),
         memory_limit: args.memory_limit,
         target_partitions: args.threads,
+        auto_compact_files: args.auto_compact_files,
     })
     .await?;
     let server = Server::bind(db, options).await?;

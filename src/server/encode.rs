@@ -146,9 +146,9 @@ pub fn completion(sql: &str) -> Completion {
                 None => first.to_string(),
             })
         }
-        "SELECT" | "WITH" | "VALUES" | "TABLE" | "SHOW" | "EXPLAIN" | "DESCRIBE" => {
-            Completion::Rows
-        }
+        // OPTIMIZE and VACUUM answer a row (files replaced or deleted), as Databricks does.
+        "SELECT" | "WITH" | "VALUES" | "TABLE" | "SHOW" | "EXPLAIN" | "DESCRIBE" | "OPTIMIZE"
+        | "VACUUM" => Completion::Rows,
         "TRAIN" => Completion::Summary,
         other => Completion::Done(other.to_string()),
     }

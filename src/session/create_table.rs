@@ -12,6 +12,7 @@ use datafusion::physical_plan::collect;
 
 use super::{SCHEMA, Session};
 use crate::catalog::DeltaProvider;
+use crate::catalog::delta_table::single_partition;
 use crate::error::{AugurError, Result};
 
 pub async fn create_table(session: &Session, cmd: CreateMemoryTable) -> Result<()> {
@@ -85,10 +86,11 @@ async fn fill(
     let path = session.db.store().table_location(location);
     let table = DeltaProvider::create(&runtime, name, &path, &schema)
         .await?
-        .stored_at(location);
+        .stored_at(location)
+        .compact_after(session.db.auto_compact_files());
     if !declared {
         let state = session.ctx.state();
-        let input = state.create_physical_plan(&cmd.input).await?;
+        let input = single_partition(state.create_physical_plan(&cmd.input).await?);
         let insert = table.insert_into(&state, input, InsertOp::Append).await?;
         collect(insert, session.ctx.task_ctx()).await?;
     }

@@ -41,7 +41,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::catalog::delta_sources::{
-    DeltaHistory, DeltaScanFunction, DeltaTableFactory, TableAsOf,
+    DeltaHistory, DeltaMaintenance, DeltaScanFunction, DeltaTableFactory, TableAsOf,
 };
 use crate::database::Database;
 use crate::error::{AugurError, Result};
@@ -151,6 +151,14 @@ impl Session {
         ctx.register_udtf(
             "delta_history",
             Arc::new(DeltaHistory::new(Arc::clone(db.schema()))),
+        );
+        ctx.register_udtf(
+            "delta_optimize",
+            Arc::new(DeltaMaintenance::optimize(Arc::clone(db.schema()))),
+        );
+        ctx.register_udtf(
+            "delta_vacuum",
+            Arc::new(DeltaMaintenance::vacuum(Arc::clone(db.schema()))),
         );
         augur_udfs::register_all(&ctx)?;
         postgres::install(&ctx)?;
@@ -363,7 +371,15 @@ async fn plan_statement(session: &Session, sql: &str) -> Result<Planned> {
 async fn plan_sql(session: &Session, sql: &str) -> Result<LogicalPlan> {
     let state = session.ctx.state();
     // Delta's `t VERSION AS OF n` and `DESCRIBE HISTORY t`, in forms DataFusion parses.
-    let rewritten = crate::parser::time_travel::rewrite(sql);
+    // OPTIMIZE and VACUUM change a table: refused where writes are, held in a block.
+    if let Some(table) = crate::parser::delta_syntax::maintained_table(sql) {
+        if session.is_read_only() {
+            return Err(read_only_error());
+        }
+        let key = crate::catalog::undo::ObjectKey::Relation(table);
+        session.transaction.before_write(&[key])?;
+    }
+    let rewritten = crate::parser::delta_syntax::rewrite(sql);
     let sql = rewritten.as_deref().unwrap_or(sql);
     let mut statement = postgres::parse(&state, sql)?;
     if postgres::is_plain_show_tables(&statement) {
@@ -391,6 +407,14 @@ fn unreachable_tables(
     statement: &datafusion::sql::parser::Statement,
 ) -> Result<()> {
     use crate::catalog::unreachable::Unreachable;
+    use datafusion::sql::parser::Statement as DF;
+    use datafusion::sql::sqlparser::ast::Statement as Sql;
+    // Re-creating or dropping the table is how the user fixes it.
+    match statement {
+        DF::CreateExternalTable(_) => return Ok(()),
+        DF::Statement(s) if matches!(s.as_ref(), Sql::Drop { .. }) => return Ok(()),
+        _ => {}
+    }
     let Ok(references) = state.resolve_table_references(statement) else {
         return Ok(());
     };

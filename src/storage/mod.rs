@@ -3,6 +3,7 @@
 pub mod aws_profile;
 pub mod copy_format;
 pub mod files;
+pub mod memory_store;
 pub mod object_stores;
 pub mod sandbox;
 pub mod validate;

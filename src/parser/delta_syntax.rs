@@ -1,15 +1,55 @@
 //! Delta Lake's (Spark's) table syntax that DataFusion's dialect does not parse, put in
 //! forms it does: `t VERSION AS OF 3` and `t TIMESTAMP AS OF '…'` become the table
-//! function `table_as_of('t', 'version', 3)`, and `DESCRIBE HISTORY t` becomes
-//! `SELECT * FROM delta_history('t')`. Text outside those spans is kept as written.
+//! function `table_as_of('t', 'version', 3)`; `DESCRIBE HISTORY t`, `OPTIMIZE t [ZORDER BY
+//! (a, b)]` and `VACUUM t [RETAIN n HOURS] [DRY RUN]` become queries of `delta_history`,
+//! `delta_optimize` and `delta_vacuum`. Text outside those spans is kept as written.
 
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
+/// The table an `OPTIMIZE` or `VACUUM` statement changes, if `sql` is one.
+pub fn maintained_table(sql: &str) -> Option<String> {
+    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
+    let words: Vec<&Token> = tokens
+        .iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    match words.as_slice() {
+        [Token::Word(first), rest @ ..]
+            if first.value.eq_ignore_ascii_case("OPTIMIZE")
+                || first.value.eq_ignore_ascii_case("VACUUM") =>
+        {
+            last_name_part(rest)
+        }
+        _ => None,
+    }
+}
+
+/// The last identifier of a possibly qualified name at the start of `tokens`.
+fn last_name_part(tokens: &[&Token]) -> Option<String> {
+    let mut name = None;
+    let mut i = 0;
+    while let Some(Token::Word(w)) = tokens.get(i) {
+        name = Some(if w.quote_style.is_some() {
+            w.value.clone()
+        } else {
+            w.value.to_lowercase()
+        });
+        if !matches!(tokens.get(i + 1), Some(Token::Period)) {
+            break;
+        }
+        i += 2;
+    }
+    name
+}
+
 /// `sql` rewritten, or `None` when it uses none of these forms.
 pub fn rewrite(sql: &str) -> Option<String> {
     let upper = sql.to_ascii_uppercase();
+    if let Some(maintenance) = maintenance(sql) {
+        return Some(maintenance);
+    }
     if !upper.contains(" AS OF") && !upper.contains("HISTORY") {
         return None;
     }
@@ -67,6 +107,72 @@ pub fn rewrite(sql: &str) -> Option<String> {
     }
     out.push_str(&sql[copied..]);
     Some(out)
+}
+
+/// `OPTIMIZE t [ZORDER BY (a, b)]` and `VACUUM t [RETAIN n HOURS] [DRY RUN]` as queries.
+fn maintenance(sql: &str) -> Option<String> {
+    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
+    let words: Vec<&Token> = tokens
+        .iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_) | Token::SemiColon | Token::EOF))
+        .collect();
+    let Some(Token::Word(first)) = words.first() else {
+        return None;
+    };
+    let is = |t: Option<&&Token>, word: &str| matches!(t, Some(Token::Word(w)) if w.value.eq_ignore_ascii_case(word));
+    let optimize = first.value.eq_ignore_ascii_case("OPTIMIZE");
+    if !optimize && !first.value.eq_ignore_ascii_case("VACUUM") {
+        return None;
+    }
+    let name = last_name_part(&words[1..])?.replace('\'', "''");
+    // Skip the (possibly qualified) name.
+    let mut i = 1;
+    while matches!(words.get(i + 1), Some(Token::Period)) {
+        i += 2;
+    }
+    i += 1;
+    if optimize {
+        let mut columns = vec![];
+        if is(words.get(i), "ZORDER") && is(words.get(i + 1), "BY") {
+            for t in &words[i + 2..] {
+                match t {
+                    Token::Word(w) => columns.push(if w.quote_style.is_some() {
+                        w.value.clone()
+                    } else {
+                        w.value.to_lowercase()
+                    }),
+                    Token::LParen | Token::RParen | Token::Comma => {}
+                    // Anything else is left for the parser to reject.
+                    _ => return None,
+                }
+            }
+        } else if i < words.len() {
+            return None;
+        }
+        return Some(format!(
+            "SELECT * FROM delta_optimize('{name}', '{}')",
+            columns.join(",").replace('\'', "''")
+        ));
+    }
+    let mut hours = "NULL".to_string();
+    let mut dry = false;
+    while i < words.len() {
+        if is(words.get(i), "RETAIN") && is(words.get(i + 2), "HOURS") {
+            let Some(Token::Number(n, _)) = words.get(i + 1) else {
+                return None;
+            };
+            hours = n.clone();
+            i += 3;
+        } else if is(words.get(i), "DRY") && is(words.get(i + 1), "RUN") {
+            dry = true;
+            i += 2;
+        } else {
+            return None;
+        }
+    }
+    Some(format!(
+        "SELECT * FROM delta_vacuum('{name}', {hours}, {dry})"
+    ))
 }
 
 /// `DESCRIBE HISTORY name` as a query of `delta_history`.
@@ -153,6 +259,20 @@ fn value_end(solid: &[(usize, &TokenWithSpan)], start: usize) -> usize {
         Keyword::QUALIFY,
         Keyword::OFFSET,
     ];
+    const CONTINUES: &[Keyword] = &[
+        Keyword::YEAR,
+        Keyword::MONTH,
+        Keyword::WEEK,
+        Keyword::DAY,
+        Keyword::HOUR,
+        Keyword::MINUTE,
+        Keyword::SECOND,
+        Keyword::AT,
+        Keyword::AND,
+        Keyword::OR,
+        Keyword::IS,
+        Keyword::COLLATE,
+    ];
     let mut depth = 0i32;
     let mut end = start;
     for (i, (_, t)) in solid.iter().enumerate().skip(start) {
@@ -162,11 +282,12 @@ fn value_end(solid: &[(usize, &TokenWithSpan)], start: usize) -> usize {
             Token::RParen => depth -= 1,
             Token::Comma | Token::SemiColon | Token::EOF if depth == 0 => break,
             Token::Word(w) if depth == 0 && i > start && STOP.contains(&w.keyword) => break,
-            // An alias right after a version number: `t VERSION AS OF 3 old`.
+            // An alias right after a version number or time: `t VERSION AS OF 3 old`
+            // (but `INTERVAL '1' DAY` and `'…' AT TIME ZONE …` continue the value).
             Token::Word(w)
                 if depth == 0
                     && i > start
-                    && w.keyword == Keyword::NoKeyword
+                    && !CONTINUES.contains(&w.keyword)
                     && matches!(
                         solid[i - 1].1.token,
                         Token::Number(..) | Token::SingleQuotedString(_)
@@ -226,6 +347,19 @@ mod tests {
             rewrite("DESCRIBE HISTORY \"My T\";").as_deref(),
             Some("SELECT * FROM delta_history('My T')")
         );
+        assert_eq!(
+            rewrite("OPTIMIZE public.t ZORDER BY (a, \"B\")").as_deref(),
+            Some("SELECT * FROM delta_optimize('t', 'a,B')")
+        );
+        assert_eq!(
+            rewrite("vacuum t retain 0 hours dry run;").as_deref(),
+            Some("SELECT * FROM delta_vacuum('t', 0, true)")
+        );
+        assert_eq!(
+            rewrite("VACUUM t").as_deref(),
+            Some("SELECT * FROM delta_vacuum('t', NULL, false)")
+        );
+        assert_eq!(super::maintained_table("OPTIMIZE s.t"), Some("t".into()));
         assert_eq!(rewrite("SELECT CAST(x AS TIMESTAMP) FROM t"), None);
         assert_eq!(rewrite("SELECT 'VERSION AS OF 3' FROM t"), None);
     }
