@@ -11,10 +11,11 @@ database directory runs, one statement at a time with its timer on:
     SELECT count(*), sum(v) FROM t VERSION AS OF 1       -- time travel (DuckDB: no versions;
                                                          -- it runs the same scan of t)
 and, on a fresh table, INSERTS single-row INSERTs followed by a scan, with Augur's automatic
-compaction on (default, 100 files) and off (--auto-compact-files 0). Answers (row counts and
+compaction on (default, 100 files), and INSERTS_UNCOMPACTED of them with it off
+(--auto-compact-files 0), DuckDB doing the same counts. Answers (row counts and
 sums after each step) are compared between the engines.
 
-Usage: python3 benches/delta.py [--augur PATH] [--rows N] [--inserts N]
+Usage: python3 benches/delta.py [--augur PATH] [--rows N] [--inserts N] [--inserts-uncompacted N]
 Writes benches/results/delta.md. Needs: pip install duckdb.
 """
 import argparse
@@ -123,6 +124,9 @@ def main():
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--merge-rows", type=int, default=1_000_000)
     ap.add_argument("--inserts", type=int, default=10_000)
+    # Without compaction every commit re-reads one entry per file, so n inserts cost O(n²):
+    # 10,000 would take hours; fewer show the trend.
+    ap.add_argument("--inserts-uncompacted", type=int, default=1_000)
     args = ap.parse_args()
     import duckdb
 
@@ -135,14 +139,14 @@ def main():
         for name, _ in STEPS:
             if not same(a_answers[name], d_answers[name]):
                 raise SystemExit(f"{name}: augur {a_answers[name]} duckdb {d_answers[name]}")
-        ins = {}
+        counts = {True: args.inserts, False: args.inserts_uncompacted}
+        ins, dins = {}, {}
         for auto in (True, False):
             ins[auto] = augur_inserts(args.augur, os.path.join(work, f"idb{auto}"),
-                                      args.inserts, auto)
-        dins = duckdb_inserts(os.path.join(work, "i.duckdb"), args.inserts)
-        for auto in (True, False):
-            if not same(ins[auto][2], dins[2]):
-                raise SystemExit(f"inserts: augur {ins[auto][2]} duckdb {dins[2]}")
+                                      counts[auto], auto)
+            dins[auto] = duckdb_inserts(os.path.join(work, f"i{auto}.duckdb"), counts[auto])
+            if not same(ins[auto][2], dins[auto][2]):
+                raise SystemExit(f"inserts: augur {ins[auto][2]} duckdb {dins[auto][2]}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -162,13 +166,14 @@ def main():
         lines.append(f"| {name} | {a:.3f} | {d:.3f} | {a / d:.2f} |")
     lines += [
         "",
-        f"{args.inserts:,} single-row INSERTs (one script, one process), then a scan:",
+        "Single-row INSERTs (one script, one process), then a scan:",
         "",
-        "| engine | inserts s | scan after s |",
-        "|---|---:|---:|",
-        f"| augur, auto-compaction (100 files) | {ins[True][0]:.2f} | {ins[True][1]:.3f} |",
-        f"| augur, no compaction | {ins[False][0]:.2f} | {ins[False][1]:.3f} |",
-        f"| duckdb | {dins[0]:.2f} | {dins[1]:.3f} |",
+        "| inserts | engine | inserts s | ms per insert | scan after s |",
+        "|---:|---|---:|---:|---:|",
+        *[f"| {counts[auto]:,} | {who} | {t[0]:.2f} | {1000 * t[0] / counts[auto]:.1f} | {t[1]:.3f} |"
+          for auto in (True, False)
+          for who, t in [("augur, auto-compaction (100 files)" if auto else "augur, no compaction", ins[auto]),
+                         ("duckdb", dins[auto])]],
         "",
         "DuckDB's time travel row runs the plain scan: its tables keep no versions.",
     ]

@@ -16,6 +16,9 @@
 
 Usage: python3 benches/tpch.py [--sf 1] [--repeat 3] [--quick] [--label TEXT] [--queries 1,3,18]
                                [--set datafusion.execution.batch_size=16384 ...]
+                               [--tables external|stored|files] [--baseline-tables …]
+Stored (Delta) tables against the Parquet files stored tables used to be:
+    python3 benches/tpch.py --tables stored --baseline-tables files   (→ results/tpch-stored.md)
 --quick: SF 0.1 and one repetition, for development.
 Needs: pip install duckdb tpchgen-cli; cargo build --release.
 """
@@ -57,10 +60,40 @@ def generate(sf):
     return root
 
 
-def augur_query(binary, data, sql, repeat, settings=()):
+def prepare_tables(binary, data, mode, work):
+    """Where Augur's queries find the tables: (database argument or None, setup statements).
+
+    external: external tables over tpchgen's files. stored: a database whose stored tables
+    (Delta tables) were filled by CREATE TABLE AS from those files. files: external tables over
+    Parquet files Augur itself wrote (COPY: its row-group size and compression), the layout
+    stored tables had before they were Delta tables."""
+    if mode == "external":
+        return None, [f"CREATE EXTERNAL TABLE {t} STORED AS PARQUET LOCATION '{data}/{t}.parquet';" for t in TABLES]
+    if mode == "stored":
+        db = os.path.join(work, "stored-db")
+        if not os.path.exists(db):
+            args = [binary, db, "-q"]
+            for t in TABLES:
+                args += ["-c", f"CREATE TABLE {t} AS SELECT * FROM '{data}/{t}.parquet'"]
+            subprocess.run(args, check=True)
+        return db, []
+    if mode == "files":
+        files = os.path.join(work, "augur-files")
+        if not os.path.exists(files):
+            os.makedirs(files)
+            args = [binary, "-q"]
+            for t in TABLES:
+                args += ["-c", f"COPY (SELECT * FROM '{data}/{t}.parquet') TO '{files}/{t}.parquet'"]
+            subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+        return None, [f"CREATE EXTERNAL TABLE {t} STORED AS PARQUET LOCATION '{files}/{t}.parquet';" for t in TABLES]
+    sys.exit(f"unknown table layout {mode!r}: external, stored or files")
+
+
+def augur_query(binary, tables, sql, repeat, settings=()):
     """Rows (CSV) and per-run seconds of `sql` in one Augur process."""
-    setup = [f"SET {s};" for s in settings] + [f"CREATE EXTERNAL TABLE {t} STORED AS PARQUET LOCATION '{data}/{t}.parquet';" for t in TABLES]
-    args = [binary, "-q", "--format", "csv"]
+    db, tables_setup = tables
+    setup = [f"SET {s};" for s in settings] + tables_setup
+    args = [binary] + ([db] if db else []) + ["-q", "--format", "csv"]
     for s in setup:
         args += ["-c", s]
     args += ["-c", ".timer on"]
@@ -158,6 +191,11 @@ def main():
                          "--set's settings when only this is given)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a session setting for Augur, e.g. datafusion.execution.batch_size=16384 (repeatable)")
+    ap.add_argument("--tables", default="external", choices=["external", "stored", "files"],
+                    help="how Augur holds the data: external tables over the generated files (default), "
+                         "stored (Delta) tables filled from them, or Parquet files Augur wrote")
+    ap.add_argument("--baseline-tables", choices=["external", "stored", "files"],
+                    help="the baseline run's table layout (default: --tables)")
     args = ap.parse_args()
     if args.quick:
         args.sf, args.repeat = 0.1, 1
@@ -166,12 +204,17 @@ def main():
     for t in TABLES:
         con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{data}/{t}.parquet')")
     version = subprocess.run([args.augur, "--version"], capture_output=True, text=True).stdout.strip()
+    work = tempfile.mkdtemp(prefix="augur-tpch-")
+    tables = prepare_tables(args.augur, data, args.tables, work)
+    base_layout = args.baseline_tables or args.tables
+    comparing = bool(args.baseline or args.baseline_set or args.baseline_tables)
+    base_tables = prepare_tables(args.baseline or args.augur, data, base_layout, work + "-base") if comparing else None
 
     rows, failures, baseline = [], [], []
     for n in [int(q) for q in args.queries.split(",")]:
         sql = open(os.path.join(QUERIES, f"q{n}.sql")).read().strip()
         try:
-            ours, t_ours = augur_query(args.augur, data, sql, args.repeat, args.set)
+            ours, t_ours = augur_query(args.augur, tables, sql, args.repeat, args.set)
         except RuntimeError as e:
             failures.append(f"Q{n}: augur failed: {e}")
             continue
@@ -181,8 +224,8 @@ def main():
             failures.append(f"Q{n}: answers differ: {problem}")
         a, d = statistics.median(t_ours), statistics.median(t_theirs)
         rows.append((f"Q{n}", a, d))
-        if args.baseline or args.baseline_set:
-            _, t_base = augur_query(args.baseline or args.augur, data, sql, args.repeat, args.baseline_set)
+        if comparing:
+            _, t_base = augur_query(args.baseline or args.augur, base_tables, sql, args.repeat, args.baseline_set)
             baseline.append(statistics.median(t_base))
         print(f"Q{n:<3} augur {a:7.3f} s  duckdb {d:7.3f} s  ratio {a / d:5.2f}"
               + (f"  baseline {baseline[-1]:7.3f} s" if baseline else ""), file=sys.stderr)
@@ -191,7 +234,7 @@ def main():
     for name in sorted(os.listdir(REWRITES)):
         sql = "\n".join(l for l in open(os.path.join(REWRITES, name)) if not l.startswith("--")).strip().rstrip(";")
         try:
-            ours, _ = augur_query(args.augur, data, sql, 1, args.set)
+            ours, _ = augur_query(args.augur, tables, sql, 1, args.set)
         except RuntimeError as e:
             failures.append(f"{name}: augur failed: {e}")
             continue
@@ -203,6 +246,7 @@ def main():
     ga, gd = geomean([a for _, a, _ in rows]), geomean([d for _, _, d in rows])
     when = time.strftime("%Y-%m-%d %H:%M")
     settings = f" Augur settings: {', '.join(args.set)}." if args.set else ""
+    settings += f" Augur's tables: {args.tables}." if args.tables != "external" else ""
     head = (f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()} harness; "
             f"{version} (release build) vs DuckDB {duckdb.__version__}; TPC-H SF{args.sf:g} Parquet from "
             f"tpchgen-cli; median of {args.repeat} runs; {when}.{settings}")
@@ -212,7 +256,9 @@ def main():
              f"| **geometric mean** | **{ga:.3f} s** | **{gd:.3f} s** | **{ga / gd:.2f}** |", ""]
     if baseline:
         gb = geomean(baseline)
-        lines += [f"Baseline {args.baseline or 'same build'} {args.baseline_set or 'default settings'}: geometric mean {gb:.3f} s; this build / baseline = "
+        lines += ["| query | this run | baseline | this / baseline |", "|---|---:|---:|---:|",
+                  *[f"| {q} | {a:.3f} s | {b:.3f} s | {a / b:.2f} |" for (q, a, _), b in zip(rows, baseline)], ""]
+        lines += [f"Baseline {args.baseline or 'same build'} {args.baseline_set or 'default settings'}, {base_layout} tables: geometric mean {gb:.3f} s; this run / baseline = "
                   f"{ga / gb:.3f} (timed query by query right after this build).", ""]
     if failures:
         lines += ["Failures:", "", *[f"- {f}" for f in failures], ""]
@@ -222,10 +268,14 @@ def main():
     lines += ["![chart](tpch.svg)", ""]
     text = "\n".join(lines)
     print(text)
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(work + "-base", ignore_errors=True)
     if not args.quick and len(rows) == 22:
         os.makedirs(RESULTS, exist_ok=True)
-        with open(os.path.join(RESULTS, "tpch.md"), "w") as f:
+        layout = "" if args.tables == "external" else f"-{args.tables}"
+        with open(os.path.join(RESULTS, f"tpch{layout}.md"), "w") as f:
             f.write(text)
+    if not args.quick and len(rows) == 22 and args.tables == "external":
         with open(os.path.join(RESULTS, "tpch.svg"), "w") as f:
             f.write(svg_chart(rows, f"TPC-H SF{args.sf:g}, seconds per query (lower is better), {when}"))
     history = os.path.join(RESULTS, "tpch-history.md")

@@ -9,7 +9,7 @@ use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsume
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 
 use crate::catalog::unreachable::Unreachable;
-use crate::catalog::{self, CatalogStore, DatabaseSchema, DeltaProvider, Entry, StoredTable};
+use crate::catalog::{self, CatalogStore, DatabaseSchema, DeltaProvider, Entry, LegacyTable};
 use crate::config::{DatabaseConfig, default_memory_limit, format_size};
 use crate::error::{AugurError, Result};
 use crate::session::Session;
@@ -97,7 +97,7 @@ impl Database {
         self.inner
             .config
             .auto_compact_files
-            .unwrap_or(catalog::delta_compact::DEFAULT_MAX_FILES)
+            .unwrap_or(catalog::delta_after_insert::DEFAULT_MAX_FILES)
     }
 
     pub fn memory_limit(&self) -> usize {
@@ -121,11 +121,7 @@ impl Database {
         &self.inner.object_stores
     }
 
-    pub(crate) fn memory_pool(&self) -> Arc<dyn MemoryPool> {
-        Arc::clone(&self.inner.runtime.memory_pool)
-    }
-
-    /// Re-create every committed object: stored tables from their file lists, views and
+    /// Re-create every committed object: stored tables (format-1 ones upgraded), views and
     /// external tables by re-running their SQL, in the order they were created.
     async fn restore(&self) -> Result<()> {
         let entries = self.inner.store.snapshot().entries;
@@ -144,13 +140,8 @@ impl Database {
                     files,
                 } => match catalog::schema_from_columns(&name, &columns) {
                     Ok(arrow_schema) => {
-                        let table = StoredTable::new(
-                            &name,
-                            arrow_schema,
-                            Arc::clone(&self.inner.store),
-                            self.memory_pool(),
-                            files,
-                        );
+                        let table =
+                            LegacyTable::new(arrow_schema, Arc::clone(&self.inner.store), files);
                         match crate::catalog::upgrade::to_delta(
                             &self.inner.store,
                             self.runtime(),

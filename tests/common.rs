@@ -97,3 +97,17 @@ pub fn tempdir() -> tempfile::TempDir {
         .tempdir()
         .expect("temp dir")
 }
+
+/// A small deterministic generator for kill delays (no dependency needed).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// The next delay in `0..max` milliseconds.
+    pub fn next_ms(&mut self, max: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % max
+    }
+}

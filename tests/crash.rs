@@ -6,26 +6,13 @@ use std::time::Duration;
 
 use libtest_mimic::Trial;
 
-use crate::common::{augur_in, bin, check, ok, tempdir};
+use crate::common::{Lcg, augur_in, bin, check, ok, tempdir};
 
 pub fn trials() -> Vec<Trial> {
     vec![Trial::test("crash::kill_during_writes", kill_during_writes)]
 }
 
 type R = Result<(), libtest_mimic::Failed>;
-
-/// A small deterministic generator for kill delays (no dependency needed).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next_ms(&mut self, max: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % max
-    }
-}
 
 const ROWS: u64 = 1_000_000;
 

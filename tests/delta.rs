@@ -1,14 +1,15 @@
 //! Stored tables as Delta tables, end to end: other engines read what Augur writes and the
 //! reverse (tests/python/delta_oracle.py with the `deltalake` package, Polars and DuckDB),
 //! a database from before Delta opens upgraded with the same answers, and `kill -9` during
-//! DELETE, UPDATE and MERGE always leaves a committed version.
+//! INSERT, DELETE, UPDATE, MERGE and OPTIMIZE always leaves a committed version; protocol
+//! features Augur cannot write or read are named.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use libtest_mimic::Trial;
 
-use crate::common::{augur_in, bin, check, ok, repo, stderr, tempdir};
+use crate::common::{Lcg, augur_in, bin, check, ok, repo, stderr, tempdir};
 
 pub fn trials() -> Vec<Trial> {
     vec![
@@ -21,6 +22,10 @@ pub fn trials() -> Vec<Trial> {
         Trial::test(
             "delta::unreachable_external_table_stays_with_its_cause",
             unreachable,
+        ),
+        Trial::test(
+            "delta::unsupported_protocol_features_are_named",
+            protocol_features,
         ),
     ]
 }
@@ -140,19 +145,6 @@ fn upgrade() -> R {
     Ok(())
 }
 
-/// A small deterministic generator for kill delays.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next_ms(&mut self, max: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % max
-    }
-}
-
 const ROWS: u64 = 200_000;
 
 /// The table's state: (rows, distinct generations, generation).
@@ -204,16 +196,31 @@ fn crash() -> R {
     let window = started.elapsed().as_millis() as u64 + 20;
     let mut before = state(d, &dbs)?;
     let mut interrupted = 0;
-    for round in 0..12 {
-        // Every third round deletes a tenth of the rows (a residue not deleted before).
-        let delete = format!("DELETE FROM t WHERE v % 10 = {}", round / 3);
-        let sql = if round % 3 == 2 {
-            delete.as_str()
-        } else {
-            statements[round % 3]
+    const ROUNDS: usize = 15;
+    for round in 0..ROUNDS {
+        // Rounds cycle through UPDATE, MERGE, DELETE (of a residue of v not deleted before),
+        // INSERT (of 1000 rows whose v ends in 9, which no DELETE here removes) and OPTIMIZE.
+        let (sql, committed) = match round % 5 {
+            0 | 1 => (
+                statements[round % 5].to_string(),
+                (before.0, 1, before.2 + 1),
+            ),
+            2 => (
+                format!("DELETE FROM t WHERE v % 10 = {}", round / 5),
+                (before.0 - ROWS / 10, 1, before.2),
+            ),
+            3 => (
+                format!(
+                    "INSERT INTO t SELECT {} + 10 * g + 9, {} FROM generate_series(1, 1000) AS s(g)",
+                    1_000_000 * (round + 1),
+                    before.2
+                ),
+                (before.0 + 1000, 1, before.2),
+            ),
+            _ => ("OPTIMIZE t".to_string(), before),
         };
         let mut child = Command::new(bin())
-            .args([&dbs, "-c", sql])
+            .args([&dbs, "-c", &sql])
             .current_dir(d)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -223,27 +230,44 @@ fn crash() -> R {
         let _ = child.kill();
         let _ = child.wait();
         let after = state(d, &dbs).map_err(|e| format!("round {round}: reopen: {e}"))?;
-        let (n, g, m) = after;
-        check(g == 1, || {
+        check(after.1 == 1, || {
             format!("round {round} ({sql}): rows from two versions mixed: {after:?}")
         })?;
-        let committed = if round % 3 == 2 {
-            (before.0 - ROWS / 10, 1, before.2)
-        } else {
-            (before.0, 1, before.2 + 1)
-        };
         check(after == before || after == committed, || {
             format!(
                 "round {round} ({sql}): {before:?} → {after:?}, expected either or {committed:?}"
             )
         })?;
-        let _ = (n, m);
-        if after == before {
+        if after == before && committed != before {
             interrupted += 1;
         }
         before = after;
     }
-    eprintln!("delta crash test: {interrupted} of 12 statements killed before their commit");
+    // Every version a reader may ask for is still whole after the kills and compactions.
+    let history = csv(d, &[&dbs, "-c", "SELECT version FROM delta_history('t')"]);
+    let versions: Vec<u64> = history?
+        .0
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    for v in &versions {
+        csv(
+            d,
+            &[
+                &dbs,
+                "-c",
+                &format!("SELECT count(*) FROM t VERSION AS OF {v}"),
+            ],
+        )
+        .map_err(|e| format!("version {v} after the crash rounds: {e}"))?;
+    }
+    eprintln!(
+        "delta crash test: {interrupted} of {} row-changing statements killed before their \
+         commit; {} versions all readable",
+        ROUNDS * 4 / 5,
+        versions.len()
+    );
     Ok(())
 }
 
@@ -280,5 +304,84 @@ fn unreachable() -> R {
     std::fs::rename(&moved, &table).map_err(|e| e.to_string())?;
     let (n, _) = csv(d, &["db", "-c", "SELECT count(*) AS n FROM ext"])?;
     check(n == "n\n10\n", || format!("after the files came back: {n}"))?;
+    Ok(())
+}
+
+/// A table whose protocol needs a writer feature Augur cannot write is read but refused for
+/// writes, naming the feature, before any file is written; one needing an unknown reader
+/// feature is refused for reads, naming it.
+fn protocol_features() -> R {
+    let dir = tempdir();
+    let d = dir.path();
+    let table = d.join("ext");
+    let create = format!(
+        "CREATE EXTERNAL TABLE x (id BIGINT) STORED AS DELTA LOCATION '{}'",
+        table.display()
+    );
+    ok(&augur_in(
+        d,
+        &["db", "-c", &create, "-c", "INSERT INTO x VALUES (1), (2)"],
+        None,
+    ))?;
+    let log = table.join("_delta_log");
+    let commits = |log: &std::path::Path| -> Result<usize, String> {
+        Ok(std::fs::read_dir(log)
+            .map_err(|e| e.to_string())?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .count())
+    };
+    let next = commits(&log)?;
+    // Another engine turned on identity columns, which delta-rs does not write.
+    std::fs::write(
+        log.join(format!("{next:020}.json")),
+        r#"{"protocol":{"minReaderVersion":1,"minWriterVersion":7,"writerFeatures":["identityColumns"]}}"#,
+    )
+    .map_err(|e| e.to_string())?;
+    let (n, _) = csv(d, &["db", "-c", "SELECT count(*) AS n FROM x"])?;
+    check(n == "n\n2\n", || format!("read with a writer feature: {n}"))?;
+    let files_before = std::fs::read_dir(&table)
+        .map_err(|e| e.to_string())?
+        .count();
+    for sql in [
+        "INSERT INTO x VALUES (3)",
+        "DELETE FROM x WHERE id = 1",
+        "UPDATE x SET id = 5",
+        "OPTIMIZE x",
+    ] {
+        let out = augur_in(d, &["db", "-c", sql], None);
+        let text = stderr(&out);
+        check(
+            !out.status.success()
+                && text.contains("identityColumns")
+                && text.contains("read-only")
+                && !text.contains("panicked"),
+            || format!("{sql} on a table needing identityColumns: {text}"),
+        )?;
+    }
+    check(commits(&log)? == next + 1, || {
+        "a refused write committed".into()
+    })?;
+    let files_after = std::fs::read_dir(&table)
+        .map_err(|e| e.to_string())?
+        .count();
+    check(files_after == files_before, || {
+        format!("a refused write left files: {files_before} → {files_after}")
+    })?;
+    let (n, _) = csv(d, &["db", "-c", "SELECT count(*) AS n FROM x"])?;
+    check(n == "n\n2\n", || format!("after refused writes: {n}"))?;
+    // A reader feature from the future: no answer rather than a wrong one.
+    std::fs::write(
+        log.join(format!("{:020}.json", next + 1)),
+        r#"{"protocol":{"minReaderVersion":3,"minWriterVersion":7,"readerFeatures":["futureFeature"],"writerFeatures":["futureFeature"]}}"#,
+    )
+    .map_err(|e| e.to_string())?;
+    let scan = format!("SELECT count(*) FROM delta_scan('{}')", table.display());
+    let out = augur_in(d, &["-c", &scan], None);
+    let text = stderr(&out);
+    check(
+        !out.status.success() && text.contains("futureFeature") && !text.contains("panicked"),
+        || format!("read of a table needing futureFeature: {text}"),
+    )?;
     Ok(())
 }

@@ -254,7 +254,7 @@ fn session_of(context: &TaskContext) -> SessionState {
 
 async fn run(table: &DeltaProvider, op: DeltaOp, context: Arc<TaskContext>) -> Result<u64> {
     let state = Arc::new(session_of(&context));
-    let current = table.current().await?;
+    let current = table.writable(op.verb()).await?;
     let location = table.location().to_string();
     let fail = |e| delta_error(&location, e);
     match op {

@@ -51,19 +51,39 @@ impl TableProviderFactory for DeltaTableFactory {
         let runtime = state.runtime_env();
         let name = cmd.name.table();
         let declared = !cmd.schema.fields().is_empty();
-        let table =
-            match DeltaProvider::open(runtime, name, location, Some(definition.clone())).await {
-                Ok(table) => table,
-                // With columns declared and no table there yet, make it (as Spark's
-                // `CREATE TABLE … USING DELTA LOCATION` does): an empty Delta table to write to.
-                Err(e) if declared && e.to_string().contains("is not a Delta table") => {
-                    let schema = Arc::new(cmd.schema.as_arrow().clone());
-                    DeltaProvider::create(runtime, name, location, &schema)
-                        .await?
-                        .defined_by(definition)
-                }
-                Err(e) => return Err(e),
-            };
+        let table = match DeltaProvider::open(runtime, name, location, Some(definition.clone()))
+            .await
+        {
+            Ok(table) => table,
+            // With columns declared and no table there yet, make it (as Spark's
+            // `CREATE TABLE … USING DELTA LOCATION` does): an empty Delta table to write to.
+            Err(e)
+                if declared
+                    && (e.to_string().contains("is not a Delta table")
+                        || e.to_string().contains("does not exist")) =>
+            {
+                let schema = Arc::new(cmd.schema.as_arrow().clone());
+                DeltaProvider::create(runtime, name, location, &schema, &cmd.table_partition_cols)
+                    .await?
+                    .defined_by(definition)
+            }
+            Err(e) => return Err(e),
+        };
+        if !cmd.table_partition_cols.is_empty() {
+            let current = table.current().await?;
+            let actual = current
+                .snapshot()
+                .map(|s| s.metadata().partition_columns().to_vec())
+                .unwrap_or_default();
+            if actual != cmd.table_partition_cols {
+                return Err(DataFusionError::Plan(format!(
+                    "Delta table at '{location}' is partitioned by ({}), not by ({}); leave \
+                     PARTITIONED BY out to take the table's own",
+                    actual.join(", "),
+                    cmd.table_partition_cols.join(", ")
+                )));
+            }
+        }
         if declared {
             let actual = table.schema();
             for field in cmd.schema.fields() {

@@ -1,12 +1,12 @@
 //! The persistent database directory: the catalog file and its commit protocol, stored tables, the schema provider.
 
-pub mod delta_compact;
+pub mod delta_after_insert;
 pub mod delta_dml;
 pub mod delta_sources;
 pub mod delta_table;
+pub mod legacy_table;
 pub mod schema;
 pub mod store;
-pub mod stored_table;
 pub mod undo;
 pub mod unreachable;
 pub mod upgrade;
@@ -18,9 +18,13 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::{AugurError, Result};
 pub use delta_table::DeltaProvider;
+pub use legacy_table::LegacyTable;
 pub use schema::DatabaseSchema;
 pub use store::{CatalogStore, ColumnEntry, Entry, FunctionEntry, ModelEntry};
-pub use stored_table::StoredTable;
+
+/// Rows per Parquet row group in files Augur writes (COPY, stored tables): scans split
+/// across cores by row group, and pruning has statistics fine enough to skip.
+pub(crate) const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Rebuild an Arrow schema from the column list stored in `catalog.json`.
 pub fn schema_from_columns(table: &str, columns: &[ColumnEntry]) -> Result<SchemaRef> {

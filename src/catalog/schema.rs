@@ -11,8 +11,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::TableType;
 
 use super::delta_table::DeltaProvider;
-use super::store::{CatalogStore, ColumnEntry, Entry};
-use super::stored_table::StoredTable;
+use super::store::{CatalogStore, Entry};
 
 /// Every registration and removal is committed to the store before it becomes visible,
 /// so a failed commit (full disk, read-only directory) changes nothing.
@@ -110,23 +109,6 @@ impl DatabaseSchema {
 /// What `catalog.json` records for a provider, or `None` for session-only providers
 /// (registered through the embedding API) that have no durable definition.
 fn entry_for(name: &str, table: &dyn TableProvider) -> Option<Entry> {
-    if let Some(stored) = table.downcast_ref::<StoredTable>() {
-        let columns = table
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| ColumnEntry {
-                name: f.name().clone(),
-                data_type: f.data_type().to_string(),
-                nullable: f.is_nullable(),
-            })
-            .collect();
-        return Some(Entry::Table {
-            name: name.to_string(),
-            columns,
-            files: stored.files(),
-        });
-    }
     if let Some(location) = table
         .downcast_ref::<DeltaProvider>()
         .and_then(DeltaProvider::catalog_location)

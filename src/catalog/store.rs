@@ -288,13 +288,6 @@ impl CatalogStore {
         }
     }
 
-    /// A fresh, never-reused path for a new data file, relative to the directory, plus its absolute path.
-    pub fn new_data_file(&self, table: &str) -> Option<(String, PathBuf)> {
-        let dir = self.dir.as_ref()?;
-        let rel = format!("{DATA_DIR}/{}.parquet", self.unique_name(table));
-        Some((rel.clone(), dir.join(rel)))
-    }
-
     /// `table` made safe for a file name, with a suffix no other call returns.
     fn unique_name(&self, table: &str) -> String {
         let stamp = std::time::SystemTime::now()

@@ -15,7 +15,6 @@ use datafusion::datasource::TableProvider;
 use super::delta_table::{DeltaProvider, block_on};
 use super::schema::DatabaseSchema;
 use super::store::{CatalogFile, CatalogStore, Entry, FunctionEntry, ModelEntry};
-use super::stored_table::StoredTable;
 use crate::error::Result;
 
 /// A catalog object a statement changes. Names as the catalog keeps them.
@@ -121,13 +120,7 @@ impl Undo {
         let store = schema.store();
         let before = match &key {
             ObjectKey::Relation(name) => {
-                let provider =
-                    schema
-                        .provider(name)
-                        .map(|p| match p.downcast_ref::<StoredTable>() {
-                            Some(stored) => Arc::new(stored.frozen()) as Arc<dyn TableProvider>,
-                            None => p,
-                        });
+                let provider = schema.provider(name);
                 let version = provider
                     .as_ref()
                     .and_then(|p| p.downcast_ref::<DeltaProvider>())

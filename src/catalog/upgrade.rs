@@ -12,8 +12,8 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::physical_plan::collect;
 
 use super::delta_table::DeltaProvider;
+use super::legacy_table::LegacyTable;
 use super::store::{CATALOG_FORMAT, CatalogStore, Entry};
-use super::stored_table::StoredTable;
 use crate::error::{AugurError, Result};
 
 /// Copy `legacy` into a new Delta table and commit the switch; returns the new table.
@@ -21,10 +21,10 @@ pub async fn to_delta(
     store: &Arc<CatalogStore>,
     runtime: &Arc<RuntimeEnv>,
     name: &str,
-    legacy: StoredTable,
+    legacy: LegacyTable,
     compact_after: usize,
 ) -> Result<Arc<dyn TableProvider>> {
-    let old_files = legacy.files();
+    let old_files = legacy.files().to_vec();
     let location = store.new_table_location(name);
     let copied = copy(store, runtime, name, &location, legacy).await;
     let table = match copied {
@@ -63,14 +63,14 @@ async fn copy(
     runtime: &Arc<RuntimeEnv>,
     name: &str,
     location: &str,
-    legacy: StoredTable,
+    legacy: LegacyTable,
 ) -> Result<DeltaProvider> {
     let state = SessionStateBuilder::new()
         .with_runtime_env(Arc::clone(runtime))
         .with_default_features()
         .build();
     let schema = legacy.schema();
-    let table = DeltaProvider::create(runtime, name, &store.table_location(location), &schema)
+    let table = DeltaProvider::create(runtime, name, &store.table_location(location), &schema, &[])
         .await?
         .stored_at(location);
     let rows = legacy.scan(&state, None, &[], None).await?;

@@ -10,20 +10,23 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 /// The table an `OPTIMIZE` or `VACUUM` statement changes, if `sql` is one.
 pub fn maintained_table(sql: &str) -> Option<String> {
-    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
-    let words: Vec<&Token> = tokens
-        .iter()
-        .filter(|t| !matches!(t, Token::Whitespace(_)))
-        .collect();
-    match words.as_slice() {
-        [Token::Word(first), rest @ ..]
-            if first.value.eq_ignore_ascii_case("OPTIMIZE")
-                || first.value.eq_ignore_ascii_case("VACUUM") =>
-        {
-            last_name_part(rest)
-        }
-        _ => None,
+    let words = maintenance_words(sql)?;
+    last_name_part(&words.iter().skip(1).collect::<Vec<_>>())
+}
+
+/// The tokens of `sql` without blanks and `;` when it is an `OPTIMIZE` or `VACUUM`
+/// statement (checked on the first word, so other statements are not tokenized here).
+fn maintenance_words(sql: &str) -> Option<Vec<Token>> {
+    if !matches!(super::first_word(sql).as_str(), "OPTIMIZE" | "VACUUM") {
+        return None;
     }
+    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
+    Some(
+        tokens
+            .into_iter()
+            .filter(|t| !matches!(t, Token::Whitespace(_) | Token::SemiColon | Token::EOF))
+            .collect(),
+    )
 }
 
 /// The last identifier of a possibly qualified name at the start of `tokens`.
@@ -111,19 +114,13 @@ pub fn rewrite(sql: &str) -> Option<String> {
 
 /// `OPTIMIZE t [ZORDER BY (a, b)]` and `VACUUM t [RETAIN n HOURS] [DRY RUN]` as queries.
 fn maintenance(sql: &str) -> Option<String> {
-    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
-    let words: Vec<&Token> = tokens
-        .iter()
-        .filter(|t| !matches!(t, Token::Whitespace(_) | Token::SemiColon | Token::EOF))
-        .collect();
+    let owned = maintenance_words(sql)?;
+    let words: Vec<&Token> = owned.iter().collect();
     let Some(Token::Word(first)) = words.first() else {
         return None;
     };
     let is = |t: Option<&&Token>, word: &str| matches!(t, Some(Token::Word(w)) if w.value.eq_ignore_ascii_case(word));
     let optimize = first.value.eq_ignore_ascii_case("OPTIMIZE");
-    if !optimize && !first.value.eq_ignore_ascii_case("VACUUM") {
-        return None;
-    }
     let name = last_name_part(&words[1..])?.replace('\'', "''");
     // Skip the (possibly qualified) name.
     let mut i = 1;

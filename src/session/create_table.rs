@@ -84,7 +84,7 @@ async fn fill(
 ) -> Result<DeltaProvider> {
     let runtime = session.ctx.runtime_env();
     let path = session.db.store().table_location(location);
-    let table = DeltaProvider::create(&runtime, name, &path, &schema)
+    let table = DeltaProvider::create(&runtime, name, &path, &schema, &[])
         .await?
         .stored_at(location)
         .compact_after(session.db.auto_compact_files());

@@ -94,8 +94,7 @@ impl Session {
             .with_default_catalog_and_schema(CATALOG, SCHEMA);
         // COPY writes row groups the size stored tables use, so a file Augur wrote scans on
         // every core (DataFusion's default, 1Mi rows, leaves a 1M-row file in one group).
-        config.options_mut().execution.parquet.max_row_group_size =
-            crate::catalog::stored_table::ROW_GROUP_ROWS;
+        config.options_mut().execution.parquet.max_row_group_size = crate::catalog::ROW_GROUP_ROWS;
         // Files written by COPY and INSERT carry no Arrow schema: DataFusion would record the
         // Utf8View it reads strings as, and a later scan of the folder could not merge that
         // with the Utf8 of files from other tools or earlier writes. Parquet's own types

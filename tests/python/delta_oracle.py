@@ -7,7 +7,9 @@ Usage: delta_oracle.py AUGUR_BINARY WORK_DIR
 - A table the `deltalake` package writes is read by Augur with the same rows.
 - A Databricks table (deletion vectors) copied here takes Augur's INSERT and DELETE, and
   `deltalake` and Polars read the result.
-- The same DML statements run in DuckDB on the same data leave the same rows.
+- 105 single-row INSERTs leave a checkpoint every 10 commits and a compacted table.
+- The same DML statements run in DuckDB on the same data leave the same rows, also on a
+  table partitioned by a column that UPDATE changes.
 Prints "delta: all checks passed" when every check holds.
 """
 
@@ -86,6 +88,43 @@ ours = norm(augur("SELECT id, owner, balance FROM acct"))
 theirs = norm(duck.execute("SELECT * FROM acct").fetchall())
 check("DML leaves the rows DuckDB leaves", [tuple(r) for r in ours], theirs)
 
+# --- A partitioned table: UPDATE moves rows between partitions ---------------------------
+part_path = os.path.join(WORK, "part")
+PART = [
+    "INSERT INTO part VALUES (1, 'north', 10), (2, 'south', 20), (3, 'south', NULL), (4, NULL, 40)",
+    "UPDATE part SET region = 'east' WHERE region = 'south' AND amt IS NOT NULL",
+    "UPDATE part SET region = 'west', amt = amt + 1 WHERE region IS NULL",
+    "DELETE FROM part WHERE region = 'north'",
+]
+augur(
+    "CREATE EXTERNAL TABLE part (id INTEGER, region VARCHAR, amt DOUBLE) STORED AS DELTA "
+    f"PARTITIONED BY (region) LOCATION '{part_path}'"
+)
+for sql in PART:
+    augur(sql)
+duck.execute("CREATE TABLE part (id INTEGER, region VARCHAR, amt DOUBLE)")
+for sql in PART:
+    duck.execute(sql)
+ours_part = norm(augur("SELECT id, region, amt FROM part"))
+check(
+    "UPDATE of a partition column leaves the rows DuckDB leaves",
+    [tuple(r) for r in ours_part],
+    norm(duck.execute("SELECT * FROM part").fetchall()),
+)
+pdt = DeltaTable(part_path)
+check("the table is partitioned by region", pdt.metadata().partition_columns, ["region"])
+live = sorted(os.path.dirname(f) for f in pdt.file_uris())
+check(
+    "live files sit in the partitions of the rows",
+    sorted(set(os.path.basename(d) for d in live)),
+    ["region=east", "region=south", "region=west"],
+)
+check(
+    "deltalake reads the partitioned table Augur changed",
+    norm((r["id"], r["region"], r["amt"]) for r in pdt.to_pyarrow_table().to_pylist()),
+    [tuple(r) for r in ours_part],
+)
+
 # --- Augur's table read by deltalake and Polars ------------------------------------------
 tables_dir = os.path.join(DB, "tables")
 acct_dirs = [d for d in os.listdir(tables_dir) if d.startswith("acct-")]
@@ -141,5 +180,22 @@ got = norm((r["value"],) for r in rows)
 check("deltalake reads the Databricks table after Augur's writes", got, [tuple(r) for r in ours])
 got = norm((r["value"],) for r in pl.read_delta(dv_path).to_dicts())
 check("Polars reads the Databricks table after Augur's writes", got, [tuple(r) for r in ours])
+
+# --- Many small commits: a checkpoint as Delta writes them, and automatic compaction ------
+inserts = ["CREATE TABLE many (i INTEGER)"] + [f"INSERT INTO many VALUES ({i})" for i in range(105)]
+args = [AUGUR, DB, "-q"]
+for sql in inserts:
+    args += ["-c", sql]
+subprocess.run(args, check=True, capture_output=True)
+many_dirs = [d for d in os.listdir(tables_dir) if d.startswith("many-")]
+many_path = os.path.join(tables_dir, many_dirs[0])
+log = os.listdir(os.path.join(many_path, "_delta_log"))
+checkpoints = sorted(int(f.split(".")[0]) for f in log if f.endswith(".checkpoint.parquet"))
+check("a checkpoint every 10 commits (delta.checkpointInterval = 10)", checkpoints[:10], list(range(9, 100, 10)))
+check("the table says so", many_dirs and DeltaTable(many_path).metadata().configuration.get("delta.checkpointInterval"), "10")
+many = DeltaTable(many_path)
+check("deltalake reads past the checkpoint", sorted(r["i"] for r in many.to_pyarrow_table().to_pylist()), list(range(105)))
+check("compacted after 100 files", len(many.file_uris()) <= 100, True)
+check("compaction is in the history", any(h["operation"] == "OPTIMIZE" for h in many.history()), True)
 
 print("delta: all checks passed")

@@ -1,6 +1,7 @@
-//! Automatic compaction: after an INSERT into a stored table commits, a table that has
-//! passed the file-count threshold is compacted (one more commit, an `OPTIMIZE` in its
-//! history), so many small inserts do not leave scans opening thousands of tiny files.
+//! Upkeep after an INSERT commits: a Delta checkpoint when the new version is due one, and
+//! automatic compaction of a stored table past the file-count threshold (one more commit, an
+//! `OPTIMIZE` in its history), so many small inserts leave neither a long log to replay nor
+//! thousands of tiny files to open.
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,38 +20,60 @@ use super::delta_table::{DeltaProvider, delta_error};
 /// Files a stored table may have before an INSERT compacts it, unless configured.
 pub const DEFAULT_MAX_FILES: usize = 100;
 
-/// Runs the insert below it, then compacts the table if it has more than `max_files` files.
+/// Runs the insert below it, then the upkeep the new version is due, decided from the
+/// version the insert was planned against (the one it commits on top of), which spares a
+/// second read of the log after every small insert.
 #[derive(Debug)]
-pub struct AutoCompactExec {
+pub struct AfterInsertExec {
     insert: Arc<dyn ExecutionPlan>,
     table: DeltaProvider,
-    max_files: usize,
+    upkeep: Upkeep,
 }
 
-impl AutoCompactExec {
-    pub fn new(insert: Arc<dyn ExecutionPlan>, table: DeltaProvider, max_files: usize) -> Self {
-        AutoCompactExec {
+/// What a table needs once an insert has committed.
+#[derive(Debug, Clone, Copy)]
+pub struct Upkeep {
+    /// Compact: the table had `max_files` files or more before the insert (0 = never).
+    pub max_files: usize,
+    pub files_before: usize,
+    /// Write a checkpoint of the new version: delta-rs's DataFusion insert commits without
+    /// one, so a table written only by INSERTs would replay its whole log on every read.
+    pub checkpoint: bool,
+}
+
+impl Upkeep {
+    fn compacts(&self) -> bool {
+        self.max_files > 0 && self.files_before >= self.max_files
+    }
+}
+
+impl AfterInsertExec {
+    pub fn new(insert: Arc<dyn ExecutionPlan>, table: DeltaProvider, upkeep: Upkeep) -> Self {
+        AfterInsertExec {
             insert,
             table,
-            max_files,
+            upkeep,
         }
     }
 }
 
-impl DisplayAs for AutoCompactExec {
+impl DisplayAs for AfterInsertExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "DeltaAutoCompactExec: table={} max_files={}",
+            "DeltaAfterInsertExec: table={} files={} compact_at={} compacts={} checkpoints={}",
             self.table.name(),
-            self.max_files
+            self.upkeep.files_before,
+            self.upkeep.max_files,
+            self.upkeep.compacts(),
+            self.upkeep.checkpoint
         )
     }
 }
 
-impl ExecutionPlan for AutoCompactExec {
+impl ExecutionPlan for AfterInsertExec {
     fn name(&self) -> &str {
-        "DeltaAutoCompactExec"
+        "DeltaAfterInsertExec"
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
@@ -84,13 +107,13 @@ impl ExecutionPlan for AutoCompactExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match children.as_slice() {
-            [insert] => Ok(Arc::new(AutoCompactExec::new(
+            [insert] => Ok(Arc::new(AfterInsertExec::new(
                 Arc::clone(insert),
                 self.table.clone(),
-                self.max_files,
+                self.upkeep,
             ))),
             _ => Err(DataFusionError::Internal(
-                "DeltaAutoCompactExec has one child".into(),
+                "DeltaAfterInsertExec has one child".into(),
             )),
         }
     }
@@ -103,10 +126,27 @@ impl ExecutionPlan for AutoCompactExec {
         let inserted = self.insert.execute(partition, context)?;
         let schema = inserted.schema();
         let table = self.table.clone();
-        let max_files = self.max_files;
-        // The insert's count passes through; compaction runs once the insert's stream ends.
+        let upkeep = self.upkeep;
+        // The insert's count passes through; the upkeep runs once the insert's stream ends.
         let after = futures::stream::once(async move {
-            compact_if_needed(&table, max_files).await?;
+            if upkeep.checkpoint || upkeep.compacts() {
+                // Brought up to date first: the insert committed a version this handle has
+                // not seen.
+                let current = table.current().await?;
+                let fail = |e| delta_error(table.location(), e);
+                if upkeep.checkpoint {
+                    deltalake::checkpoints::create_checkpoint(&current, None)
+                        .await
+                        .map_err(fail)?;
+                }
+                if upkeep.compacts() {
+                    current
+                        .optimize()
+                        .with_type(OptimizeType::Compact)
+                        .await
+                        .map_err(fail)?;
+                }
+            }
             Ok(None)
         });
         let stream = inserted
@@ -115,21 +155,4 @@ impl ExecutionPlan for AutoCompactExec {
             .filter_map(|item| async move { item.transpose() });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
-}
-
-async fn compact_if_needed(table: &DeltaProvider, max_files: usize) -> Result<()> {
-    let current = table.current().await?;
-    let files = current
-        .snapshot()
-        .map(|s| s.log_data().num_files())
-        .unwrap_or(0);
-    if max_files == 0 || files <= max_files {
-        return Ok(());
-    }
-    current
-        .optimize()
-        .with_type(OptimizeType::Compact)
-        .await
-        .map_err(|e| delta_error(table.location(), e))?;
-    Ok(())
 }
