@@ -17,7 +17,7 @@ use datafusion::logical_expr::{CreateExternalTable, Expr};
 use futures::TryStreamExt;
 
 use super::delta_dml::{DeltaOp, DmlExec};
-use super::delta_table::{DeltaProvider, block_on, delta_error};
+use super::delta_table::{DeltaProvider, block_on, column_names, delta_error};
 use super::schema::DatabaseSchema;
 use crate::storage::sandbox;
 
@@ -92,22 +92,13 @@ impl TableProviderFactory for DeltaTableFactory {
                         "Delta table at '{location}' has no column '{}' (its columns: {}); \
                          leave the column list out to take the table's own",
                         field.name(),
-                        names(&actual)
+                        column_names(&actual)
                     )));
                 }
             }
         }
         Ok(Arc::new(table))
     }
-}
-
-fn names(schema: &Schema) -> String {
-    schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A constant argument of a table function, as text or integer.
@@ -390,7 +381,7 @@ impl TableFunctionImpl for DeltaMaintenance {
                 if schema.field_with_name(column).is_err() {
                     return Err(DataFusionError::Plan(format!(
                         "OPTIMIZE {name} ZORDER BY: no column '{column}' (columns: {})",
-                        names(&schema)
+                        column_names(&schema)
                     )));
                 }
             }

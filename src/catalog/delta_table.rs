@@ -184,12 +184,7 @@ impl DeltaProvider {
                 return Err(DataFusionError::Plan(format!(
                     "table '{name}' is PARTITIONED BY '{column}', which is not one of its \
                      columns ({}); declare it in the column list",
-                    schema
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    column_names(schema)
                 )));
             }
         }
@@ -451,6 +446,16 @@ fn as_parquet_scans_are(
         })
     })
     .data()
+}
+
+/// A schema's column names, for messages that list them.
+pub fn column_names(schema: &datafusion::arrow::datatypes::Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The plan's partitions merged into one: a Delta write takes a single input stream (the
