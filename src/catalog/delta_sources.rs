@@ -70,11 +70,7 @@ impl TableProviderFactory for DeltaTableFactory {
             Err(e) => return Err(e),
         };
         if !cmd.table_partition_cols.is_empty() {
-            let current = table.current().await?;
-            let actual = current
-                .snapshot()
-                .map(|s| s.metadata().partition_columns().to_vec())
-                .unwrap_or_default();
+            let actual = table.partition_columns().await;
             if actual != cmd.table_partition_cols {
                 return Err(DataFusionError::Plan(format!(
                     "Delta table at '{location}' is partitioned by ({}), not by ({}); leave \

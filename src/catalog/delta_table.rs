@@ -340,6 +340,16 @@ impl DeltaProvider {
         Ok(table.clone())
     }
 
+    /// The columns the table is partitioned by, as loaded (no new read of the log: this
+    /// runs for every partitioned external table when a database opens).
+    pub async fn partition_columns(&self) -> Vec<String> {
+        let table = self.table.lock().await;
+        table
+            .snapshot()
+            .map(|s| s.metadata().partition_columns().to_vec())
+            .unwrap_or_default()
+    }
+
     /// The newest version number.
     pub async fn version(&self) -> Result<u64> {
         Ok(self.current().await?.version().unwrap_or(0))
