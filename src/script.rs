@@ -32,6 +32,11 @@ pub struct ScriptOptions {
 pub async fn run_inputs(session: &Session, inputs: &[Input], options: &ScriptOptions) -> i32 {
     let mut runner = Runner::new(session.clone(), options.format);
     runner.keep_going = options.keep_going;
+    // `augur db -c "COPY t FROM STDIN" < rows.csv`, as with psql: a COPY without inline
+    // rows reads standard input, unless the statements themselves come from there.
+    if !inputs.iter().any(|i| matches!(i, Input::Stdin)) {
+        runner.copy_rows = CopyRows::Stdin;
+    }
     for input in inputs {
         let (name, text) = match input {
             Input::Text { name, sql } => (name.clone(), sql.clone()),
@@ -58,6 +63,26 @@ pub async fn run_inputs(session: &Session, inputs: &[Input], options: &ScriptOpt
     runner.exit_code
 }
 
+/// Where `COPY … FROM STDIN` reads its rows when none follow it in the script.
+pub enum CopyRows {
+    /// Nowhere: an error that says where COPY's rows can come from.
+    Nowhere,
+    /// The process's standard input, to its end (or a `\.` line in text and CSV).
+    Stdin,
+    /// Lines typed at a prompt (the shell), to a `\.` line or end of input.
+    Typed(Box<dyn FnMut() -> TypedLine>),
+}
+
+/// One answer from the shell's prompt for COPY rows.
+pub enum TypedLine {
+    Line(String),
+    End,
+    Cancel,
+}
+
+/// Rows are sent to the load in pieces of about this size.
+const COPY_CHUNK: usize = 1 << 20;
+
 /// Whether to go on after a statement.
 #[derive(Debug, PartialEq)]
 pub enum Flow {
@@ -76,6 +101,7 @@ pub struct Runner {
     /// Show a progress bar on stderr for statements running over a second.
     pub progress: bool,
     pub exit_code: i32,
+    pub copy_rows: CopyRows,
     depth: usize,
 }
 
@@ -92,6 +118,7 @@ impl Runner {
             interruptible: false,
             progress: false,
             exit_code: 0,
+            copy_rows: CopyRows::Nowhere,
             depth: 0,
         }
     }
@@ -117,13 +144,7 @@ impl Runner {
                             let (data, after) = inline_data(rest, statement.end);
                             let outcome = match data {
                                 Some(data) => self.copy_from_script(copy, data).await,
-                                None => Err(AugurError::Usage(
-                                    "COPY … FROM STDIN: no data follows; in a script put the \
-                                     rows on the lines after the statement and end them with a \
-                                     line \\. — in the shell, load a file with read_csv('file') \
-                                     or send it with psql's \\copy to augur serve"
-                                        .into(),
-                                )),
+                                None => self.copy_from_elsewhere(copy).await,
                             };
                             if let Err(e) = outcome
                                 && !self.report(name, line, e)
@@ -175,6 +196,103 @@ impl Runner {
         let load = self.session.copy_in(copy).await?;
         load.send(bytes::Bytes::copy_from_slice(data.as_bytes()))
             .await;
+        self.copy_finish(load).await
+    }
+
+    /// COPY rows from standard input or the shell's prompt, streamed to the load.
+    async fn copy_from_elsewhere(
+        &mut self,
+        copy: crate::session::CopyFrom,
+    ) -> Result<(), AugurError> {
+        let binary = copy.binary();
+        let mut lines: Box<dyn FnMut() -> TypedLine> = match &mut self.copy_rows {
+            CopyRows::Nowhere => {
+                return Err(AugurError::Usage(
+                    "COPY … FROM STDIN: no data follows; in a script put the rows on the lines \
+                     after the statement and end them with a line \\. — or run it with -c and \
+                     the rows on standard input"
+                        .into(),
+                ));
+            }
+            CopyRows::Stdin => {
+                let mut stdin = std::io::stdin().lock();
+                let load = self.session.copy_in(copy).await?;
+                let mut chunk = Vec::with_capacity(COPY_CHUNK);
+                loop {
+                    // Binary rows are read to the end; text and CSV stop at `\.` as psql does.
+                    let read = match binary {
+                        true => {
+                            let mut piece = std::io::Read::take(&mut stdin, COPY_CHUNK as u64);
+                            std::io::Read::read_to_end(&mut piece, &mut chunk)
+                        }
+                        false => std::io::BufRead::read_until(&mut stdin, b'\n', &mut chunk),
+                    };
+                    let ended = match read {
+                        Ok(0) => true,
+                        Ok(n) => {
+                            let line = &chunk[chunk.len() - n..];
+                            let end = !binary && line.trim_ascii_end() == b"\\.";
+                            if end {
+                                chunk.truncate(chunk.len() - n);
+                            }
+                            end
+                        }
+                        Err(e) => {
+                            let e = load.fail(&format!("cannot read standard input: {e}")).await;
+                            return Err(e);
+                        }
+                    };
+                    if ended || chunk.len() >= COPY_CHUNK {
+                        load.send(bytes::Bytes::from(std::mem::take(&mut chunk)))
+                            .await;
+                    }
+                    if ended {
+                        break;
+                    }
+                }
+                return self.copy_finish(load).await;
+            }
+            CopyRows::Typed(_) if binary => {
+                return Err(AugurError::Usage(
+                    "COPY … FROM STDIN (FORMAT binary) cannot be typed; load the file with \
+                     -c and standard input, or with read_parquet/read_csv"
+                        .into(),
+                ));
+            }
+            CopyRows::Typed(lines) => std::mem::replace(lines, Box::new(|| TypedLine::End)),
+        };
+        eprintln!(
+            "Enter data to be copied followed by a newline.\n\
+             End with a backslash and a period on a line by itself, or an EOF signal."
+        );
+        let load = self.session.copy_in(copy).await;
+        let outcome = async {
+            let load = load?;
+            let mut chunk = String::new();
+            loop {
+                match lines() {
+                    TypedLine::Line(line) if line.trim_end() == "\\." => break,
+                    TypedLine::Line(line) => {
+                        chunk.push_str(&line);
+                        chunk.push('\n');
+                        if chunk.len() >= COPY_CHUNK {
+                            load.send(bytes::Bytes::from(std::mem::take(&mut chunk)))
+                                .await;
+                        }
+                    }
+                    TypedLine::End => break,
+                    TypedLine::Cancel => return Err(load.fail("cancelled at the prompt").await),
+                }
+            }
+            load.send(bytes::Bytes::from(chunk)).await;
+            self.copy_finish(load).await
+        }
+        .await;
+        self.copy_rows = CopyRows::Typed(lines);
+        outcome
+    }
+
+    async fn copy_finish(&mut self, load: crate::session::CopyIn) -> Result<(), AugurError> {
         let rows = load
             .finish()
             .await

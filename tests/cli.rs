@@ -260,9 +260,32 @@ fn copy_from_stdin_in_scripts() -> R {
         err.contains("load.sql:12: error:") && err.contains("line 2") && err.contains("six"),
         || format!("stderr {err}"),
     )?;
-    // Typed alone (the shell, -c) there is no data to read: an error that says where it works.
-    let out = augur_in(dir.path(), &["db", "-c", "COPY people FROM STDIN"], None);
-    fails(&out, 1, &["no data follows", "read_csv"])?;
+    // With -c the rows come from standard input, as with psql: text to its end, CSV up to
+    // a `\.` line; a bad row there stores nothing either.
+    let rows = "7\tgrace\t1906-12-09\n8\t\\N\t\\N\n";
+    let out = augur_in(
+        dir.path(),
+        &["db", "-c", "COPY people FROM STDIN"],
+        Some(rows),
+    );
+    check(stderr(&out).contains("COPY 2"), || stderr(&out))?;
+    let csv = "id,name\n9,\"x, y\"\n\\.\n10,after the end\n";
+    let sql = "COPY people (id, name) FROM STDIN (FORMAT csv, HEADER)";
+    let out = augur_in(dir.path(), &["db", "-c", sql], Some(csv));
+    check(stderr(&out).contains("COPY 1"), || stderr(&out))?;
+    let out = augur_in(
+        dir.path(),
+        &["db", "-c", "COPY people FROM STDIN"],
+        Some("11\tz\n"),
+    );
+    fails(&out, 1, &["line 1", "expected 3 fields"])?;
+    let sql = "SELECT string_agg(CAST(id AS VARCHAR), ' ' ORDER BY id) AS ids FROM people";
+    let out = augur_in(dir.path(), &["db", "-c", sql], None);
+    let printed = crate::common::stdout(&out);
+    check(printed == "ids\n1 2 3 4 7 8 9\n", || printed.clone())?;
+    // Statements read from standard input leave no rows for COPY there.
+    let out = augur_in(dir.path(), &["db"], Some("COPY people FROM STDIN;\n"));
+    fails(&out, 1, &["no data follows"])?;
     Ok(())
 }
 

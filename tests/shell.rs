@@ -1,5 +1,6 @@
 //! The interactive shell through a pseudo-terminal: multi-line input, meta-commands,
-//! Ctrl-C cancelling a long query while the shell lives on, history, Ctrl-D.
+//! Ctrl-C cancelling a long query while the shell lives on, COPY rows typed at a prompt,
+//! history, Ctrl-D.
 
 use std::process::Command;
 
@@ -53,6 +54,29 @@ fn interactive_session() -> R {
     ask(&mut sh, "SELECT 'x' AS mode_check;")?;
     sh.exp_string("mode_check\r\nx\r\n").map_err(e)?;
     ask(&mut sh, ".mode table")?;
+    // COPY … FROM STDIN reads rows typed at a `>> ` prompt up to `\.`, as psql does; Ctrl-C
+    // there abandons the COPY and stores nothing.
+    ask(&mut sh, "CREATE TABLE typed (id INT, name TEXT);")?;
+    ask(&mut sh, "COPY typed FROM STDIN (FORMAT csv);")?;
+    sh.exp_string("End with a backslash and a period")
+        .map_err(e)?;
+    for row in ["1,ada", "2,\"semi; colon\"", "\\."] {
+        sh.exp_string(">> ").map_err(e)?;
+        sh.send_line(row).map_err(e)?;
+    }
+    sh.exp_string("COPY 2").map_err(e)?;
+    ask(&mut sh, "COPY typed FROM STDIN (FORMAT csv);")?;
+    sh.exp_string(">> ").map_err(e)?;
+    sh.send_line("3,lost").map_err(e)?;
+    sh.exp_string(">> ").map_err(e)?;
+    sh.send_control('c').map_err(e)?;
+    sh.exp_string("cancelled").map_err(e)?;
+    ask(
+        &mut sh,
+        "SELECT string_agg(name, '|' ORDER BY id) AS names FROM typed;",
+    )?;
+    sh.exp_string("ada|semi; colon").map_err(e)?;
+    sh.exp_string("1 row").map_err(e)?;
     // Ctrl-C cancels a long query and the shell keeps going.
     ask(
         &mut sh,

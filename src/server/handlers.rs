@@ -11,21 +11,29 @@ use datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters_with_se
 use datafusion_postgres::arrow_pg::datatypes::into_pg_type;
 use datafusion_postgres::pgwire::api::auth::AuthSource;
 use datafusion_postgres::pgwire::api::cancel::CancelHandler;
+use datafusion_postgres::pgwire::api::copy as pg_copy;
 use datafusion_postgres::pgwire::api::copy::CopyHandler;
 use datafusion_postgres::pgwire::api::portal::{Format, Portal};
-use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use datafusion_postgres::pgwire::api::query::{
+    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
+    send_ready_for_query,
+};
 use datafusion_postgres::pgwire::api::results::{CopyResponse, FieldInfo, Response, Tag};
 use datafusion_postgres::pgwire::api::stmt::QueryParser;
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{
-    ClientInfo, ClientPortalStore, DEFAULT_NAME, NoopHandler, PgWireServerHandlers, Type,
+    ClientInfo, ClientPortalStore, DEFAULT_NAME, NoopHandler, PgWireConnectionState,
+    PgWireServerHandlers, Type,
 };
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::messages::cancel::CancelRequest;
 use datafusion_postgres::pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use datafusion_postgres::pgwire::messages::extendedquery::Sync as PgSync;
-use datafusion_postgres::pgwire::messages::response::{ReadyForQuery, TransactionStatus};
+use datafusion_postgres::pgwire::messages::response::{
+    EmptyQueryResponse, ReadyForQuery, TransactionStatus,
+};
+use datafusion_postgres::pgwire::messages::simplequery::Query;
 use datafusion_postgres::pgwire::messages::startup::ParameterStatus;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use futures::{Sink, SinkExt};
@@ -190,6 +198,17 @@ impl Queries {
         connection::of(&self.shared, client).map_err(|e| encode::pg_error(&e))
     }
 
+    /// The ReadyForQuery letter for the connection's session: idle, in a block, failed.
+    fn wire_status<C: ClientInfo>(&self, client: &C) -> PgWireResult<TransactionStatus> {
+        Ok(
+            match self.connection(client)?.session.transaction_status() {
+                BlockStatus::Idle => TransactionStatus::Idle,
+                BlockStatus::InBlock => TransactionStatus::Transaction,
+                BlockStatus::Failed => TransactionStatus::Error,
+            },
+        )
+    }
+
     /// Run one statement and turn its result into a wire response. `stream`: rows go out
     /// as they are made; otherwise they are collected first (a statement followed by others
     /// in one simple query must finish before the next one starts).
@@ -298,6 +317,69 @@ fn changed(before: &[(String, String)], after: &[(String, String)]) -> Vec<(Stri
 
 #[async_trait]
 impl SimpleQueryHandler for Queries {
+    /// pgwire's simple-query flow, except that ReadyForQuery carries the session's own
+    /// transaction state (as after an extended-protocol Sync): `ROLLBACK TO` a savepoint
+    /// takes a failed block back to 'T', which pgwire's bookkeeping cannot express.
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        if query.query.chars().all(|c| c == ';' || c.is_whitespace()) {
+            client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(
+                    EmptyQueryResponse::new(),
+                ))
+                .await?;
+        } else {
+            for response in SimpleQueryHandler::do_query(self, client, &query.query).await? {
+                match response {
+                    Response::EmptyQuery => {
+                        client
+                            .feed(PgWireBackendMessage::EmptyQueryResponse(
+                                EmptyQueryResponse::new(),
+                            ))
+                            .await?
+                    }
+                    Response::Query(rows) => send_query_response(client, rows, true).await?,
+                    Response::Execution(tag)
+                    | Response::TransactionStart(tag)
+                    | Response::TransactionEnd(tag) => send_execution_response(client, tag).await?,
+                    Response::Error(e) => {
+                        client
+                            .feed(PgWireBackendMessage::ErrorResponse((*e).into()))
+                            .await?
+                    }
+                    Response::CopyIn(copy) => {
+                        pg_copy::send_copy_in_response(client, copy).await?;
+                        client.set_state(PgWireConnectionState::CopyInProgress(false));
+                    }
+                    Response::CopyOut(copy) => {
+                        pg_copy::send_copy_out_response(client, copy).await?
+                    }
+                    Response::CopyBoth(copy) => {
+                        pg_copy::send_copy_both_response(client, copy).await?;
+                        client.set_state(PgWireConnectionState::CopyInProgress(false));
+                    }
+                }
+            }
+        }
+        // During COPY FROM STDIN, CopyDone or CopyFail ends the statement instead.
+        if !matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+            client.set_state(PgWireConnectionState::ReadyForQuery);
+            let status = self.wire_status(client)?;
+            client.set_transaction_status(status);
+            send_ready_for_query(client, status).await?;
+        }
+        Ok(())
+    }
+
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -430,11 +512,7 @@ impl ExtendedQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         client.portal_store().rm_portal(DEFAULT_NAME);
-        let status = match self.connection(client)?.session.transaction_status() {
-            BlockStatus::Idle => TransactionStatus::Idle,
-            BlockStatus::InBlock => TransactionStatus::Transaction,
-            BlockStatus::Failed => TransactionStatus::Error,
-        };
+        let status = self.wire_status(client)?;
         client.set_transaction_status(status);
         client
             .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(

@@ -35,6 +35,7 @@ use datafusion::catalog::{
 use datafusion::common::ParamValues;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::{FutureExt, StreamExt};
@@ -291,6 +292,7 @@ impl Session {
     /// authenticated one.
     pub fn set_user(&self, user: &str) {
         postgres::set_user(&self.ctx, user);
+        self.plans.invalidate();
     }
 
     pub fn set_read_only(&self) {
@@ -329,8 +331,10 @@ async fn plan_statement(session: &Session, sql: &str) -> Result<Planned> {
     session.transaction.check()?;
     // The same query again: its plan, unless the catalog or the session changed since.
     let key = session.plans.key(session.db.store().generation());
-    if let Some(plan) = session.plans.get(sql, key) {
-        return Ok(Planned::Plan(plan));
+    match session.plans.get(sql, key) {
+        Some(plan_cache::Hit::Logical(plan)) => return Ok(Planned::Plan(plan)),
+        Some(plan_cache::Hit::Physical(plan, task)) => return Ok(Planned::Cached(plan, task)),
+        None => {}
     }
     if let Some(outcome) = variables::handle(&session.variables, sql)? {
         session.plans.invalidate();
@@ -464,6 +468,9 @@ async fn run_statement(
         session.transaction.mark_failed();
         Message::Error(e)
     };
+    // What plans made now are cached under (a statement that changes the session or the
+    // catalog moves it on, and its plan is not kept).
+    let key = session.plans.key(session.db.store().generation());
     let (sql, planned, params) = match input {
         Input::Sql(sql, params) => {
             let planned = plan_statement(&session, &sql).await;
@@ -475,7 +482,18 @@ async fn run_statement(
         let logical = match planned? {
             Planned::Plan(plan) => plan,
             Planned::Rows(batches, schema) => return Ok(Some(Ready::Rows(batches, schema))),
+            Planned::Cached(plan, task) => {
+                let physical = reset_plan_states(plan)?;
+                if let Ok(mut slot) = plan_slot.lock() {
+                    *slot = Some(Arc::clone(&physical));
+                }
+                return Ok(Some(Ready::Stream(execute_stream(physical, task)?)));
+            }
         };
+        // A cached query runs in its key's task context; one without parameters that needs
+        // no fresh planning keeps its physical plan too.
+        let cached = !sql.is_empty() && plan_cache::cacheable(&logical, session.db.schema());
+        let reusable = cached && params.is_none() && plan_cache::physically_reusable(&logical);
         let logical = match params {
             Some(values) => logical.replace_params_with_values(&values)?,
             None => logical,
@@ -506,7 +524,16 @@ async fn run_statement(
         if let Ok(mut slot) = plan_slot.lock() {
             *slot = Some(Arc::clone(&physical));
         }
-        let task = Arc::new(datafusion::execution::TaskContext::from(&state));
+        if reusable {
+            session.plans.put_physical(&sql, key, &physical);
+        }
+        let task = if cached {
+            session
+                .plans
+                .task(key, || datafusion::execution::TaskContext::from(&state))
+        } else {
+            Arc::new(datafusion::execution::TaskContext::from(&state))
+        };
         Ok(Some(Ready::Stream(execute_stream(physical, task)?)))
     }
     .await;

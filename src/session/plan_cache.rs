@@ -4,13 +4,20 @@
 //! changes: the catalog (a commit from any connection bumps its generation) and this
 //! session's state (any statement that is not a cached kind of query — SET, DDL,
 //! transaction statements, training — starts a new epoch).
+//!
+//! A query that reads no table and folds no stable function (`SELECT 1`, scoring one
+//! applicant given as literals) also keeps its physical plan, and runs again from it with the
+//! epoch's task context: short statements otherwise spend most of their time in the
+//! optimisers and in copying the session state.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use datafusion::physical_plan::ExecutionPlan;
 
 use crate::catalog::DatabaseSchema;
 
@@ -29,8 +36,24 @@ pub struct PlanCache {
 #[derive(Default)]
 struct State {
     key: Key,
-    plans: HashMap<String, LogicalPlan>,
+    plans: HashMap<String, Entry>,
     order: VecDeque<String>,
+    /// The task context of this key's plans (one copy of the session's functions and
+    /// settings, shared by every cached execution).
+    task: Option<Arc<TaskContext>>,
+}
+
+struct Entry {
+    logical: LogicalPlan,
+    physical: Option<Arc<dyn ExecutionPlan>>,
+}
+
+/// What the cache holds for a statement.
+pub enum Hit {
+    /// Parsed and planned: optimise and plan physically before running.
+    Logical(LogicalPlan),
+    /// Ready to run again (after its operators' state is reset).
+    Physical(Arc<dyn ExecutionPlan>, Arc<TaskContext>),
 }
 
 impl PlanCache {
@@ -48,26 +71,45 @@ impl PlanCache {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn get(&self, sql: &str, key: Key) -> Option<LogicalPlan> {
+    /// The state for `key`, emptied first if it held another key's plans.
+    fn lock_for(&self, key: Key) -> std::sync::MutexGuard<'_, State> {
         let mut state = self.lock();
         if state.key != key {
             *state = State {
                 key,
                 ..State::default()
             };
-            return None;
         }
-        state.plans.get(sql).cloned()
+        state
+    }
+
+    pub fn get(&self, sql: &str, key: Key) -> Option<Hit> {
+        let state = self.lock_for(key);
+        let entry = state.plans.get(sql)?;
+        Some(match (&entry.physical, &state.task) {
+            (Some(plan), Some(task)) => Hit::Physical(Arc::clone(plan), Arc::clone(task)),
+            _ => Hit::Logical(entry.logical.clone()),
+        })
+    }
+
+    /// The task context plans made under `key` run with: made once per key.
+    pub fn task(&self, key: Key, make: impl FnOnce() -> TaskContext) -> Arc<TaskContext> {
+        let mut state = self.lock_for(key);
+        Arc::clone(state.task.get_or_insert_with(|| Arc::new(make())))
+    }
+
+    /// Keep the physical plan of a statement cached under `key` (if it still is).
+    pub fn put_physical(&self, sql: &str, key: Key, plan: &Arc<dyn ExecutionPlan>) {
+        let mut state = self.lock();
+        if state.key == key
+            && let Some(entry) = state.plans.get_mut(sql)
+        {
+            entry.physical = Some(Arc::clone(plan));
+        }
     }
 
     pub fn put(&self, sql: &str, key: Key, plan: &LogicalPlan) {
-        let mut state = self.lock();
-        if state.key != key {
-            *state = State {
-                key,
-                ..State::default()
-            };
-        }
+        let mut state = self.lock_for(key);
         if state.plans.contains_key(sql) {
             return;
         }
@@ -77,8 +119,45 @@ impl PlanCache {
             state.plans.remove(&oldest);
         }
         state.order.push_back(sql.to_string());
-        state.plans.insert(sql.to_string(), plan.clone());
+        state.plans.insert(
+            sql.to_string(),
+            Entry {
+                logical: plan.clone(),
+                physical: None,
+            },
+        );
     }
+}
+
+/// Whether the physical plan of a cacheable `plan` may run again as it is: it reads no
+/// table (a scan lists its files when planned) and calls no stable function (`now()` and
+/// friends are folded into constants when optimised).
+pub fn physically_reusable(plan: &LogicalPlan) -> bool {
+    let mut reusable = true;
+    let _ = plan.apply_with_subqueries(|node| {
+        if matches!(node, LogicalPlan::TableScan(_) | LogicalPlan::Extension(_)) {
+            reusable = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        let _ = node.apply_expressions(|expr| {
+            let folded = expr.exists(|e| {
+                Ok(matches!(e, Expr::ScalarFunction(f)
+                    if f.func.signature().volatility == Volatility::Stable))
+            })?;
+            reusable &= !folded;
+            Ok(if folded {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
+        });
+        Ok(if reusable {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    reusable
 }
 
 /// Whether `plan` may be reused: a query (no writes, no session statements, no Augur
@@ -137,7 +216,7 @@ mod tests {
         let cache = PlanCache::default();
         let key = cache.key(7);
         cache.put("SELECT 1", key, &plan());
-        assert!(cache.get("SELECT 1", key).is_some());
+        assert!(matches!(cache.get("SELECT 1", key), Some(Hit::Logical(_))));
         assert!(cache.get("SELECT 1", cache.key(8)).is_none());
         let key = cache.key(8);
         cache.put("SELECT 1", key, &plan());
@@ -154,5 +233,73 @@ mod tests {
         }
         assert!(cache.get("SELECT 0", key).is_none());
         assert!(cache.get(&format!("SELECT {CAPACITY}"), key).is_some());
+    }
+
+    async fn logical(session: &crate::session::Session, sql: &str) -> LogicalPlan {
+        let state = session.context().state();
+        state.create_logical_plan(sql).await.expect(sql)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn only_plans_without_tables_or_folded_functions_run_again() {
+        let db = crate::database::Database::in_memory().await.unwrap();
+        let session = db.session().unwrap();
+        session
+            .execute_to_end("CREATE TABLE t AS SELECT 1 AS a")
+            .await
+            .unwrap();
+        for (sql, reusable) in [
+            ("SELECT 1", true),
+            (
+                "SELECT random(), abs(-2) FROM (VALUES (1), (2)) v(x) ORDER BY 1 LIMIT 1",
+                true,
+            ),
+            ("SELECT a FROM t", false),
+            ("SELECT (SELECT max(a) FROM t)", false),
+            ("SELECT now()", false),
+            ("SELECT current_date + 1", false),
+        ] {
+            let plan = logical(&session, sql).await;
+            assert_eq!(physically_reusable(&plan), reusable, "{sql}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_query_run_again_from_its_physical_plan_answers_afresh() {
+        let db = crate::database::Database::in_memory().await.unwrap();
+        let session = db.session().unwrap();
+        let text = |batches: Vec<datafusion::arrow::record_batch::RecordBatch>| {
+            datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                .unwrap()
+                .to_string()
+        };
+        // The second run of a query without tables finds its physical plan kept.
+        session.execute_to_end("SELECT 1").await.unwrap();
+        let key = session.plans.key(session.db.store().generation());
+        assert!(matches!(
+            session.plans.get("SELECT 1", key),
+            Some(Hit::Physical(..))
+        ));
+        // Volatile functions are evaluated at every run, never frozen into the plan.
+        let sql = "SELECT random() AS r";
+        let first = text(session.execute_to_end(sql).await.unwrap());
+        let second = text(session.execute_to_end(sql).await.unwrap());
+        assert_ne!(first, second);
+        // A top-k (stateful operator) gives the same rows at every run.
+        let sql = "SELECT x FROM (VALUES (3), (1), (2)) v(x) ORDER BY x DESC LIMIT 2";
+        let first = text(session.execute_to_end(sql).await.unwrap());
+        for _ in 0..3 {
+            assert_eq!(text(session.execute_to_end(sql).await.unwrap()), first);
+        }
+        assert!(
+            first.contains("| 3 |") && first.contains("| 2 |"),
+            "{first}"
+        );
+        // now() is the time of each statement, not of the first.
+        let sql = "SELECT now() AS t";
+        let first = text(session.execute_to_end(sql).await.unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let second = text(session.execute_to_end(sql).await.unwrap());
+        assert_ne!(first, second);
     }
 }

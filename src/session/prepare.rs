@@ -84,6 +84,10 @@ async fn prepare(session: &Session, sql: &str) -> Result<Prepared> {
                 parameter_types: vec![],
                 schema,
             }),
+            Planned::Cached(plan, _) => Ok(Prepared {
+                parameter_types: vec![],
+                schema: plan.schema(),
+            }),
         },
         None => prepare_sql(session, sql).await,
     }

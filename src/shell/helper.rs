@@ -109,6 +109,8 @@ pub struct ShellHelper {
     session: Session,
     files: FilenameCompleter,
     color: bool,
+    /// Reading COPY rows: each line is complete as typed.
+    rows: bool,
 }
 
 impl ShellHelper {
@@ -117,7 +119,13 @@ impl ShellHelper {
             session,
             files: FilenameCompleter::new(),
             color,
+            rows: false,
         }
+    }
+
+    /// Lines typed from now on are COPY rows (`true`) or statements (`false`).
+    pub fn typing_rows(&mut self, rows: bool) {
+        self.rows = rows;
     }
 
     fn names(&self) -> Vec<String> {
@@ -270,7 +278,7 @@ pub fn highlight_sql(line: &str) -> String {
 impl Validator for ShellHelper {
     fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
         let input = ctx.input();
-        if input.trim().is_empty() || is_meta(input) || is_complete(input) {
+        if self.rows || input.trim().is_empty() || is_meta(input) || is_complete(input) {
             Ok(ValidationResult::Valid(None))
         } else {
             Ok(ValidationResult::Incomplete)

@@ -1,19 +1,22 @@
 //! The interactive shell: rustyline editing with history, completion and highlighting;
-//! multi-line statements until `;`; meta-commands; Ctrl-C cancels the running statement.
+//! multi-line statements until `;`; meta-commands; Ctrl-C cancels the running statement;
+//! `COPY … FROM STDIN` reads rows typed at a `>> ` prompt.
 
 pub mod helper;
 pub mod meta;
 pub mod progress;
 
+use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{Config, Editor};
 
 use crate::output::{Format, TableStyle};
-use crate::script::{Flow, Runner};
+use crate::script::{CopyRows, Flow, Runner, TypedLine};
 use crate::session::Session;
 use helper::ShellHelper;
 
@@ -50,6 +53,8 @@ pub async fn run(session: Session, options: ShellOptions) -> i32 {
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
+    // Shared with the prompt that reads COPY … FROM STDIN rows between statements.
+    let editor = Rc::new(RefCell::new(editor));
     if !options.quiet {
         eprintln!(
             "Augur {} — {}. Enter .help for commands, end statements with ';'.",
@@ -61,12 +66,14 @@ pub async fn run(session: Session, options: ShellOptions) -> i32 {
     runner.keep_going = true;
     runner.interruptible = true;
     runner.progress = !options.quiet;
+    runner.copy_rows = CopyRows::Typed(Box::new(typed_rows(Rc::clone(&editor))));
     runner.style = TableStyle {
         width: terminal_width(),
         ..TableStyle::default()
     };
     loop {
-        let line = match editor.readline("augur> ") {
+        let read = editor.borrow_mut().readline("augur> ");
+        let line = match read {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
@@ -78,9 +85,12 @@ pub async fn run(session: Session, options: ShellOptions) -> i32 {
         if line.trim().is_empty() {
             continue;
         }
-        let _ = editor.add_history_entry(crate::session::Session::redact_sql(&line));
-        if let Some(path) = &history {
-            let _ = editor.save_history(path);
+        {
+            let mut editor = editor.borrow_mut();
+            let _ = editor.add_history_entry(crate::session::Session::redact_sql(&line));
+            if let Some(path) = &history {
+                let _ = editor.save_history(path);
+            }
         }
         runner.style.width = terminal_width();
         if runner.run_text("", &line).await == Flow::Stop {
@@ -88,6 +98,28 @@ pub async fn run(session: Session, options: ShellOptions) -> i32 {
         }
     }
     0
+}
+
+/// COPY … FROM STDIN's rows typed at a `>> ` prompt, as psql reads them: Ctrl-D ends
+/// them, Ctrl-C abandons the COPY.
+fn typed_rows(
+    editor: Rc<RefCell<Editor<ShellHelper, DefaultHistory>>>,
+) -> impl FnMut() -> TypedLine {
+    move || {
+        let mut editor = editor.borrow_mut();
+        if let Some(helper) = editor.helper_mut() {
+            helper.typing_rows(true);
+        }
+        let read = editor.readline(">> ");
+        if let Some(helper) = editor.helper_mut() {
+            helper.typing_rows(false);
+        }
+        match read {
+            Ok(line) => TypedLine::Line(line),
+            Err(ReadlineError::Interrupted) => TypedLine::Cancel,
+            Err(_) => TypedLine::End,
+        }
+    }
 }
 
 fn terminal_width() -> Option<u16> {

@@ -159,9 +159,8 @@ with psycopg.connect(DSN, autocommit=True) as conn:
             pass
         tx.rollback()
     check(conn.execute("SELECT count(*) FROM loans WHERE id = 90").fetchone()[0] == 0, "failed block")
-    # ROLLBACK TO a savepoint recovers a failed block: ReadyForQuery says 'T' again. Checked
-    # over the extended protocol; after a simple-protocol ROLLBACK TO the letter stays 'E'
-    # (pgwire keeps it), though statements run.
+    # ROLLBACK TO a savepoint recovers a failed block: ReadyForQuery says 'T' again, over
+    # the extended protocol and over the simple one (pgconn.exec_ sends a Query message).
     with psycopg.connect(DSN) as tx:
         tx.execute("INSERT INTO loans (id) VALUES (95)")
         tx.execute("SAVEPOINT before_error")
@@ -176,6 +175,25 @@ with psycopg.connect(DSN, autocommit=True) as conn:
         tx.execute("SELECT %s::int", (1,))
         tx.commit()
     check(conn.execute("SELECT count(*) FROM loans WHERE id = 95").fetchone()[0] == 1, "recovered block")
+    with psycopg.connect(DSN) as tx:
+        pg = tx.pgconn
+        status = psycopg.pq.TransactionStatus
+        for sql in [b"BEGIN", b"INSERT INTO loans (id) VALUES (96)", b"SAVEPOINT s1"]:
+            pg.exec_(sql)
+        check(pg.transaction_status == status.INTRANS, f"simple, in block: {pg.transaction_status}")
+        pg.exec_(b"SELECT * FROM missing")
+        check(pg.transaction_status == status.INERROR, f"simple, failed: {pg.transaction_status}")
+        pg.exec_(b"ROLLBACK TO SAVEPOINT s1")
+        check(pg.transaction_status == status.INTRANS, f"simple, recovered: {pg.transaction_status}")
+        # Several statements in one Query: the letter is the state after the last.
+        pg.exec_(b"SELECT * FROM missing; SELECT 1")
+        check(pg.transaction_status == status.INERROR, f"simple, failed again: {pg.transaction_status}")
+        pg.exec_(b"ROLLBACK TO s1; INSERT INTO loans (id) VALUES (97)")
+        check(pg.transaction_status == status.INTRANS, f"simple, two statements: {pg.transaction_status}")
+        pg.exec_(b"COMMIT")
+        check(pg.transaction_status == status.IDLE, f"simple, committed: {pg.transaction_status}")
+    ids = [r[0] for r in conn.execute("SELECT id FROM loans WHERE id IN (96, 97) ORDER BY id")]
+    check(ids == [96, 97], f"simple-protocol block: {ids}")
     # A table one block changed cannot be written by another connection until it ends.
     with psycopg.connect(DSN) as tx:
         tx.execute("INSERT INTO loans (id) VALUES (100)")
