@@ -15,6 +15,7 @@ mod pg_proc;
 mod pg_tables;
 mod placeholders;
 mod plan_cache;
+mod plan_params;
 mod postgres;
 mod prepare;
 mod result;
@@ -333,7 +334,7 @@ async fn plan_statement(session: &Session, sql: &str) -> Result<Planned> {
     let key = session.plans.key(session.db.store().generation());
     match session.plans.get(sql, key) {
         Some(plan_cache::Hit::Logical(plan)) => return Ok(Planned::Plan(plan)),
-        Some(plan_cache::Hit::Physical(plan, task)) => return Ok(Planned::Cached(plan, task)),
+        Some(plan_cache::Hit::Physical(kept)) => return Ok(Planned::Cached(kept)),
         None => {}
     }
     if let Some(outcome) = variables::handle(&session.variables, sql)? {
@@ -482,21 +483,55 @@ async fn run_statement(
         let logical = match planned? {
             Planned::Plan(plan) => plan,
             Planned::Rows(batches, schema) => return Ok(Some(Ready::Rows(batches, schema))),
-            Planned::Cached(plan, task) => {
-                let physical = reset_plan_states(plan)?;
-                if let Ok(mut slot) = plan_slot.lock() {
-                    *slot = Some(Arc::clone(&physical));
+            Planned::Cached(kept) => {
+                // Bind values go into the kept plan's slot, unless another execution holds
+                // it (or they are not of its types): then plan with them as literals.
+                let claim = match (&kept.params, &params) {
+                    (None, None) => Some(None),
+                    (Some(slot), Some(values)) => slot.bind(values).map(Some),
+                    _ => None,
+                };
+                match claim {
+                    Some(claim) => {
+                        let physical = reset_plan_states(kept.plan)?;
+                        if let Ok(mut slot) = plan_slot.lock() {
+                            *slot = Some(Arc::clone(&physical));
+                        }
+                        let stream = execute_stream(physical, kept.task)?;
+                        return Ok(Some(Ready::Stream(match claim {
+                            Some(claim) => plan_params::holding(stream, claim),
+                            None => stream,
+                        })));
+                    }
+                    None => kept.logical,
                 }
-                return Ok(Some(Ready::Stream(execute_stream(physical, task)?)));
             }
         };
-        // A cached query runs in its key's task context; one without parameters that needs
-        // no fresh planning keeps its physical plan too.
+        // A cached query runs in its key's task context; one that needs no fresh planning
+        // keeps its physical plan too, its parameters (if any) read from a slot.
         let cached = !sql.is_empty() && plan_cache::cacheable(&logical, session.db.schema());
-        let reusable = cached && params.is_none() && plan_cache::physically_reusable(&logical);
+        let mut reusable = cached && plan_cache::physically_reusable(&logical);
+        let mut claim = None;
+        let mut param_slot = None;
         let logical = match params {
-            Some(values) => logical.replace_params_with_values(&values)?,
             None => logical,
+            Some(values) => {
+                let bound = match reusable {
+                    true => plan_params::parameterise(&logical, &values)?,
+                    false => None,
+                };
+                match bound.and_then(|(plan, slot)| Some((plan, slot.bind(&values)?, slot))) {
+                    Some((plan, held, slot)) => {
+                        claim = Some(held);
+                        param_slot = Some(slot);
+                        plan
+                    }
+                    None => {
+                        reusable = false;
+                        logical.replace_params_with_values(&values)?
+                    }
+                }
+            }
         };
         let frame = match logical {
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => {
@@ -525,7 +560,7 @@ async fn run_statement(
             *slot = Some(Arc::clone(&physical));
         }
         if reusable {
-            session.plans.put_physical(&sql, key, &physical);
+            session.plans.put_physical(&sql, key, &physical, param_slot);
         }
         let task = if cached {
             session
@@ -534,7 +569,11 @@ async fn run_statement(
         } else {
             Arc::new(datafusion::execution::TaskContext::from(&state))
         };
-        Ok(Some(Ready::Stream(execute_stream(physical, task)?)))
+        let stream = execute_stream(physical, task)?;
+        Ok(Some(Ready::Stream(match claim {
+            Some(claim) => plan_params::holding(stream, claim),
+            None => stream,
+        })))
     }
     .await;
     let mut stream = match outcome {

@@ -21,11 +21,8 @@ use crate::parser::ml::{AliasTarget, MlStatement};
 pub enum Planned {
     Plan(LogicalPlan),
     Rows(Vec<RecordBatch>, Arc<Schema>),
-    /// A physical plan kept by the session's plan cache, and the task context it runs in.
-    Cached(
-        Arc<dyn datafusion::physical_plan::ExecutionPlan>,
-        Arc<datafusion::execution::TaskContext>,
-    ),
+    /// A physical plan kept by the session's plan cache.
+    Cached(Box<super::plan_cache::Kept>),
 }
 
 fn usage(message: String) -> AugurError {

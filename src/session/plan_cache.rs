@@ -8,7 +8,8 @@
 //! A query that reads no table and folds no stable function (`SELECT 1`, scoring one
 //! applicant given as literals) also keeps its physical plan, and runs again from it with the
 //! epoch's task context: short statements otherwise spend most of their time in the
-//! optimisers and in copying the session state.
+//! optimisers and in copying the session state. A prepared statement of that kind keeps its
+//! plan with the parameters read from a slot (plan_params.rs).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +20,7 @@ use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use datafusion::physical_plan::ExecutionPlan;
 
+use super::plan_params::Slot;
 use crate::catalog::DatabaseSchema;
 
 /// Plans kept at most; the oldest goes first.
@@ -45,7 +47,7 @@ struct State {
 
 struct Entry {
     logical: LogicalPlan,
-    physical: Option<Arc<dyn ExecutionPlan>>,
+    physical: Option<(Arc<dyn ExecutionPlan>, Option<Arc<Slot>>)>,
 }
 
 /// What the cache holds for a statement.
@@ -53,7 +55,17 @@ pub enum Hit {
     /// Parsed and planned: optimise and plan physically before running.
     Logical(LogicalPlan),
     /// Ready to run again (after its operators' state is reset).
-    Physical(Arc<dyn ExecutionPlan>, Arc<TaskContext>),
+    Physical(Box<Kept>),
+}
+
+/// A physical plan kept to run again.
+pub struct Kept {
+    pub plan: Arc<dyn ExecutionPlan>,
+    pub task: Arc<TaskContext>,
+    /// Where the plan reads its parameters, for a prepared statement with some.
+    pub params: Option<Arc<Slot>>,
+    /// The statement's logical plan, for when the kept one cannot serve.
+    pub logical: LogicalPlan,
 }
 
 impl PlanCache {
@@ -87,7 +99,12 @@ impl PlanCache {
         let state = self.lock_for(key);
         let entry = state.plans.get(sql)?;
         Some(match (&entry.physical, &state.task) {
-            (Some(plan), Some(task)) => Hit::Physical(Arc::clone(plan), Arc::clone(task)),
+            (Some((plan, params)), Some(task)) => Hit::Physical(Box::new(Kept {
+                plan: Arc::clone(plan),
+                task: Arc::clone(task),
+                params: params.clone(),
+                logical: entry.logical.clone(),
+            })),
             _ => Hit::Logical(entry.logical.clone()),
         })
     }
@@ -98,13 +115,20 @@ impl PlanCache {
         Arc::clone(state.task.get_or_insert_with(|| Arc::new(make())))
     }
 
-    /// Keep the physical plan of a statement cached under `key` (if it still is).
-    pub fn put_physical(&self, sql: &str, key: Key, plan: &Arc<dyn ExecutionPlan>) {
+    /// Keep the physical plan of a statement cached under `key` (if it still is), and the
+    /// slot it reads its parameters from.
+    pub fn put_physical(
+        &self,
+        sql: &str,
+        key: Key,
+        plan: &Arc<dyn ExecutionPlan>,
+        params: Option<Arc<Slot>>,
+    ) {
         let mut state = self.lock();
         if state.key == key
             && let Some(entry) = state.plans.get_mut(sql)
         {
-            entry.physical = Some(Arc::clone(plan));
+            entry.physical = Some((Arc::clone(plan), params));
         }
     }
 
@@ -129,9 +153,13 @@ impl PlanCache {
     }
 }
 
+/// DataFusion's functions that read the statement's start time.
+const STATEMENT_TIME: &[&str] = &["now", "current_date", "current_time"];
+
 /// Whether the physical plan of a cacheable `plan` may run again as it is: it reads no
-/// table (a scan lists its files when planned) and calls no stable function (`now()` and
-/// friends are folded into constants when optimised).
+/// table (a scan lists its files when planned) and does not ask for the statement's time
+/// (`now()`, `current_date`, `current_time` are folded into constants when optimised).
+/// Other stable functions fold what the cache key covers: settings, the catalog, models.
 pub fn physically_reusable(plan: &LogicalPlan) -> bool {
     let mut reusable = true;
     let _ = plan.apply_with_subqueries(|node| {
@@ -142,7 +170,8 @@ pub fn physically_reusable(plan: &LogicalPlan) -> bool {
         let _ = node.apply_expressions(|expr| {
             let folded = expr.exists(|e| {
                 Ok(matches!(e, Expr::ScalarFunction(f)
-                    if f.func.signature().volatility == Volatility::Stable))
+                    if f.func.signature().volatility == Volatility::Stable
+                        && STATEMENT_TIME.contains(&f.func.name())))
             })?;
             reusable &= !folded;
             Ok(if folded {

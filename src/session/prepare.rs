@@ -84,9 +84,9 @@ async fn prepare(session: &Session, sql: &str) -> Result<Prepared> {
                 parameter_types: vec![],
                 schema,
             }),
-            Planned::Cached(plan, _) => Ok(Prepared {
+            Planned::Cached(kept) => Ok(Prepared {
                 parameter_types: vec![],
-                schema: plan.schema(),
+                schema: kept.plan.schema(),
             }),
         },
         None => prepare_sql(session, sql).await,

@@ -193,6 +193,36 @@ fn training_over_the_wire() -> R {
             summary.len() == 1 && summary[0].starts_with("risk|1|logistic_regression"),
             || format!("training summary {summary:?}"),
         )?;
+        // One applicant at a time through a prepared statement (its plan kept, the values
+        // put in at each Execute) scores as the same values written as literals.
+        let prepared = client
+            .prepare("SELECT predict_proba('risk', $1::bigint, $2::double precision, $3::text)")
+            .await
+            .map_err(|e| describe(&e))?;
+        for (age, balance, category) in [
+            (31i64, 2371.69f64, "electronics"),
+            (37, 0.0, "utilities"),
+            (31, 2371.69, "electronics"),
+            (64, 91234.5, "never seen"),
+        ] {
+            let row = client
+                .query_one(&prepared, &[&age, &balance, &category])
+                .await
+                .map_err(|e| describe(&e))?;
+            let bound: f64 = row.try_get(0).map_err(|e| format!("score: {e}"))?;
+            let sql = format!(
+                "SELECT predict_proba('risk', CAST({age} AS BIGINT), CAST({balance:?} AS DOUBLE), \
+                 '{category}')"
+            );
+            let literal = text_rows(&client, &sql).await?;
+            let literal: f64 = literal[0]
+                .parse()
+                .map_err(|e| format!("{literal:?}: {e}"))?;
+            check(
+                (bound - literal).abs() <= 1e-12 * literal.abs().max(1.0),
+                || format!("{age} {balance} {category}: bound {bound}, literal {literal}"),
+            )?;
+        }
         text_rows(&client, score).await
     })?;
     let got: Vec<Vec<f64>> = got.iter().map(|l| numbers(l)).collect();
