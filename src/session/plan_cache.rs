@@ -45,9 +45,12 @@ struct State {
     task: Option<Arc<TaskContext>>,
 }
 
+/// A kept physical plan and the slot it reads its parameters from.
+type Physical = (Arc<dyn ExecutionPlan>, Option<Arc<Slot>>);
+
 struct Entry {
     logical: LogicalPlan,
-    physical: Option<(Arc<dyn ExecutionPlan>, Option<Arc<Slot>>)>,
+    physical: Option<Physical>,
 }
 
 /// What the cache holds for a statement.
