@@ -216,7 +216,10 @@ fn classify_message(text: &str) -> ErrorClass {
         ErrorClass::Permission
     } else if text.contains("No space left") {
         ErrorClass::DiskFull
-    } else if text.contains("Cast error") || text.contains("Error parsing") {
+    } else if text.contains("Cast error")
+        || text.contains("Error parsing")
+        || text.contains("COPY ") && text.contains("nothing was stored")
+    {
         ErrorClass::DataException
     } else {
         // Plan and execution errors without a finer class are about the user's input.

@@ -186,6 +186,21 @@ pub fn parse(sql: &str) -> Result<Option<CopyFrom>> {
     }))
 }
 
+/// A bad row's error as the load reported it, without the layers of the table writer it
+/// passed through on the way out (`External error: Generic DeltaTable error: …`).
+fn unwrapped(e: AugurError) -> AugurError {
+    let text = e.to_string();
+    match (text.find("COPY "), text.contains(NOTHING_STORED)) {
+        (Some(at), true) if at > 0 => {
+            AugurError::DataFusion(DataFusionError::Execution(text[at..].to_string()))
+        }
+        _ => e,
+    }
+}
+
+/// How every error that ends a load ends: the user can fix the rows and run it again.
+const NOTHING_STORED: &str = "; nothing was stored";
+
 /// A COPY in progress: feed it the client's data, then finish or fail it.
 pub struct CopyIn {
     sender: mpsc::Sender<Chunk>,
@@ -208,7 +223,7 @@ impl CopyIn {
     /// The client is done: commit, and say how many rows were stored.
     pub async fn finish(self) -> Result<u64> {
         let _ = self.sender.send(Chunk::Done).await;
-        let batches = self.result.collect().await?;
+        let batches = self.result.collect().await.map_err(unwrapped)?;
         Ok(super::affected_rows(&batches) as u64)
     }
 
@@ -244,7 +259,7 @@ impl PartitionStream for Input {
         let source = self.source.lock().ok().and_then(|mut s| s.take());
         let table = self.table.clone();
         let fail = move |message: String| {
-            DataFusionError::Execution(format!("COPY {table}, {message}; nothing was stored"))
+            DataFusionError::Execution(format!("COPY {table}, {message}{NOTHING_STORED}"))
         };
         let stream = futures::stream::unfold(
             (source, std::collections::VecDeque::new(), false),
