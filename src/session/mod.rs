@@ -498,10 +498,7 @@ async fn run_statement(
                             *slot = Some(Arc::clone(&physical));
                         }
                         let stream = execute_stream(physical, kept.task)?;
-                        return Ok(Some(Ready::Stream(match claim {
-                            Some(claim) => plan_params::holding(stream, claim),
-                            None => stream,
-                        })));
+                        return Ok(Some(Ready::Stream(plan_params::holding(stream, claim))));
                     }
                     None => kept.logical,
                 }
@@ -570,10 +567,7 @@ async fn run_statement(
             Arc::new(datafusion::execution::TaskContext::from(&state))
         };
         let stream = execute_stream(physical, task)?;
-        Ok(Some(Ready::Stream(match claim {
-            Some(claim) => plan_params::holding(stream, claim),
-            None => stream,
-        })))
+        Ok(Some(Ready::Stream(plan_params::holding(stream, claim))))
     }
     .await;
     let mut stream = match outcome {

@@ -118,8 +118,14 @@ fn position(id: &str) -> Option<usize> {
     id.strip_prefix('$')?.parse::<usize>().ok()?.checked_sub(1)
 }
 
-/// `stream` holding `claim` until it is dropped.
-pub fn holding(stream: SendableRecordBatchStream, claim: Claim) -> SendableRecordBatchStream {
+/// `stream` holding `claim` (if any) until it is dropped.
+pub fn holding(
+    stream: SendableRecordBatchStream,
+    claim: Option<Claim>,
+) -> SendableRecordBatchStream {
+    let Some(claim) = claim else {
+        return stream;
+    };
     let schema = stream.schema();
     Box::pin(RecordBatchStreamAdapter::new(
         schema,
