@@ -49,6 +49,10 @@ pub struct Args {
     /// [default: 100]
     #[arg(long, value_name = "N")]
     pub auto_compact_files: Option<usize>,
+    /// Run queries on a cluster: the scheduler started by `augur scheduler` [default: this
+    /// process; `SET augur.cluster` changes it per session]
+    #[arg(long, value_name = "df://HOST:PORT", value_parser = crate::cluster::address::cluster_arg)]
+    pub cluster: Option<String>,
     #[arg(skip)]
     pub inputs: Vec<Input>,
 }
@@ -101,20 +105,29 @@ impl Args {
     }
 }
 
-/// What the command line asks for: the shell or scripts, or `augur serve`.
+/// What the command line asks for: the shell or scripts, `augur serve`, or a cluster role.
 pub enum Invocation {
     Run(Args),
     Serve(crate::server::args::ServeArgs),
+    Scheduler(crate::nodes::args::SchedulerArgs),
+    Executor(crate::nodes::args::ExecutorArgs),
 }
 
 /// Parse the process arguments: `augur serve …` or `augur [PATH] [-c…] [-f…]`. (A database
 /// directory called `serve` is opened as `./serve`.)
 pub fn parse() -> Invocation {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == "serve") {
-        let rest = std::iter::once(std::ffi::OsString::from("augur serve"))
-            .chain(args.into_iter().skip(2));
-        return Invocation::Serve(crate::server::args::ServeArgs::parse_from(rest));
+    let role = args.get(1).and_then(|a| a.to_str()).unwrap_or_default();
+    if matches!(role, "serve" | "scheduler" | "executor") {
+        let rest = std::iter::once(std::ffi::OsString::from(format!("augur {role}")))
+            .chain(args.iter().skip(2).cloned());
+        return match role {
+            "serve" => Invocation::Serve(crate::server::args::ServeArgs::parse_from(rest)),
+            "scheduler" => {
+                Invocation::Scheduler(crate::nodes::args::SchedulerArgs::parse_from(rest))
+            }
+            _ => Invocation::Executor(crate::nodes::args::ExecutorArgs::parse_from(rest)),
+        };
     }
     Invocation::Run(Args::parse_ordered_from(args))
 }
@@ -124,6 +137,8 @@ pub fn main(invocation: Invocation) -> i32 {
     match invocation {
         Invocation::Run(args) => run(args),
         Invocation::Serve(args) => with_runtime(crate::server::args::serve(args)),
+        Invocation::Scheduler(args) => with_runtime(crate::nodes::scheduler::run(args)),
+        Invocation::Executor(args) => with_runtime(crate::nodes::executor::run(args)),
     }
 }
 
@@ -169,6 +184,7 @@ async fn run_async(mut args: Args) -> i32 {
         memory_limit: args.memory_limit,
         target_partitions: args.threads,
         auto_compact_files: args.auto_compact_files,
+        cluster: args.cluster.clone(),
     };
     let stdin_is_terminal = std::io::stdin().is_terminal();
     if args.inputs.is_empty() && !stdin_is_terminal {

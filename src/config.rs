@@ -34,6 +34,9 @@ pub struct DatabaseConfig {
     pub target_partitions: Option<usize>,
     /// Files a stored table may have before an INSERT compacts it; `None`: 100, 0: never.
     pub auto_compact_files: Option<usize>,
+    /// The cluster sessions run queries on (`df://HOST:PORT`, `SET augur.cluster`); `None`:
+    /// this process.
+    pub cluster: Option<String>,
 }
 
 /// Parse `2GB`, `512MiB`, `1.5G`, `1000000` (bytes) or `50%` (of physical memory).

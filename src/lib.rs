@@ -14,6 +14,9 @@
 pub mod catalog;
 /// Command line: arguments, and dispatch to the shell or the script runner.
 pub mod cli;
+/// Scale-out on Apache Ballista, client side: the `augur.cluster` setting, the rule that ships
+/// plans to a scheduler, the operator that runs them there, the codec of cluster processes.
+pub mod cluster;
 /// Settings a database opens with; human sizes such as `2GB`.
 pub mod config;
 /// `Database`, the embedding entry point.
@@ -22,6 +25,8 @@ pub mod database;
 pub mod error;
 /// Machine learning in SQL: optimisers, models, preprocessing (DESIGN §5).
 pub mod ml;
+/// `augur scheduler` and `augur executor`: a Ballista cluster's processes with Augur inside.
+pub mod nodes;
 /// Notices a statement leaves for the user, shared by operators and front ends.
 pub mod notices;
 /// Logical optimizer rules added after DataFusion's own (semi-join and filtered-join

@@ -3,6 +3,7 @@
 //! Postgres-wire server with real clients, and crash safety under `kill -9`.
 
 mod cli;
+mod cluster;
 mod common;
 mod crash;
 mod credit;
@@ -30,6 +31,7 @@ fn main() {
     trials.extend(persistence::trials());
     trials.extend(shell::trials());
     trials.extend(s3::trials());
+    trials.extend(cluster::trials());
     trials.extend(server::trials());
     trials.extend(udfs::trials());
     trials.extend(crash::trials());

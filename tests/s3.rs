@@ -85,7 +85,7 @@ impl Moto {
     }
 
     /// Environment for a user with full access through the standard variables.
-    fn env(&self) -> Vec<(String, String)> {
+    pub fn env(&self) -> Vec<(String, String)> {
         vec![
             ("AWS_ACCESS_KEY_ID".into(), self.key_id.clone()),
             ("AWS_SECRET_ACCESS_KEY".into(), self.secret.clone()),

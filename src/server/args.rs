@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// [default: 100]
     #[arg(long, value_name = "N")]
     pub auto_compact_files: Option<usize>,
+    /// Run queries on a cluster: the scheduler started by `augur scheduler` [default: this
+    /// process; `SET augur.cluster` changes it per session]
+    #[arg(long, value_name = "df://HOST:PORT", value_parser = crate::cluster::address::cluster_arg)]
+    pub cluster: Option<String>,
 }
 
 fn size_arg(text: &str) -> std::result::Result<usize, String> {
@@ -110,6 +114,7 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
         memory_limit: args.memory_limit,
         target_partitions: args.threads,
         auto_compact_files: args.auto_compact_files,
+        cluster: args.cluster.clone(),
     })
     .await?;
     let server = Server::bind(db, options).await?;

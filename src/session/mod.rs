@@ -102,6 +102,13 @@ impl Session {
         // with the Utf8 of files from other tools or earlier writes. Parquet's own types
         // describe every column; only Arrow-only details (time zone names) are not kept.
         config.options_mut().execution.parquet.skip_arrow_metadata = true;
+        config
+            .options_mut()
+            .extensions
+            .insert(crate::cluster::AugurOptions::with_cluster(
+                db.config().cluster.as_deref(),
+            ));
+        crate::cluster::sync_engine_settings(config.options_mut())?;
         let notices = Arc::new(Notices::default());
         config = config.with_extension(Arc::clone(&notices));
         if let Some(n) = db.config().target_partitions {
@@ -135,6 +142,7 @@ impl Session {
             .with_optimizer_rule(Arc::new(crate::optimizer::SemiJoinPushdown))
             .with_optimizer_rule(Arc::new(crate::optimizer::ShareSubplans))
             .with_optimizer_rule(Arc::new(crate::optimizer::RankingFilter))
+            .with_physical_optimizer_rule(Arc::new(crate::cluster::ShipToCluster))
             .with_type_planner(postgres::type_planner())
             .with_query_planner(Arc::new(AugurQueryPlanner::new(Registry::new(Arc::clone(
                 db.store(),
@@ -337,6 +345,17 @@ async fn plan_statement(session: &Session, sql: &str) -> Result<Planned> {
         Some(plan_cache::Hit::Physical(kept)) => return Ok(Planned::Cached(kept)),
         None => {}
     }
+    match variables::augur_setting(sql) {
+        Some(variables::AugurSetting::Reset(name)) => {
+            session.plans.invalidate();
+            reset_augur_option(session, &name)?;
+            return Ok(Planned::Rows(vec![], Arc::new(Schema::empty())));
+        }
+        Some(variables::AugurSetting::Show(name)) => {
+            return Ok(variables::show(&name, augur_option(session, &name)?));
+        }
+        None => {}
+    }
     if let Some(outcome) = variables::handle(&session.variables, sql)? {
         session.plans.invalidate();
         return Ok(match outcome {
@@ -369,6 +388,56 @@ async fn plan_statement(session: &Session, sql: &str) -> Result<Planned> {
         sandbox::check_location(&copy.output_url, true)?;
     }
     Ok(Planned::Plan(plan))
+}
+
+/// `augur.<name>`'s entry in `options`, or the error PostgreSQL gives for an unknown name.
+fn augur_entry(
+    options: &crate::cluster::AugurOptions,
+    name: &str,
+) -> Result<datafusion::config::ConfigEntry> {
+    use datafusion::config::ExtensionOptions;
+    let key = name.strip_prefix("augur.").unwrap_or(name);
+    options
+        .entries()
+        .into_iter()
+        .find(|entry| entry.key == key)
+        .ok_or_else(|| {
+            AugurError::Usage(format!(
+                "unrecognized configuration parameter \"{name}\" (Augur's own: augur.cluster)"
+            ))
+        })
+}
+
+/// `SHOW augur.<name>`: the session's value.
+fn augur_option(session: &Session, name: &str) -> Result<String> {
+    let state = session.ctx.state_ref();
+    let state = state.read();
+    let options = state
+        .config()
+        .options()
+        .extensions
+        .get::<crate::cluster::AugurOptions>()
+        .cloned()
+        .unwrap_or_default();
+    Ok(augur_entry(&options, name)?.value.unwrap_or_default())
+}
+
+/// `RESET augur.<name>`: the setting back to its default.
+fn reset_augur_option(session: &Session, name: &str) -> Result<()> {
+    use datafusion::config::ExtensionOptions;
+    let default = augur_entry(&crate::cluster::AugurOptions::default(), name)?;
+    let state = session.ctx.state_ref();
+    let mut state = state.write();
+    if let Some(options) = state
+        .config_mut()
+        .options_mut()
+        .extensions
+        .get_mut::<crate::cluster::AugurOptions>()
+    {
+        options.set(&default.key, default.value.as_deref().unwrap_or_default())?;
+    }
+    crate::cluster::sync_engine_settings(state.config_mut().options_mut())?;
+    Ok(())
 }
 
 /// DataFusion's statements: parsed, checked, planned.
@@ -545,7 +614,16 @@ async fn run_statement(
             }
             // DataFusion runs its own DDL and session statements.
             other @ (LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)) => {
-                session.ctx.execute_logical_plan(other).await?.into_parts()
+                let augur_setting = matches!(&other, LogicalPlan::Statement(
+                    datafusion::logical_expr::Statement::SetVariable(set)
+                ) if set.variable.to_ascii_lowercase().starts_with("augur."));
+                let frame = session.ctx.execute_logical_plan(other).await?.into_parts();
+                if augur_setting {
+                    let state = session.ctx.state_ref();
+                    let mut state = state.write();
+                    crate::cluster::sync_engine_settings(state.config_mut().options_mut())?;
+                }
+                frame
             }
             // Everything else is planned and run on one copy of the session state (each
             // copy clones every function registry: it shows in short statements' time).

@@ -278,6 +278,44 @@ pub fn handle(variables: &Variables, sql: &str) -> Result<Option<Outcome>> {
     })
 }
 
+/// `SHOW augur.<name>` or `RESET augur.<name>`: Augur's own settings, which live in
+/// DataFusion's config (where `SET augur.<name>` puts them) but which DataFusion's SHOW and
+/// RESET do not know.
+pub enum AugurSetting {
+    Show(String),
+    Reset(String),
+}
+
+pub fn augur_setting(sql: &str) -> Option<AugurSetting> {
+    if !matches!(crate::parser::first_word(sql).as_str(), "SHOW" | "RESET") {
+        return None;
+    }
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    if statements.len() != 1 {
+        return None;
+    }
+    let (name, show) = match statements.pop()? {
+        Statement::Reset(datafusion::sql::sqlparser::ast::ResetStatement {
+            reset: Reset::ConfigurationParameter(name),
+        }) => (name.to_string(), false),
+        Statement::ShowVariable { variable } => (
+            variable
+                .iter()
+                .map(|i| i.value.as_str())
+                .collect::<Vec<_>>()
+                .join("."),
+            true,
+        ),
+        _ => return None,
+    };
+    let name = name.to_ascii_lowercase();
+    match (name.starts_with("augur."), show) {
+        (false, _) => None,
+        (true, true) => Some(AugurSetting::Show(name)),
+        (true, false) => Some(AugurSetting::Reset(name)),
+    }
+}
+
 fn value_text(expr: &Expr) -> String {
     match expr {
         Expr::Value(v) => match &v.value {
@@ -289,7 +327,7 @@ fn value_text(expr: &Expr) -> String {
     }
 }
 
-fn show(name: &str, value: String) -> Planned {
+pub(super) fn show(name: &str, value: String) -> Planned {
     let schema = Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]));
     match RecordBatch::try_new(
         Arc::clone(&schema),

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Augur on a Ballista cluster against Augur alone, on one machine, in one run.
+
+A scheduler and two executors (`augur scheduler`, `augur executor`, release build) on
+127.0.0.1; each executor runs one task at a time, so the cluster uses the machine's two cores
+as the single process does (`--threads 2`). Measured:
+  * TPC-H (tpchgen-cli Parquet, external tables): every query locally and on the cluster,
+    median of --repeat runs each, answers compared;
+  * the fixed cost of a job: a query over a 25-row table;
+  * TRAIN MODEL (logistic regression) over --train-rows rows of Parquet: locally, and with its
+    input read on the cluster (training itself is not distributed yet).
+Writes benches/results/cluster.md.
+
+Needs: pip install tpchgen-cli; cargo build --release.
+"""
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from common import release_binary, run_times  # noqa: E402
+from tpch import TABLES, agree, generate, geomean  # noqa: E402
+
+RESULTS = os.path.join(HERE, "results")
+
+
+def free_port(pair=False):
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if not pair:
+            return port
+        t = socket.socket()
+        try:
+            t.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+
+
+def wait_port(port, limit=60):
+    start = time.time()
+    while time.time() - start < limit:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"nothing listens on 127.0.0.1:{port}")
+
+
+class Cluster:
+    def __init__(self, binary, work, executors=2, tasks=1):
+        self.procs = []
+        port = free_port()
+        self.url = f"df://127.0.0.1:{port}"
+        self.procs.append(subprocess.Popen([binary, "scheduler", "--listen", f"127.0.0.1:{port}"],
+                                           stderr=subprocess.DEVNULL))
+        wait_port(port)
+        for i in range(executors):
+            flight = free_port(pair=True)
+            self.procs.append(subprocess.Popen(
+                [binary, "executor", "--scheduler", f"127.0.0.1:{port}", "--listen", f"127.0.0.1:{flight}",
+                 "--work-dir", os.path.join(work, f"executor{i}"), "--concurrent-tasks", str(tasks)],
+                stderr=subprocess.DEVNULL))
+            wait_port(flight)
+
+    def stop(self):
+        for p in self.procs:
+            p.kill()
+            p.wait()
+
+
+def timed(binary, setup, sql, repeat, cluster=None, threads=2):
+    """(rows as CSV lines, per-run seconds) of `sql` run `repeat` times in one process."""
+    args = [binary, "-q", "--format", "csv", "--threads", str(threads)]
+    if cluster:
+        args += ["--cluster", cluster]
+    for s in setup:
+        args += ["-c", s]
+    args += ["-c", ".timer on"]
+    for _ in range(repeat):
+        args += ["-c", sql]
+    out = subprocess.run(args, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr.strip()[-2000:])
+    lines = out.stdout.splitlines()
+    per_run = len(lines) // repeat
+    rows = [l.split(",") for l in lines[1:per_run]]
+    return rows, run_times(out.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--augur", default=release_binary())
+    ap.add_argument("--sf", type=float, default=1)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--train-rows", type=int, default=10_000_000)
+    ap.add_argument("--queries", default=",".join(str(i) for i in range(1, 23)))
+    args = ap.parse_args()
+    binary = args.augur
+    if not os.path.exists(binary):
+        sys.exit(f"{binary} not found: cargo build --release (CARGO_TARGET_DIR picks the build)")
+    data = generate(args.sf)
+    setup = [f"CREATE EXTERNAL TABLE {t} STORED AS PARQUET LOCATION '{data}/{t}.parquet'" for t in TABLES]
+    work = tempfile.mkdtemp(prefix="augur-cluster-bench-")
+    cluster = Cluster(binary, work)
+    rows, disagreements = [], []
+    try:
+        # Warm-up: executors registered, files in the page cache.
+        timed(binary, setup, "SELECT count(*) FROM lineitem", 1, cluster.url)
+        _, local_fixed = timed(binary, setup, "SELECT count(*) FROM nation", args.repeat)
+        _, cluster_fixed = timed(binary, setup, "SELECT count(*) FROM nation", args.repeat, cluster.url)
+        for q in [int(x) for x in args.queries.split(",")]:
+            sql = open(os.path.join(HERE, "tpch", "queries", f"q{q}.sql")).read()
+            local_rows, local_t = timed(binary, setup, sql, args.repeat)
+            cluster_rows, cluster_t = timed(binary, setup, sql, args.repeat, cluster.url)
+            problem = agree(cluster_rows, local_rows)
+            if problem:
+                disagreements.append(f"Q{q}: {problem}")
+            rows.append((f"Q{q}", statistics.median(local_t), statistics.median(cluster_t)))
+            print(f"Q{q}: local {rows[-1][1]:.3f} s, cluster {rows[-1][2]:.3f} s", file=sys.stderr)
+
+        # Training: the input is read on the cluster; the optimiser runs here.
+        train = os.path.join(work, "train.parquet")
+        n = args.train_rows
+        features = ", ".join(f"(random() - 0.5) AS x{i}" for i in range(16))
+        subprocess.run([binary, "-q", "-c",
+                        f"COPY (SELECT {features}, CASE WHEN random() < 0.3 THEN 1 ELSE 0 END AS y "
+                        f"FROM generate_series(1, {n})) TO '{train}'"], check=True)
+        train_sql = (f"TRAIN MODEL m USING logistic_regression PREDICT y WITH (max_iter = 10) "
+                     f"AS SELECT * FROM '{train}'")
+        _, train_local = timed(binary, [], train_sql, 1)
+        _, train_cluster = timed(binary, [], train_sql, 1, cluster.url)
+    finally:
+        cluster.stop()
+
+    when = time.strftime("%Y-%m-%d %H:%M")
+    g_local = geomean([r[1] for r in rows])
+    g_cluster = geomean([r[2] for r in rows])
+    out = [f"# Augur on a Ballista cluster vs Augur alone",
+           "",
+           f"Machine: 2 cores; one scheduler and two executors (one task slot each) on 127.0.0.1 "
+           f"against one process with --threads 2; TPC-H SF{args.sf:g} Parquet (tpchgen-cli), "
+           f"external tables; median of {args.repeat} runs; release build; {when}.",
+           "",
+           "| query | local | cluster | cluster / local |",
+           "|---|---:|---:|---:|"]
+    for name, a, b in rows:
+        out.append(f"| {name} | {a:.3f} s | {b:.3f} s | {b / a:.2f} |")
+    out.append(f"| **geometric mean** | **{g_local:.3f} s** | **{g_cluster:.3f} s** | **{g_cluster / g_local:.2f}** |")
+    out += ["",
+            f"Fixed cost of a job (`SELECT count(*) FROM nation`, 25 rows): local "
+            f"{statistics.median(local_fixed) * 1000:.0f} ms, cluster {statistics.median(cluster_fixed) * 1000:.0f} ms.",
+            "",
+            f"TRAIN MODEL (logistic regression, {args.train_rows:,} rows × 16 features, 10 iterations, "
+            f"Parquet): local {train_local[-1]:.2f} s, input read on the cluster {train_cluster[-1]:.2f} s "
+            f"(the optimiser runs at the client in both).",
+            "",
+            "All answers agree with local execution." if not disagreements
+            else "Disagreements: " + "; ".join(disagreements)]
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "cluster.md"), "w") as f:
+        f.write("\n".join(out) + "\n")
+    print("\n".join(out))
+    return 1 if disagreements else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

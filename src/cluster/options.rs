@@ -1,0 +1,77 @@
+//! `augur.*` settings kept in DataFusion's session config, so `SET augur.cluster = '…'`,
+//! `SHOW augur.cluster` and `RESET augur.cluster` work as DataFusion's own settings do, and
+//! physical optimizer rules (which see only the config) can read them.
+
+use datafusion::common::extensions_options;
+use datafusion::config::{ConfigExtension, ConfigOptions};
+
+extensions_options! {
+    /// Augur's own settings.
+    pub struct AugurOptions {
+        /// The Ballista scheduler that runs queries (`df://HOST:PORT`); empty: this process.
+        pub cluster: String, default = String::new()
+    }
+}
+
+impl ConfigExtension for AugurOptions {
+    const PREFIX: &'static str = "augur";
+}
+
+impl AugurOptions {
+    /// The settings with `cluster` set (`augur --cluster URL`).
+    pub fn with_cluster(cluster: Option<&str>) -> AugurOptions {
+        AugurOptions {
+            cluster: cluster.unwrap_or_default().to_string(),
+        }
+    }
+}
+
+/// DataFusion settings a plan for Ballista needs (the values Ballista's own clients use):
+/// dynamic filters and in-process scalar subquery results cannot cross a stage boundary (a
+/// scan would wait forever for a filter its join fills in another process), round-robin
+/// repartitions only add shuffles, and Utf8View columns make Arrow Flight frames too large.
+const CLUSTER_SETTINGS: &[(&str, &str)] = &[
+    (
+        "datafusion.optimizer.enable_dynamic_filter_pushdown",
+        "false",
+    ),
+    (
+        "datafusion.optimizer.enable_physical_uncorrelated_scalar_subquery",
+        "false",
+    ),
+    (
+        "datafusion.optimizer.enable_round_robin_repartition",
+        "false",
+    ),
+    (
+        "datafusion.execution.parquet.schema_force_view_types",
+        "false",
+    ),
+    (
+        "datafusion.sql_parser.map_string_types_to_utf8view",
+        "false",
+    ),
+];
+
+/// Make DataFusion's settings agree with `augur.cluster`: a cluster's when it is set,
+/// DataFusion's defaults when it is not (after `RESET augur.cluster`).
+pub fn sync_engine_settings(options: &mut ConfigOptions) -> datafusion::error::Result<()> {
+    let on = options
+        .extensions
+        .get::<AugurOptions>()
+        .is_some_and(|o| !o.cluster.trim().is_empty());
+    let defaults = ConfigOptions::default().entries();
+    for (key, value) in CLUSTER_SETTINGS {
+        let value = match on {
+            true => Some(value.to_string()),
+            false => defaults
+                .iter()
+                .find(|entry| entry.key == *key)
+                .and_then(|entry| entry.value.clone()),
+        };
+        if let Some(value) = value {
+            options.set(key, &value)?;
+        }
+    }
+    Ok(())
+}
