@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-use crate::config::{DatabaseConfig, parse_size};
+use crate::config::{DatabaseConfig, size_arg};
 use crate::database::Database;
 use crate::output::Format;
 use crate::script::{Input, ScriptOptions, run_inputs};
@@ -55,10 +55,6 @@ pub struct Args {
     pub cluster: Option<String>,
     #[arg(skip)]
     pub inputs: Vec<Input>,
-}
-
-fn size_arg(text: &str) -> Result<usize, String> {
-    parse_size(text).map_err(|e| e.to_string())
 }
 
 impl Args {

@@ -39,6 +39,11 @@ pub struct DatabaseConfig {
     pub cluster: Option<String>,
 }
 
+/// `--memory-limit`'s parser for clap: [`parse_size`] with the message as the error.
+pub fn size_arg(text: &str) -> std::result::Result<usize, String> {
+    parse_size(text).map_err(|e| e.to_string())
+}
+
 /// Parse `2GB`, `512MiB`, `1.5G`, `1000000` (bytes) or `50%` (of physical memory).
 pub fn parse_size(text: &str) -> Result<usize> {
     let t = text.trim();

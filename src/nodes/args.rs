@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::config::parse_size;
+use crate::config::size_arg;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -59,10 +59,6 @@ pub struct ExecutorArgs {
     /// Log level on stderr: off, error, warn, info (every task), debug
     #[arg(long, value_name = "LEVEL", default_value = "warn")]
     pub log: String,
-}
-
-fn size_arg(text: &str) -> Result<usize, String> {
-    parse_size(text).map_err(|e| e.to_string())
 }
 
 /// `HOST:PORT` as the two parts, with the flag's name in the error.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use super::{ServeOptions, Server, Users};
-use crate::config::{DatabaseConfig, parse_size};
+use crate::config::{DatabaseConfig, size_arg};
 use crate::database::Database;
 use crate::error::{AugurError, Result};
 
@@ -61,10 +61,6 @@ pub struct ServeArgs {
     /// process; `SET augur.cluster` changes it per session]
     #[arg(long, value_name = "df://HOST:PORT", value_parser = crate::cluster::address::cluster_arg)]
     pub cluster: Option<String>,
-}
-
-fn size_arg(text: &str) -> std::result::Result<usize, String> {
-    parse_size(text).map_err(|e| e.to_string())
 }
 
 impl ServeArgs {
