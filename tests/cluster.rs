@@ -165,7 +165,7 @@ fn augur_bounded(
     args: &[&str],
     limit: Duration,
 ) -> Result<Output, String> {
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args(args)
         .current_dir(dir)
         .env("AUGUR_HISTORY", dir.join(".history"))
@@ -175,6 +175,11 @@ fn augur_bounded(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| e.to_string())?;
+    wait_bounded(child, limit).map_err(|e| format!("augur {args:?} {e}"))
+}
+
+/// The output of `child`, which is killed (and reported) if it runs past `limit`.
+fn wait_bounded(mut child: Child, limit: Duration) -> Result<Output, String> {
     let start = Instant::now();
     loop {
         if child.try_wait().map_err(|e| e.to_string())?.is_some() {
@@ -184,7 +189,7 @@ fn augur_bounded(
             let _ = child.kill();
             let out = child.wait_with_output().map_err(|e| e.to_string())?;
             return Err(format!(
-                "augur {args:?} still running after {} s (hung); stderr: {}",
+                "still running after {} s (hung); stderr: {}",
                 limit.as_secs(),
                 stderr(&out)
             ));
@@ -509,7 +514,7 @@ fn executor_killed() -> R {
         )?,
         "the query before the kill",
     )?;
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args([
             "-q",
             "--format",
@@ -528,22 +533,12 @@ fn executor_killed() -> R {
     std::thread::sleep(Duration::from_millis(300));
     let _ = cluster.executors[1].kill();
     let _ = cluster.executors[1].wait();
-    let start = Instant::now();
-    loop {
-        if child.try_wait().map_err(|e| e.to_string())?.is_some() {
-            break;
-        }
-        if start.elapsed() > LIMIT {
-            let _ = child.kill();
-            return Err(format!(
-                "the query hung after an executor was killed\n{}",
-                cluster.logs()
-            )
-            .into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let out = wait_bounded(child, LIMIT).map_err(|e| {
+        format!(
+            "the query hung after an executor was killed: {e}\n{}",
+            cluster.logs()
+        )
+    })?;
     if out.status.success() {
         // Ballista re-ran the lost tasks: the answer is the full one.
         check(stdout(&out).lines().nth(1) == Some("100003"), || {
