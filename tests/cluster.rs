@@ -1,8 +1,9 @@
 //! A real cluster of local processes (`augur scheduler` and two `augur executor`s on free
 //! ports of 127.0.0.1): TPC-H answers equal local ones, files and S3 (moto) through external
 //! tables, augur-udfs and users' functions inside distributed plans, `SET`/`RESET
-//! augur.cluster`, EXPLAIN, a scheduler that is down, data only the client can see, and an
-//! executor killed in the middle of a query.
+//! augur.cluster`, EXPLAIN, a scheduler that is down, data only the client can see, an
+//! executor killed in the middle of a query, and models: TRAIN MODEL summing its rows on the
+//! executors, `predict` and `explain` with the model shipped inside the plan.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -15,6 +16,7 @@ use crate::common::{bin, check, repo, stderr, stdout, tempdir};
 pub fn trials() -> Vec<Trial> {
     vec![
         Trial::test("cluster::queries_on_a_cluster_of_processes", queries),
+        Trial::test("cluster::models_on_a_cluster_of_processes", models),
         Trial::test("cluster::scheduler_down_is_named_quickly", scheduler_down),
         Trial::test("cluster::executor_killed_mid_query", executor_killed),
         Trial::test("cluster::deployment_files_parse", deployment_files),
@@ -42,6 +44,8 @@ impl Cluster {
                 "scheduler".into(),
                 "--listen".into(),
                 format!("127.0.0.1:{port}"),
+                "--log".into(),
+                "info".into(),
             ],
             "scheduler.log",
         )?;
@@ -178,23 +182,48 @@ fn augur_bounded(
     wait_bounded(child, limit).map_err(|e| format!("augur {args:?} {e}"))
 }
 
-/// The output of `child`, which is killed (and reported) if it runs past `limit`.
+/// The output of `child`, which is killed (and reported) if it runs past `limit`. Its pipes
+/// are drained while it runs: a result larger than a pipe's buffer must not stall it.
 fn wait_bounded(mut child: Child, limit: Duration) -> Result<Output, String> {
+    use std::io::Read;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = vec![];
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let start = Instant::now();
-    loop {
-        if child.try_wait().map_err(|e| e.to_string())?.is_some() {
-            return child.wait_with_output().map_err(|e| e.to_string());
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break Some(status);
         }
         if start.elapsed() > limit {
             let _ = child.kill();
-            let out = child.wait_with_output().map_err(|e| e.to_string())?;
-            return Err(format!(
-                "still running after {} s (hung); stderr: {}",
-                limit.as_secs(),
-                stderr(&out)
-            ));
+            let _ = child.wait();
+            break None;
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = Output {
+        status: match status {
+            Some(s) => s,
+            None => child.wait().map_err(|e| e.to_string())?,
+        },
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    };
+    match status {
+        Some(_) => Ok(output),
+        None => Err(format!(
+            "still running after {} s (hung); stderr: {}",
+            limit.as_secs(),
+            stderr(&output)
+        )),
     }
 }
 
@@ -434,6 +463,143 @@ fn queries() -> R {
             )
         },
     )?;
+    Ok(())
+}
+
+/// The CSV rows of a query's output, and the value of `column` in its first row.
+fn column_of(csv: &str, column: &str) -> Option<String> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next()?.split(',').collect();
+    let i = header.iter().position(|h| *h == column)?;
+    lines.next()?.split(',').nth(i).map(str::to_string)
+}
+
+fn models() -> R {
+    let dir = tempdir();
+    let cluster = Cluster::start(2, &[])?;
+    let data = dir.path().join("applicants.parquet");
+    // 30,000 applicants: two numeric features, a category, a 0/1 label and an amount.
+    let make = format!(
+        "COPY (SELECT value AS id, sin(value * 0.37) * 3 AS x1, (value % 97) / 9.7 AS x2, \
+         CASE value % 3 WHEN 0 THEN 'retail' WHEN 1 THEN 'travel' ELSE 'online' END AS cat, \
+         CASE WHEN sin(value * 0.37) * 3 - (value % 97) / 30 + (value % 3) * 0.4 \
+              + (sin(value * 12.9898) * 43758.5453 - floor(sin(value * 12.9898) * 43758.5453)) * 2 \
+              > 0.6 THEN 1 ELSE 0 END AS y, \
+         2 * sin(value * 0.37) + 0.3 * ((value % 97) / 9.7) + cos(value * 7.1) AS amount \
+         FROM range(30000)) TO '{}' STORED AS PARQUET",
+        data.display()
+    );
+    ok(
+        augur_bounded(dir.path(), &[], &["-q", "-c", &make], LIMIT)?,
+        "the training data",
+    )?;
+    let table = format!(
+        "CREATE EXTERNAL TABLE IF NOT EXISTS applicants STORED AS PARQUET LOCATION '{}'",
+        data.display()
+    );
+    let train = [
+        "TRAIN MODEL m USING logistic_regression PREDICT y \
+         WITH (reg_param = 0.01, elastic_net_param = 0.5) AS SELECT x1, x2, cat, y FROM applicants",
+        "TRAIN MODEL r USING linear_regression PREDICT amount \
+         WITH (reg_param = 0.001) AS SELECT x1, x2, cat, amount FROM applicants",
+    ];
+    let run = |db: &Path, cluster_url: Option<&str>, statements: &[&str]| {
+        let mut args: Vec<&str> = vec!["-q", "--format", "csv"];
+        if let Some(url) = cluster_url {
+            args.extend(["--cluster", url]);
+        }
+        let db = db.display().to_string();
+        args.push(&db);
+        args.extend(["-c", table.as_str()]);
+        for s in statements {
+            args.extend(["-c", s]);
+        }
+        augur_bounded(dir.path(), &[], &args, LIMIT)
+    };
+
+    // TRAIN MODEL here and on the cluster: the same iterations, loss and coefficients.
+    let (here_db, there_db) = (dir.path().join("here"), dir.path().join("there"));
+    let tasks_before = cluster.tasks_run(0) + cluster.tasks_run(1);
+    let mut outputs = vec![];
+    for (db, url) in [(&here_db, None), (&there_db, Some(cluster.url.as_str()))] {
+        let mut trained = vec![];
+        for statement in train {
+            let out = run(db, url, &[statement])?;
+            trained.push(
+                ok(out, &format!("TRAIN on {url:?}"))
+                    .map_err(|e| format!("{e}\n{}", cluster.logs()))?,
+            );
+        }
+        outputs.push(trained);
+    }
+    let tasks = cluster.tasks_run(0) + cluster.tasks_run(1) - tasks_before;
+    let mut iterations = 0;
+    for (here, there) in outputs[0].iter().zip(&outputs[1]) {
+        let it = column_of(here, "iterations");
+        check(it.is_some() && it == column_of(there, "iterations"), || {
+            format!("iterations differ:\nhere {here}\ncluster {there}")
+        })?;
+        iterations += it.and_then(|i| i.parse::<usize>().ok()).unwrap_or(0);
+        let loss = |t: &str| column_of(t, "final_objective").and_then(|l| l.parse::<f64>().ok());
+        check(
+            matches!((loss(here), loss(there)), (Some(a), Some(b)) if (a - b).abs() <= 1e-9 * a.abs()),
+            || format!("final loss differs:\nhere {here}\ncluster {there}"),
+        )?;
+    }
+    // Every optimiser evaluation was a job: at least one task per iteration ran on the executors.
+    check(iterations > 4 && tasks >= iterations, || {
+        format!(
+            "{iterations} iterations but {tasks} tasks ran on the executors\n{}",
+            cluster.logs()
+        )
+    })?;
+    let describe = ["DESCRIBE MODEL m", "DESCRIBE MODEL r"];
+    let coefficients = |text: String| -> String {
+        text.lines()
+            .filter(|l| l.starts_with("coefficients,"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let here = coefficients(ok(run(&here_db, None, &describe)?, "coefficients here")?);
+    let there = coefficients(ok(
+        run(&there_db, None, &describe)?,
+        "coefficients from the cluster",
+    )?);
+    check(
+        here.lines().count() >= 8 && same_rows(&here, &there),
+        || format!("coefficients differ beyond 1e-9:\nhere\n{here}\ncluster\n{there}"),
+    )?;
+
+    // predict, predict_proba and explain run on the executors with the model inside the
+    // plan, and give exactly what this process gives.
+    let scored = "SELECT id, predict('m', x1, x2, cat) AS p, predict_proba('m', x1, x2, cat) AS q, \
+                  predict('r', x1, x2, cat) AS v FROM applicants WHERE x2 > 1 ORDER BY id";
+    let explained = "SELECT * FROM explain(m, (SELECT x1, x2, cat FROM applicants WHERE id < 500)) \
+                     ORDER BY x1, x2, cat";
+    let plan = ok(
+        run(
+            &there_db,
+            Some(&cluster.url),
+            &[&format!("EXPLAIN {scored}")],
+        )?,
+        "EXPLAIN predict on the cluster",
+    )?;
+    let shipped = plan
+        .split("ClusterExec")
+        .nth(1)
+        .is_some_and(|below| below.contains("predict(m, "));
+    check(shipped, || {
+        format!("predict does not run below the ClusterExec:\n{plan}")
+    })?;
+    for query in [scored, explained] {
+        let remote = run(&there_db, Some(&cluster.url), &[query])
+            .and_then(|out| ok(out, "on the cluster"))
+            .map_err(|e| format!("{e}\n{}", cluster.logs()))?;
+        let local = ok(run(&there_db, None, &[query])?, "here")?;
+        check(local.lines().count() > 100 && local == remote, || {
+            format!("{query}\nhere:\n{local}\ncluster:\n{remote}")
+        })?;
+    }
     Ok(())
 }
 

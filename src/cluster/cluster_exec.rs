@@ -30,12 +30,11 @@ use datafusion::physical_plan::{
     PlanProperties, SendableRecordBatchStream,
 };
 use datafusion_proto::physical_plan::AsExecutionPlan;
-use datafusion_proto::protobuf::PhysicalPlanNode;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use tonic::transport::Channel;
 
-use super::{AugurCodec, ClusterAddress};
+use super::ClusterAddress;
 
 /// How often the job's status is asked for while it runs.
 const POLL: Duration = Duration::from_millis(20);
@@ -123,8 +122,7 @@ impl ExecutionPlan for ClusterExec {
             )));
         }
         let mut plan = vec![];
-        PhysicalPlanNode::try_from_physical_plan(Arc::clone(&self.input), &AugurCodec::default())?
-            .try_encode(&mut plan)?;
+        super::codec::encode(Arc::clone(&self.input))?.try_encode(&mut plan)?;
         let job = Job {
             address: self.address.clone(),
             plan,

@@ -12,6 +12,8 @@ pub mod cluster_exec;
 pub mod codec;
 /// `augur.*` settings (`SET augur.cluster = 'df://…'`), carried by DataFusion's config.
 pub mod options;
+/// Where training sums its rows: the cluster set in the session, or here.
+pub mod remote;
 /// The physical optimizer rule that decides what runs on the cluster.
 pub mod ship;
 

@@ -10,6 +10,9 @@ extensions_options! {
     pub struct AugurOptions {
         /// The Ballista scheduler that runs queries (`df://HOST:PORT`); empty: this process.
         pub cluster: String, default = String::new()
+        /// Where training on the cluster writes its encoded rows for the executors: a URL
+        /// (`s3://bucket/prefix`) or a path every executor sees; empty: this machine's temp dir.
+        pub cluster_scratch: String, default = String::new()
     }
 }
 
@@ -22,6 +25,7 @@ impl AugurOptions {
     pub fn with_cluster(cluster: Option<&str>) -> AugurOptions {
         AugurOptions {
             cluster: cluster.unwrap_or_default().to_string(),
+            ..Default::default()
         }
     }
 }

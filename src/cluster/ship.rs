@@ -13,10 +13,8 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion_proto::physical_plan::AsExecutionPlan;
-use datafusion_proto::protobuf::PhysicalPlanNode;
 
-use super::{AugurCodec, AugurOptions, ClusterAddress, cluster_exec::ClusterExec};
+use super::{AugurOptions, ClusterAddress, cluster_exec::ClusterExec};
 
 #[derive(Debug, Default)]
 pub struct ShipToCluster;
@@ -35,7 +33,7 @@ impl PhysicalOptimizerRule for ShipToCluster {
         }
         let address = ClusterAddress::parse(&options.cluster)
             .map_err(|e| DataFusionError::Configuration(format!("augur.cluster: {e}")))?;
-        ship(plan, &address, &AugurCodec::default())
+        ship(plan, &address)
     }
 
     fn name(&self) -> &str {
@@ -47,15 +45,11 @@ impl PhysicalOptimizerRule for ShipToCluster {
     }
 }
 
-fn ship(
-    plan: Arc<dyn ExecutionPlan>,
-    address: &ClusterAddress,
-    codec: &AugurCodec,
-) -> Result<Arc<dyn ExecutionPlan>> {
+fn ship(plan: Arc<dyn ExecutionPlan>, address: &ClusterAddress) -> Result<Arc<dyn ExecutionPlan>> {
     if !reads_files(&plan)? {
         return Ok(plan);
     }
-    match PhysicalPlanNode::try_from_physical_plan(Arc::clone(&plan), codec) {
+    match super::codec::encode(Arc::clone(&plan)) {
         Ok(_) => Ok(Arc::new(ClusterExec::new(address.clone(), plan))),
         Err(e) if plan.children().is_empty() => Err(DataFusionError::Plan(format!(
             "{} cannot run on the cluster at {address}: {}. Executors read files from S3 or \
@@ -67,7 +61,7 @@ fn ship(
             let children = plan
                 .children()
                 .into_iter()
-                .map(|child| ship(Arc::clone(child), address, codec))
+                .map(|child| ship(Arc::clone(child), address))
                 .collect::<Result<Vec<_>>>()?;
             datafusion::physical_plan::replace_children_if_necessary(plan, children)
         }

@@ -66,16 +66,25 @@ impl std::hash::Hash for Explanations {
 impl Explanations {
     /// `augur_explain` and `augur_reason_codes`.
     pub fn udfs(registry: &Registry) -> Vec<ScalarUDF> {
+        Self::udfs_with(&|| ModelCache::new(registry))
+    }
+
+    /// Both functions, each with the models `models` gives.
+    pub fn udfs_with(models: &dyn Fn() -> ModelCache) -> Vec<ScalarUDF> {
         [false, true]
             .into_iter()
             .map(|reasons| {
                 ScalarUDF::from(Explanations {
                     reasons,
                     signature: Signature::variadic_any(Volatility::Stable),
-                    models: ModelCache::new(registry),
+                    models: models(),
                 })
             })
             .collect()
+    }
+
+    pub fn models(&self) -> &ModelCache {
+        &self.models
     }
 }
 

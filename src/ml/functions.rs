@@ -19,31 +19,69 @@ use super::metrics;
 use super::model::Model;
 use super::registry::Registry;
 
-/// Models loaded by reference, kept until the catalog changes.
+/// Where a model function finds its models: the catalog (loaded by reference and kept until
+/// the catalog changes), or the models shipped inside a plan to a cluster's executors, which
+/// have no catalog.
 #[derive(Debug)]
 pub struct ModelCache {
-    registry: Registry,
-    cache: Mutex<HashMap<String, (u64, Arc<Model>)>>,
+    source: Source,
+}
+
+#[derive(Debug)]
+enum Source {
+    Catalog {
+        registry: Registry,
+        cache: Mutex<HashMap<String, (u64, Arc<Model>)>>,
+    },
+    Shipped(HashMap<String, Arc<Model>>),
 }
 
 impl ModelCache {
     pub fn new(registry: &Registry) -> Self {
         ModelCache {
-            registry: registry.clone(),
-            cache: Mutex::default(),
+            source: Source::Catalog {
+                registry: registry.clone(),
+                cache: Mutex::default(),
+            },
+        }
+    }
+
+    /// Exactly these models, by the reference the plan names them with.
+    pub fn shipped(models: HashMap<String, Arc<Model>>) -> Self {
+        ModelCache {
+            source: Source::Shipped(models),
+        }
+    }
+
+    /// The models a shipped cache holds; `None` for the catalog's.
+    pub fn shipped_models(&self) -> Option<&HashMap<String, Arc<Model>>> {
+        match &self.source {
+            Source::Shipped(models) => Some(models),
+            Source::Catalog { .. } => None,
         }
     }
 
     pub fn get(&self, reference: &str) -> Result<Arc<Model>> {
-        let generation = self.registry.generation();
-        if let Ok(cache) = self.cache.lock()
+        let (registry, cache) = match &self.source {
+            Source::Catalog { registry, cache } => (registry, cache),
+            Source::Shipped(models) => {
+                return models.get(reference).cloned().ok_or_else(|| {
+                    DataFusionError::Internal(format!(
+                        "model '{reference}' was not shipped with this plan (it carries {})",
+                        models.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ))
+                });
+            }
+        };
+        let generation = registry.generation();
+        if let Ok(cache) = cache.lock()
             && let Some((g, m)) = cache.get(reference)
             && *g == generation
         {
             return Ok(Arc::clone(m));
         }
-        let model = Arc::new(self.registry.get(reference)?);
-        if let Ok(mut cache) = self.cache.lock() {
+        let model = Arc::new(registry.get(reference)?);
+        if let Ok(mut cache) = cache.lock() {
             cache.insert(reference.to_string(), (generation, Arc::clone(&model)));
         }
         Ok(model)
@@ -84,6 +122,11 @@ impl std::hash::Hash for Predict {
 
 impl Predict {
     pub fn udfs(registry: &Registry) -> Vec<ScalarUDF> {
+        Self::udfs_with(&|| ModelCache::new(registry))
+    }
+
+    /// The three functions, each with the models `models` gives.
+    pub fn udfs_with(models: &dyn Fn() -> ModelCache) -> Vec<ScalarUDF> {
         [
             ("predict", Output::Prediction),
             ("predict_proba", Output::Probability),
@@ -95,10 +138,14 @@ impl Predict {
                 name,
                 output,
                 signature: Signature::variadic_any(Volatility::Stable),
-                models: ModelCache::new(registry),
+                models: models(),
             })
         })
         .collect()
+    }
+
+    pub fn models(&self) -> &ModelCache {
+        &self.models
     }
 
     fn model(&self, reference: &str) -> Result<Arc<Model>> {

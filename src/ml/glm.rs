@@ -12,6 +12,7 @@ use super::model::{Hooks, Model, Prepared, TrainingSummary, now_unix, plan_err};
 use super::optim::Iteration;
 use super::options::{NullPolicy, TrainOptions};
 use super::preprocess;
+use super::rows::Rows;
 
 /// Fit on `prep`; the encoders are learned from the training rows unless given (a
 /// scorecard's WoE bins).
@@ -188,12 +189,21 @@ pub fn fit(
     let mut warnings = vec![];
     let params = options.params();
     let fit_started = std::time::Instant::now();
+    // On a cluster the sums run where the rows were written; here, over the shards.
+    let remote = match hooks.remote_rows {
+        Some(write) => Some(write(&shards)?),
+        None => None,
+    };
+    let rows: &dyn Rows = match &remote {
+        Some(r) => r.as_ref(),
+        None => &shards,
+    };
     let (coefficients, intercept, history, reason, summary, lambda_max, passes) = match options
         .model_type
         .is_classifier()
     {
         true => {
-            let fit = logistic::fit(&shards, width, &params, keep_going);
+            let fit = logistic::fit(rows, width, &params, keep_going)?;
             let s = &fit.summary;
             if s.positive_weight == 0.0 || s.positive_weight == s.weight_sum {
                 warnings.push(format!(
@@ -222,7 +232,7 @@ pub fn fit(
             )
         }
         false => {
-            let fit = super::linear::fit(&shards, width, &params, keep_going);
+            let fit = super::linear::fit(rows, width, &params, keep_going)?;
             if fit.label_std == 0.0 {
                 warnings.push(format!(
                     "the label '{}' is constant in the training rows",
@@ -240,6 +250,7 @@ pub fn fit(
             )
         }
     };
+    drop(remote);
     let fit_seconds = fit_started.elapsed().as_secs_f64();
     if reason == super::optim::StopReason::Cancelled {
         return Err(DataFusionError::Execution("training cancelled".into()));

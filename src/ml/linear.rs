@@ -2,9 +2,11 @@
 //! standardized (σ with n−1), the elastic-net penalty scaled by the label's σ
 //! (`effectiveRegParam = regParam / σ_y`), intercept unpenalized, L-BFGS or OWL-QN.
 
-use super::logistic::{Params, Shard, Summary, summarize};
+use datafusion::error::Result;
+
+use super::logistic::{Params, Summary};
 use super::optim::{self, Iteration, Options, StopReason};
-use super::pass::fused_pass;
+use super::rows::{FirstError, Loss, Rows};
 
 #[derive(Debug, Clone)]
 pub struct Fit {
@@ -21,34 +23,18 @@ pub struct Fit {
 
 /// Fit on `features` columns; `shard.label` holds the numeric label.
 pub fn fit(
-    shards: &[Shard],
+    rows: &dyn Rows,
     features: usize,
     params: &Params,
-    keep_going: impl FnMut(&Iteration) -> bool,
-) -> Fit {
-    let summary = summarize(shards, features);
+    mut keep_going: impl FnMut(&Iteration) -> bool,
+) -> Result<Fit> {
+    let summary = rows.summary(features)?;
     let w_total = summary.weight_sum;
-    let w = |s: &Shard, i: usize| s.w(i);
-    let label_mean = shards
-        .iter()
-        .map(|s| (0..s.rows()).map(|i| w(s, i) * s.label[i]).sum::<f64>())
-        .sum::<f64>()
-        / w_total;
-    let w2: f64 = shards
-        .iter()
-        .map(|s| (0..s.rows()).map(|i| w(s, i).powi(2)).sum::<f64>())
-        .sum();
-    let m2: f64 = shards
-        .iter()
-        .map(|s| {
-            (0..s.rows())
-                .map(|i| w(s, i) * (s.label[i] - label_mean).powi(2))
-                .sum::<f64>()
-        })
-        .sum();
-    let denominator = w_total - w2 / w_total;
+    let label = rows.label_moments(w_total)?;
+    let label_mean = label.mean;
+    let denominator = w_total - label.weight_squares / w_total;
     let label_std = if denominator > 0.0 {
-        (m2 / denominator).sqrt()
+        (label.spread / denominator).sqrt()
     } else {
         0.0
     };
@@ -61,7 +47,7 @@ pub fn fit(
             gradient_norm: 0.0,
             step: 0.0,
         }];
-        return Fit {
+        return Ok(Fit {
             coefficients: vec![0.0; features],
             intercept: label_mean,
             history,
@@ -70,7 +56,7 @@ pub fn fit(
             summary,
             label_mean,
             label_std,
-        };
+        });
     }
     let center = params.fit_intercept;
     let effective = params.reg_param / label_std;
@@ -94,6 +80,7 @@ pub fn fit(
         })
         .collect();
     // Centered (when fitting an intercept) and scaled: ỹ = (y − ȳ)/σ_y, z = (x − μ)/σ.
+    let errors = FirstError::default();
     let objective = |gamma: &[f64], grad: &mut [f64]| -> f64 {
         let a: Vec<f64> = (0..features)
             .map(|j| if std[j] > 0.0 { gamma[j] / std[j] } else { 0.0 })
@@ -104,10 +91,20 @@ pub fn fit(
             0.0
         };
         let y_shift = if center { label_mean } else { 0.0 };
-        let total = fused_pass(shards, &a, offset, |m, y, w| {
-            let diff = m - (y - y_shift) / label_std;
-            (0.5 * w * diff * diff, w * diff)
-        });
+        if errors.is_set() {
+            return f64::NAN;
+        }
+        let loss = Loss::Squared {
+            shift: y_shift,
+            scale: label_std,
+        };
+        let total = match rows.pass(&a, offset, loss) {
+            Ok(total) => total,
+            Err(e) => {
+                errors.keep(e);
+                return f64::NAN;
+            }
+        };
         let (loss, raw, residual_sum) = (total.loss, total.raw, total.residual_sum);
         let mut value = loss / w_total;
         for j in 0..features {
@@ -131,7 +128,10 @@ pub fn fit(
         tol: params.tol,
         memory: 10,
     };
-    let solution = optim::minimize(objective, vec![0.0; features], &l1, &options, keep_going);
+    let solution = optim::minimize(objective, vec![0.0; features], &l1, &options, |it| {
+        !errors.is_set() && keep_going(it)
+    });
+    errors.into_result()?;
     let coefficients: Vec<f64> = (0..features)
         .map(|j| {
             if std[j] > 0.0 {
@@ -149,7 +149,7 @@ pub fn fit(
     } else {
         0.0
     };
-    Fit {
+    Ok(Fit {
         coefficients,
         intercept,
         history: solution.history,
@@ -158,12 +158,13 @@ pub fn fit(
         summary,
         label_mean,
         label_std,
-    }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ml::logistic::Shard;
 
     #[test]
     fn ordinary_least_squares_recovers_an_exact_linear_model() {
@@ -182,7 +183,7 @@ mod tests {
             tol: 1e-14,
             ..Params::default()
         };
-        let f = fit(&[s], 2, &params, |_| true);
+        let f = fit(&vec![s], 2, &params, |_| true).unwrap();
         assert!(
             (f.coefficients[0] - 2.5).abs() < 1e-6 && (f.coefficients[1] + 0.75).abs() < 1e-6,
             "{:?}",
@@ -205,7 +206,7 @@ mod tests {
         }
         let lambda = 0.3;
         let f = fit(
-            std::slice::from_ref(&s),
+            &vec![s.clone()],
             1,
             &Params {
                 reg_param: lambda,
@@ -214,7 +215,8 @@ mod tests {
                 ..Params::default()
             },
             |_| true,
-        );
+        )
+        .unwrap();
         let n = 100.0;
         let (mx, my) = (
             s.columns[0].iter().sum::<f64>() / n,

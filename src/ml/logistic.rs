@@ -2,8 +2,10 @@
 //! elastic-net penalty on standardized coefficients, the intercept unpenalized, L-BFGS
 //! without an L1 term and OWL-QN with one (DESIGN §5).
 
+use datafusion::error::Result;
+
 use super::optim::{self, Iteration, Options, StopReason};
-use super::pass::fused_pass;
+use super::rows::{FirstError, Loss, Rows};
 
 /// Rows of one partition, column-major: `columns[j][i]` is feature j of row i.
 #[derive(Debug, Clone, Default)]
@@ -142,7 +144,8 @@ impl Fit {
 
 /// The objective's pieces for a given feature layout and parameters.
 struct Objective<'a> {
-    shards: &'a [Shard],
+    rows: &'a dyn Rows,
+    errors: &'a FirstError,
     summary: &'a Summary,
     params: &'a Params,
     features: usize,
@@ -168,17 +171,16 @@ impl Objective<'_> {
             } else {
                 0.0
             };
-        let total = fused_pass(self.shards, &a, offset, |m, y, w| {
-            // One exp for both log(1 + e^m) and the probability, stable for either sign.
-            let e = (-m.abs()).exp();
-            let log1pexp = m.max(0.0) + e.ln_1p();
-            let p = if m >= 0.0 {
-                1.0 / (1.0 + e)
-            } else {
-                e / (1.0 + e)
-            };
-            (w * (log1pexp - y * m), w * (p - y))
-        });
+        if self.errors.is_set() {
+            return f64::NAN;
+        }
+        let total = match self.rows.pass(&a, offset, Loss::Logistic) {
+            Ok(total) => total,
+            Err(e) => {
+                self.errors.keep(e);
+                return f64::NAN;
+            }
+        };
         let (loss, raw, residual_sum) = (total.loss, total.raw, total.residual_sum);
         let w = self.summary.weight_sum;
         let mut value = loss / w;
@@ -205,12 +207,13 @@ impl Objective<'_> {
 /// Fit a binary logistic regression on `features` columns. Labels must be 0/1 (checked by
 /// the caller); the summary must have positive weight.
 pub fn fit(
-    shards: &[Shard],
+    rows: &dyn Rows,
     features: usize,
     params: &Params,
-    keep_going: impl FnMut(&Iteration) -> bool,
-) -> Fit {
-    let summary = summarize(shards, features);
+    mut keep_going: impl FnMut(&Iteration) -> bool,
+) -> Result<Fit> {
+    let summary = rows.summary(features)?;
+    let errors = FirstError::default();
     let std = &summary.std;
     let l1_total = params.reg_param * params.elastic_net_param;
     let l2_total = params.reg_param * (1.0 - params.elastic_net_param);
@@ -234,7 +237,8 @@ pub fn fit(
         .collect();
     l1.push(0.0); // the intercept is never penalised
     let objective = Objective {
-        shards,
+        rows,
+        errors: &errors,
         summary: &summary,
         params,
         features,
@@ -264,8 +268,9 @@ pub fn fit(
         theta,
         &l1,
         &options,
-        keep_going,
+        |it| !errors.is_set() && keep_going(it),
     );
+    errors.into_result()?;
     let gamma = &solution.x;
     let coefficients: Vec<f64> = (0..features)
         .map(|j| if std[j] > 0.0 { gamma[j] / std[j] } else { 0.0 })
@@ -278,7 +283,7 @@ pub fn fit(
     } else {
         0.0
     };
-    Fit {
+    Ok(Fit {
         coefficients,
         intercept,
         history: solution.history,
@@ -287,7 +292,7 @@ pub fn fit(
         passes: solution.evaluations + usize::from(lambda_max.is_some()),
         summary,
         lambda_max,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -412,7 +417,7 @@ mod tests {
     #[test]
     fn l2_matches_an_exact_newton_solve() {
         let shards = data(2000, 3);
-        let fit = fit(&shards, 4, &tight(0.05, 0.0), |_| true);
+        let fit = fit(&shards, 4, &tight(0.05, 0.0), |_| true).unwrap();
         let (coef, intercept) = newton_l2(&shards, 0.05);
         for j in 0..4 {
             assert!(
@@ -433,8 +438,8 @@ mod tests {
 
     #[test]
     fn unregularized_matches_newton_and_ignores_sharding() {
-        let one = fit(&data(1500, 1), 4, &tight(0.0, 0.0), |_| true);
-        let four = fit(&data(1500, 4), 4, &tight(0.0, 0.0), |_| true);
+        let one = fit(&data(1500, 1), 4, &tight(0.0, 0.0), |_| true).unwrap();
+        let four = fit(&data(1500, 4), 4, &tight(0.0, 0.0), |_| true).unwrap();
         let (coef, intercept) = newton_l2(&data(1500, 1), 0.0);
         for j in 0..3 {
             assert!((one.coefficients[j] - coef[j]).abs() < 1e-6 * coef[j].abs().max(1.0));
@@ -446,7 +451,7 @@ mod tests {
     #[test]
     fn all_zero_above_lambda_max_and_not_below() {
         let shards = data(2000, 2);
-        let probe = fit(&shards, 4, &tight(10.0, 0.8), |_| true);
+        let probe = fit(&shards, 4, &tight(10.0, 0.8), |_| true).unwrap();
         let lambda_max = probe.lambda_max.unwrap_or(0.0);
         assert!(probe.all_zero(), "{:?}", probe.coefficients);
         let s = &probe.summary;
@@ -455,9 +460,9 @@ mod tests {
             (probe.intercept - base).abs() < 1e-9,
             "intercept stays at log(n1/n0)"
         );
-        let above = fit(&shards, 4, &tight(lambda_max * 1.01, 0.8), |_| true);
+        let above = fit(&shards, 4, &tight(lambda_max * 1.01, 0.8), |_| true).unwrap();
         assert!(above.all_zero());
-        let below = fit(&shards, 4, &tight(lambda_max * 0.9, 0.8), |_| true);
+        let below = fit(&shards, 4, &tight(lambda_max * 0.9, 0.8), |_| true).unwrap();
         assert!(!below.all_zero());
     }
 
@@ -467,10 +472,12 @@ mod tests {
     fn elastic_net_meets_optimality_conditions() {
         let shards = data(3000, 2);
         let params = tight(0.02, 0.5);
-        let fit = fit(&shards, 4, &params, |_| true);
+        let fit = fit(&shards, 4, &params, |_| true).unwrap();
         let s = &fit.summary;
+        let errors = FirstError::default();
         let objective = Objective {
-            shards: &shards,
+            rows: &shards,
+            errors: &errors,
             summary: s,
             params: &params,
             features: 4,

@@ -13,10 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use super::gbdt::TreeModel;
 use super::gbdt::params::Objective;
+use super::logistic::Shard;
 use super::metrics::{self, ClassificationMetrics, RegressionMetrics, RocPoint};
 use super::optim::Iteration;
 use super::options::{ModelType, NullPolicy, TrainOptions};
 use super::preprocess::{self, Encoder};
+use super::rows::Rows;
 
 /// Most ROC points stored with a model: exact below this many distinct scores, thinned
 /// (evenly, ends kept) above; `confusion_matrix(model, t)` reads the curve.
@@ -103,6 +105,9 @@ pub struct Hooks<'a> {
     pub progress: &'a (dyn Fn(usize, f64) -> bool + Sync),
     /// Reserve working memory in the memory pool; an error stops training.
     pub reserve: &'a (dyn Fn(usize) -> Result<()> + Sync),
+    /// Where a GLM's encoded rows are summed when not here: a cluster (`ml::cluster_rows`).
+    #[allow(clippy::type_complexity)]
+    pub remote_rows: Option<&'a (dyn Fn(&[Shard]) -> Result<Box<dyn Rows>> + Sync)>,
 }
 
 impl Hooks<'_> {
@@ -111,6 +116,7 @@ impl Hooks<'_> {
         Hooks {
             progress: &|_, _| true,
             reserve: &|_| Ok(()),
+            remote_rows: None,
         }
     }
 }
@@ -625,6 +631,7 @@ mod tests {
         let never = Hooks {
             progress: &|_, _| false,
             reserve: &|_| Ok(()),
+            remote_rows: None,
         };
         let err = train("m", 1, &options, &data(), &never).unwrap_err();
         assert!(err.to_string().contains("cancelled"), "{err}");

@@ -36,10 +36,18 @@ impl std::hash::Hash for WoeFunction {
 
 impl WoeFunction {
     pub fn udf(registry: &Registry) -> ScalarUDF {
+        Self::udf_with(ModelCache::new(registry))
+    }
+
+    pub fn udf_with(models: ModelCache) -> ScalarUDF {
         ScalarUDF::from(WoeFunction {
             signature: Signature::any(3, Volatility::Stable),
-            models: ModelCache::new(registry),
+            models,
         })
+    }
+
+    pub fn models(&self) -> &ModelCache {
+        &self.models
     }
 }
 

@@ -111,6 +111,7 @@ impl Session {
         crate::cluster::sync_engine_settings(config.options_mut())?;
         let notices = Arc::new(Notices::default());
         config = config.with_extension(Arc::clone(&notices));
+        config = config.with_extension(Arc::new(crate::cluster::remote::remote()));
         if let Some(n) = db.config().target_partitions {
             config = config.with_target_partitions(n.max(1));
         }
@@ -194,6 +195,8 @@ impl Session {
         };
         let variables = Variables::default();
         ctx.register_udf(variables::current_setting(&variables));
+        // Training on a cluster sends it to the executors by name.
+        ctx.register_udaf(crate::ml::glm_sums::GlmSums::udaf());
         ctx.register_relation_planner(Arc::new(crate::ml::relations::ModelRelations::new(
             registry,
             Arc::clone(db.schema()),
@@ -403,7 +406,7 @@ fn augur_entry(
         .find(|entry| entry.key == key)
         .ok_or_else(|| {
             AugurError::Usage(format!(
-                "unrecognized configuration parameter \"{name}\" (Augur's own: augur.cluster)"
+                "unrecognized configuration parameter \"{name}\" (Augur's own: augur.cluster, augur.cluster_scratch)"
             ))
         })
 }

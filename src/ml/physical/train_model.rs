@@ -25,10 +25,13 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
+use crate::ml::cluster_rows::ClusterRows;
 use crate::ml::logical::train_model::output_schema;
+use crate::ml::logistic::Shard;
 use crate::ml::model::{self, Metrics, TrainingData};
 use crate::ml::options::TrainOptions;
 use crate::ml::registry::Registry;
+use crate::ml::rows::Rows;
 use crate::notices::Notices;
 
 /// Live progress, read by the shell's progress bar.
@@ -221,6 +224,19 @@ impl ExecutionPlan for TrainExec {
             crate::ml::scorecard::resolve(&mut fit_options, &registry)?;
             crate::ml::calibration::resolve(&mut fit_options, &registry)?;
             let threads = context.session_config().target_partitions().max(1);
+            let remote = crate::ml::cluster_rows::target_of(&context)?;
+            if remote.is_some()
+                && fit_options.model_type.is_trees()
+                && let Some(notices) = context.session_config().get_extension::<Notices>()
+            {
+                notices.push(format!(
+                    "{} trains in this process on a cluster: its input query ran there, the trees \
+                     grow here",
+                    fit_options.model_type.name()
+                ));
+            }
+            let runtime = tokio::runtime::Handle::current();
+            let task = Arc::clone(&context);
             let working = Mutex::new(
                 MemoryConsumer::new(format!("TrainExec[{name}] working set"))
                     .register(context.memory_pool()),
@@ -249,9 +265,20 @@ impl ExecutionPlan for TrainExec {
                         ))
                     })
                 };
+                let remote_rows = |shards: &[Shard]| -> Result<Box<dyn Rows>> {
+                    let target = remote.clone().ok_or_else(|| {
+                        DataFusionError::Internal("no cluster to train on".into())
+                    })?;
+                    let rows = ClusterRows::write(target, Arc::clone(&task), runtime.clone(), shards)?;
+                    Ok(Box::new(rows))
+                };
                 let hooks = model::Hooks {
                     progress: &progress,
                     reserve: &reserve,
+                    remote_rows: match &remote {
+                        Some(_) => Some(&remote_rows),
+                        None => None,
+                    },
                 };
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
