@@ -7,8 +7,9 @@ as the single process does (one partition per core). Measured:
   * TPC-H (tpchgen-cli Parquet, external tables): every query locally and on the cluster,
     median of --repeat runs each, answers compared;
   * the fixed cost of a job: a query over a 25-row table;
-  * TRAIN MODEL (logistic regression) over --train-rows rows of Parquet: locally, and with its
-    input read on the cluster (training itself is not distributed yet).
+  * TRAIN MODEL (logistic regression) over --train-rows rows of Parquet: locally, and on the
+    cluster (input read there, encoded rows written once to scratch files, loss and gradient
+    summed by the executors every optimiser evaluation); time per iteration, same objective.
 Writes benches/results/cluster.md.
 
 Needs: pip install tpchgen-cli; cargo build --release.
@@ -120,7 +121,7 @@ def main():
             rows.append((f"Q{q}", statistics.median(local_t), statistics.median(cluster_t)))
             print(f"Q{q}: local {rows[-1][1]:.3f} s, cluster {rows[-1][2]:.3f} s", file=sys.stderr)
 
-        # Training: the input is read on the cluster; the optimiser runs here.
+        # Training: on the cluster the input is read there and every evaluation's sums are a job.
         train = os.path.join(work, "train.parquet")
         n = args.train_rows
         features = ", ".join(f"(random() - 0.5) AS x{i}" for i in range(16))
@@ -129,8 +130,14 @@ def main():
                         f"FROM generate_series(1, {n})) TO '{train}'"], check=True)
         train_sql = (f"TRAIN MODEL m USING logistic_regression PREDICT y WITH (max_iter = 10) "
                      f"AS SELECT * FROM '{train}'")
-        _, train_local = timed(binary, [], train_sql, 1)
-        _, train_cluster = timed(binary, [], train_sql, 1, cluster.url)
+        trained_local, train_local = timed(binary, [], train_sql, 1)
+        trained_cluster, train_cluster = timed(binary, [], train_sql, 1, cluster.url)
+        # model,version,type,rows_used,held_out,iterations,final_objective,…
+        iterations = int(trained_local[0][5])
+        objectives = (float(trained_local[0][6]), float(trained_cluster[0][6]))
+        if trained_cluster[0][5] != trained_local[0][5] or \
+                abs(objectives[0] - objectives[1]) > 1e-9 * abs(objectives[0]):
+            disagreements.append(f"TRAIN: local {trained_local[0]} vs cluster {trained_cluster[0]}")
     finally:
         cluster.stop()
 
@@ -152,9 +159,12 @@ def main():
             f"Fixed cost of a job (a filtered count over `nation`, 25 rows): local "
             f"{statistics.median(local_fixed) * 1000:.0f} ms, cluster {statistics.median(cluster_fixed) * 1000:.0f} ms.",
             "",
-            f"TRAIN MODEL (logistic regression, {args.train_rows:,} rows × 16 features, 10 iterations, "
-            f"Parquet): local {train_local[-1]:.2f} s, input read on the cluster {train_cluster[-1]:.2f} s "
-            f"(the optimiser runs at the client in both).",
+            f"TRAIN MODEL (logistic regression, {args.train_rows:,} rows × 16 features, {iterations} "
+            f"iterations, Parquet): local {train_local[-1]:.2f} s, on the cluster {train_cluster[-1]:.2f} s "
+            f"(input read there, encoded rows written once, loss and gradient summed by the executors "
+            f"per evaluation; ≈ {train_cluster[-1] / max(iterations, 1):.2f} s per iteration on the cluster "
+            f"against {train_local[-1] / max(iterations, 1):.2f} s here, both including the read); "
+            f"final objective equal to 1e-9.",
             "",
             "All answers agree with local execution." if not disagreements
             else "Disagreements: " + "; ".join(disagreements)]

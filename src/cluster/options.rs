@@ -4,6 +4,9 @@
 
 use datafusion::common::extensions_options;
 use datafusion::config::{ConfigExtension, ConfigOptions};
+use datafusion::error::{DataFusionError, Result};
+
+use super::ClusterAddress;
 
 extensions_options! {
     /// Augur's own settings.
@@ -21,6 +24,19 @@ impl ConfigExtension for AugurOptions {
 }
 
 impl AugurOptions {
+    /// The cluster `config` sends work to, if `augur.cluster` is set.
+    pub fn address(config: &ConfigOptions) -> Result<Option<ClusterAddress>> {
+        let Some(options) = config.extensions.get::<AugurOptions>() else {
+            return Ok(None);
+        };
+        if options.cluster.trim().is_empty() {
+            return Ok(None);
+        }
+        ClusterAddress::parse(&options.cluster)
+            .map(Some)
+            .map_err(|e| DataFusionError::Configuration(format!("augur.cluster: {e}")))
+    }
+
     /// The settings with `cluster` set (`augur --cluster URL`).
     pub fn with_cluster(cluster: Option<&str>) -> AugurOptions {
         AugurOptions {

@@ -25,15 +25,10 @@ impl PhysicalOptimizerRule for ShipToCluster {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let Some(options) = config.extensions.get::<AugurOptions>() else {
-            return Ok(plan);
-        };
-        if options.cluster.trim().is_empty() {
-            return Ok(plan);
+        match AugurOptions::address(config)? {
+            Some(address) => ship(plan, &address),
+            None => Ok(plan),
         }
-        let address = ClusterAddress::parse(&options.cluster)
-            .map_err(|e| DataFusionError::Configuration(format!("augur.cluster: {e}")))?;
-        ship(plan, &address)
     }
 
     fn name(&self) -> &str {

@@ -343,13 +343,7 @@ mod tests {
     use crate::ml::logistic::{self, Params};
 
     fn shards(weighted: bool, binary: bool) -> Vec<Shard> {
-        let mut state = 7u64;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = logistic::uniform(7);
         (0..3)
             .map(|_| {
                 let mut s = Shard {

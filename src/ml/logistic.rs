@@ -295,6 +295,18 @@ pub fn fit(
     })
 }
 
+/// Uniform doubles in [0, 1) from a fixed seed (a 64-bit LCG): test data without a crate.
+#[cfg(test)]
+pub(crate) fn uniform(seed: u64) -> impl FnMut() -> f64 {
+    let mut state = seed;
+    move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,13 +314,7 @@ mod tests {
     /// A small deterministic dataset: 3 features on different scales, labels from a
     /// logistic model, plus one constant column.
     fn data(rows: usize, shards: usize) -> Vec<Shard> {
-        let mut state = 12345u64;
-        let mut uniform = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut uniform = uniform(12345);
         let mut out = vec![Shard::default(); shards];
         for s in out.iter_mut() {
             s.columns = vec![vec![]; 4];
