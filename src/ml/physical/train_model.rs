@@ -199,7 +199,10 @@ impl ExecutionPlan for TrainExec {
                     let mut batches = vec![];
                     while let Some(batch) = stream.next().await {
                         let batch = batch?;
-                        reservation.try_grow(batch.get_array_memory_size()).map_err(|e| {
+                        // Each buffer once: batches decoded from Arrow Flight (a cluster's
+                        // rows) share one message buffer across their columns.
+                        let bytes = datafusion::common::utils::memory::get_record_batch_memory_size(&batch);
+                        reservation.try_grow(bytes).map_err(|e| {
                             DataFusionError::ResourcesExhausted(format!(
                                 "the training data of model '{name}' does not fit in memory ({e}); raise \
                                  --memory-limit, select fewer columns, or train on a sample"
