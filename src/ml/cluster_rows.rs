@@ -90,19 +90,10 @@ impl ClusterRows {
     ) -> Result<ClusterRows> {
         let features = shards.first().map_or(0, |s| s.columns.len());
         let weighted = shards.iter().any(|s| !s.weight.is_empty());
-        let scratch = if target.scratch.trim().is_empty() {
-            let dir = std::env::temp_dir().join(format!(
-                "augur-train-{}-{}",
-                std::process::id(),
-                uuid_like()
-            ));
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                DataFusionError::Execution(format!("cannot create {}: {e}", dir.display()))
-            })?;
-            format!("{}/", dir.display())
-        } else {
-            let s = target.scratch.trim_end_matches('/');
-            format!("{s}/augur-train-{}-{}/", std::process::id(), uuid_like())
+        let name = format!("augur-train-{}-{}", std::process::id(), uuid_like());
+        let scratch = match target.scratch.trim() {
+            "" => format!("{}/{name}/", std::env::temp_dir().display()),
+            base => format!("{}/{name}/", base.trim_end_matches('/')),
         };
         if !scratch.contains("://") {
             std::fs::create_dir_all(&scratch).map_err(|e| {
@@ -138,11 +129,11 @@ impl ClusterRows {
             for start in (0..shard.rows()).step_by(FILE_ROWS) {
                 let end = (start + FILE_ROWS).min(shard.rows());
                 let bytes = rows.parquet(shard, start, end)?;
-                let path = Path::from(format!(
-                    "{}part-{}.parquet",
-                    rows.url.prefix().as_ref().trim_end_matches('/').to_string() + "/",
-                    rows.files.len()
-                ));
+                let path = rows
+                    .url
+                    .prefix()
+                    .clone()
+                    .join(format!("part-{}.parquet", rows.files.len()));
                 let size = bytes.len() as u64;
                 let store = Arc::clone(&rows.store);
                 let put = path.clone();
