@@ -463,6 +463,79 @@ fn queries() -> R {
             )
         },
     )?;
+
+    // A database directory's stored tables (Delta) on a path the executors share: a plain
+    // table's scan becomes a Parquet scan, so its join and aggregate run there; a partitioned
+    // one keeps delta-rs's scan at the client, over Parquet scans read there. Both answer as
+    // here, after a DELETE and an UPDATE have rewritten files.
+    let db = dir.path().join("db").display().to_string();
+    let orders = format!("{}/orders.parquet", data.display());
+    let tables = [
+        format!(
+            "CREATE TABLE ord AS SELECT o_orderkey, o_custkey, o_orderpriority, o_totalprice \
+             FROM '{orders}'"
+        ),
+        "DELETE FROM ord WHERE o_orderkey % 7 = 0".into(),
+        format!(
+            "CREATE EXTERNAL TABLE byprio (k BIGINT, prio VARCHAR, price DOUBLE) STORED AS DELTA \
+             PARTITIONED BY (prio) LOCATION '{db}/byprio'"
+        ),
+        format!(
+            "INSERT INTO byprio SELECT o_orderkey, o_orderpriority, CAST(o_totalprice AS DOUBLE) \
+             FROM '{orders}' WHERE o_orderkey % 5 = 0"
+        ),
+        "UPDATE byprio SET price = price + 1 WHERE prio = '1-URGENT'".into(),
+    ];
+    // The TPC-H external tables are kept in the database's catalog from here on.
+    let mut statements = vec![db.clone()];
+    statements.extend(setup.iter().cloned());
+    statements.extend(tables.iter().cloned());
+    let mut args: Vec<&str> = vec!["-q"];
+    args.extend(statements[..1].iter().map(String::as_str));
+    for t in &statements[1..] {
+        args.extend(["-c", t.as_str()]);
+    }
+    ok(
+        augur_bounded(dir.path(), &env, &args, LIMIT)?,
+        "the stored tables",
+    )?;
+    let stored = [
+        "SELECT o_orderpriority, count(*), sum(o_totalprice) FROM ord GROUP BY 1 ORDER BY 1",
+        "SELECT c_mktsegment, count(*) FROM ord JOIN customer ON o_custkey = c_custkey \
+         GROUP BY 1 ORDER BY 1",
+        "SELECT prio, count(*), sum(price) FROM byprio GROUP BY 1 ORDER BY 1",
+    ];
+    let in_db = |cluster_url: Option<&str>, query: &str| {
+        let mut args: Vec<&str> = vec!["-q", "--format", "csv", &db];
+        if let Some(url) = cluster_url {
+            args.extend(["--cluster", url]);
+        }
+        args.extend(["-c", query]);
+        augur_bounded(dir.path(), &env, &args, LIMIT)
+    };
+    for query in stored {
+        let local = ok(in_db(None, query)?, "a stored table here")?;
+        let remote = ok(
+            in_db(Some(&cluster.url), query)?,
+            "a stored table on the cluster",
+        )
+        .map_err(|e| format!("{e}\n{}", cluster.logs()))?;
+        check(
+            local.lines().count() > 3 && same_rows(&local, &remote),
+            || format!("{query}\nhere:\n{local}\ncluster:\n{remote}"),
+        )?;
+    }
+    let plan = ok(
+        in_db(Some(&cluster.url), &format!("EXPLAIN {}", stored[1]))?,
+        "EXPLAIN over a stored table",
+    )?;
+    check(
+        !plan.contains("DeltaScanExec")
+            && plan.split("ClusterExec").nth(1).is_some_and(|below| {
+                below.contains("AggregateExec") && below.contains("HashJoinExec")
+            }),
+        || format!("a plain stored table's join and aggregate do not run on the cluster:\n{plan}"),
+    )?;
     Ok(())
 }
 
@@ -599,6 +672,40 @@ fn models() -> R {
         check(local.lines().count() > 100 && local == remote, || {
             format!("{query}\nhere:\n{local}\ncluster:\n{remote}")
         })?;
+    }
+
+    // evaluate and calibration_curve aggregate on the executors (their aggregates travel by
+    // name); drift's reads the catalog, so it counts at the client over rows from the cluster.
+    // Sums merge in another order there: equal to 1e-9.
+    let evaluated = "SELECT * FROM evaluate(m, applicants)";
+    let plan = ok(
+        run(
+            &there_db,
+            Some(&cluster.url),
+            &[&format!("EXPLAIN {evaluated}")],
+        )?,
+        "EXPLAIN evaluate on the cluster",
+    )?;
+    check(
+        plan.split("ClusterExec")
+            .nth(1)
+            .is_some_and(|below| below.contains("model_metrics")),
+        || format!("evaluate's aggregate does not run below the ClusterExec:\n{plan}"),
+    )?;
+    for query in [
+        evaluated,
+        "SELECT * FROM evaluate(r, applicants)",
+        "SELECT * FROM calibration_curve(m, applicants, 5)",
+        "SELECT * FROM drift(m, (SELECT * FROM applicants WHERE x2 > 3))",
+    ] {
+        let remote = run(&there_db, Some(&cluster.url), &[query])
+            .and_then(|out| ok(out, "on the cluster"))
+            .map_err(|e| format!("{e}\n{}", cluster.logs()))?;
+        let local = ok(run(&there_db, None, &[query])?, "here")?;
+        check(
+            local.lines().count() > 1 && same_rows(&local, &remote),
+            || format!("{query}\nhere:\n{local}\ncluster:\n{remote}"),
+        )?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! the stream before the job ends (Ctrl-C, CancelRequest, a LIMIT satisfied) cancels the job.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ballista_core::client::BallistaClient;
@@ -13,10 +13,11 @@ use ballista_core::serde::protobuf::execute_query_params::Query;
 use ballista_core::serde::protobuf::execute_query_result::Result as Submitted;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use ballista_core::serde::protobuf::{
-    CancelJobParams, ExecuteQueryParams, GetJobStatusParams, KeyValuePair, PartitionLocation,
-    job_status,
+    CancelJobParams, ExecuteQueryParams, GetJobMetricsParams, GetJobStatusParams, KeyValuePair,
+    PartitionLocation, job_status,
 };
 use ballista_core::utils::{GrpcClientConfig, create_grpc_client_endpoint};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
@@ -38,6 +39,8 @@ use super::ClusterAddress;
 
 /// How often the job's status is asked for while it runs.
 const POLL: Duration = Duration::from_millis(20);
+/// How often (in polls) the finished stages are counted, for the progress bar.
+const COUNT_STAGES_EVERY: usize = 10;
 
 #[derive(Debug)]
 pub struct ClusterExec {
@@ -45,6 +48,15 @@ pub struct ClusterExec {
     input: Arc<dyn ExecutionPlan>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
+    progress: Arc<Mutex<Progress>>,
+}
+
+/// Where the job stands, as the scheduler last said.
+#[derive(Debug, Default, Clone)]
+struct Progress {
+    job_id: Option<String>,
+    stages_done: usize,
+    stages: usize,
 }
 
 impl ClusterExec {
@@ -67,13 +79,36 @@ impl ClusterExec {
             input,
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
+            progress: Arc::default(),
         }
+    }
+
+    /// What the progress bar shows once the job is submitted: its stages done and rows
+    /// received.
+    pub fn progress_message(&self) -> Option<String> {
+        let progress = self.progress.lock().ok()?.clone();
+        let job = progress.job_id?;
+        let rows = self.metrics.clone_inner().output_rows().unwrap_or(0);
+        let of = match progress.stages {
+            0 => String::new(),
+            n => format!(" of {n}"),
+        };
+        Some(format!(
+            "cluster job {job}: {}{of} stages done, {rows} rows received",
+            progress.stages_done
+        ))
     }
 }
 
 impl DisplayAs for ClusterExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "ClusterExec: scheduler={}", self.address)
+        write!(f, "ClusterExec: scheduler={}", self.address)?;
+        // A plan the stage planner rejects still runs (the scheduler reports why): EXPLAIN
+        // shows the rest of it.
+        match super::stages::plan(&self.input) {
+            Ok(stages) => write!(f, ", stages=[{}]", super::stages::describe(&stages)),
+            Err(_) => Ok(()),
+        }
     }
 }
 
@@ -123,15 +158,24 @@ impl ExecutionPlan for ClusterExec {
         }
         let mut plan = vec![];
         super::codec::encode(Arc::clone(&self.input))?.try_encode(&mut plan)?;
+        if let Ok(mut progress) = self.progress.lock() {
+            *progress = Progress {
+                stages: super::stages::plan(&self.input).map_or(0, |s| s.len()),
+                ..Progress::default()
+            };
+        }
         let job = Job {
+            progress: Arc::clone(&self.progress),
             address: self.address.clone(),
             plan,
             settings: settings(&context),
             session_id: context.session_id(),
         };
         let rows = MetricBuilder::new(&self.metrics).output_rows(0);
+        let schema = self.schema();
         let stream = futures::stream::once(job.run())
             .try_flatten()
+            .and_then(move |batch| futures::future::ready(as_planned(batch, &schema)))
             .inspect_ok(move |batch| rows.add(batch.num_rows()));
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.schema(),
@@ -142,6 +186,31 @@ impl ExecutionPlan for ClusterExec {
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
     }
+}
+
+/// `batch` with the column types the plan promised: Ballista's shuffle and Flight transfer may
+/// hand back a dictionary-encoded column decoded (delta-rs's file id column, for one), and the
+/// operators above check the types they were planned for.
+fn as_planned(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let same = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(schema.fields())
+        .all(|(got, want)| got.data_type() == want.data_type());
+    if same {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            datafusion::arrow::compute::cast(column, field.data_type())
+                .map_err(DataFusionError::from)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
 /// The session's settings travel with the job, except Augur's own (the cluster's address
@@ -161,6 +230,7 @@ fn settings(context: &TaskContext) -> Vec<KeyValuePair> {
 }
 
 struct Job {
+    progress: Arc<Mutex<Progress>>,
     address: ClusterAddress,
     plan: Vec<u8>,
     settings: Vec<KeyValuePair>,
@@ -214,7 +284,24 @@ impl Job {
             scheduler: Some(scheduler.clone()),
             job_id: job_id.clone(),
         };
+        if let Ok(mut progress) = self.progress.lock() {
+            progress.job_id = Some(job_id.clone());
+        }
+        let mut polls = 0;
         let locations = loop {
+            polls += 1;
+            if polls % COUNT_STAGES_EVERY == 0 {
+                // Only finished stages report metrics; a failure here only stales the bar.
+                if let Ok(metrics) = scheduler
+                    .get_job_metrics(GetJobMetricsParams {
+                        job_id: job_id.clone(),
+                    })
+                    .await
+                    && let Ok(mut progress) = self.progress.lock()
+                {
+                    progress.stages_done = metrics.into_inner().stages.len();
+                }
+            }
             let status = scheduler
                 .get_job_status(GetJobStatusParams {
                     job_id: job_id.clone(),

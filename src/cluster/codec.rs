@@ -11,7 +11,7 @@ use ballista_core::serde::BallistaPhysicalExtensionCodec;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::physical_plan::from_proto::parse_physical_expr_with_converter;
@@ -30,6 +30,7 @@ use crate::optimizer::physical::shared_result::SharedResultExec;
 const TAG: &[u8] = b"\0augur:";
 const SHARED: &[u8] = b"shared/1";
 const MODELS: &[u8] = b"models/1";
+const AGGREGATE: &[u8] = b"aggregate/1";
 
 /// A plan as it leaves the client: Augur's codec, model functions bound to their models.
 pub fn encode(plan: Arc<dyn ExecutionPlan>) -> Result<PhysicalPlanNode> {
@@ -95,6 +96,27 @@ impl PhysicalExtensionCodec for AugurCodec {
         match buf.strip_prefix(TAG).and_then(|b| b.strip_prefix(MODELS)) {
             Some(bytes) => shipping::decode(name, bytes).map(Arc::new),
             None => self.ballista.try_decode_udf(name, buf),
+        }
+    }
+
+    fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<()> {
+        if shipping::encode_aggregate(node)? {
+            buf.extend_from_slice(TAG);
+            buf.extend_from_slice(AGGREGATE);
+            return Ok(());
+        }
+        self.ballista.try_encode_udaf(node, buf)
+    }
+
+    fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
+        match buf.strip_prefix(TAG) {
+            Some(AGGREGATE) => shipping::aggregate(name).map(Arc::new).ok_or_else(|| {
+                DataFusionError::Internal(format!(
+                    "this Augur does not know the aggregate '{name}': are the client, \
+                     scheduler and executors the same version of Augur?"
+                ))
+            }),
+            _ => self.ballista.try_decode_udaf(name, buf),
         }
     }
 }

@@ -16,6 +16,8 @@ pub mod options;
 pub mod remote;
 /// The physical optimizer rule that decides what runs on the cluster.
 pub mod ship;
+/// The stages the scheduler cuts a shipped plan into, as EXPLAIN shows them.
+pub mod stages;
 
 pub use address::ClusterAddress;
 pub use codec::AugurCodec;

@@ -26,7 +26,7 @@ impl PhysicalOptimizerRule for ShipToCluster {
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match AugurOptions::address(config)? {
-            Some(address) => ship(plan, &address),
+            Some(address) => ship(without_plain_delta_scans(plan)?, &address),
             None => Ok(plan),
         }
     }
@@ -61,6 +61,54 @@ fn ship(plan: Arc<dyn ExecutionPlan>, address: &ClusterAddress) -> Result<Arc<dy
             datafusion::physical_plan::replace_children_if_necessary(plan, children)
         }
     }
+}
+
+/// A stored table's scan (delta-rs's `DeltaScanExec`, which has no codec) over a Parquet scan
+/// whose columns are already the table's — no partition columns, column mapping, deletion
+/// vectors or casts to add — becomes a projection dropping delta-rs's file id column, so the
+/// Parquet scan and everything above it can travel. Other Delta scans stay at the client
+/// over a shipped Parquet scan.
+fn without_plain_delta_scans(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+    use datafusion::physical_plan::ExecutionPlanProperties;
+    use datafusion::physical_plan::projection::ProjectionExec;
+    plan.transform_up(|node| {
+        let [child] = node.children()[..] else {
+            return Ok(Transformed::no(node));
+        };
+        if node.name() != "DeltaScanExec" || file_scan(child).is_none() {
+            return Ok(Transformed::no(node));
+        }
+        let (table, files) = (node.schema(), child.schema());
+        let extra = files
+            .fields()
+            .iter()
+            .filter(|f| table.field_with_name(f.name()).is_err());
+        let plain = extra.clone().all(|f| f.name().starts_with("__delta_rs_"))
+            && table.fields().iter().all(|f| {
+                files.field_with_name(f.name()).is_ok_and(|g| {
+                    g.data_type() == f.data_type() && g.is_nullable() == f.is_nullable()
+                })
+            })
+            && node.output_partitioning().partition_count()
+                == child.output_partitioning().partition_count();
+        if !plain {
+            return Ok(Transformed::no(node));
+        }
+        let columns = table
+            .fields()
+            .iter()
+            .map(|f| {
+                let column = datafusion::physical_expr::expressions::col(f.name(), &files)?;
+                Ok((column, f.name().clone()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let projection = ProjectionExec::try_new(columns, Arc::clone(child))?;
+        Ok(Transformed::yes(
+            Arc::new(projection) as Arc<dyn ExecutionPlan>
+        ))
+    })
+    .data()
 }
 
 /// Whether any scan below `plan` reads files; files in this process's memory are an error.
@@ -204,6 +252,25 @@ mod tests {
         .unwrap();
         assert!(
             plan.starts_with("ClusterExec: scheduler=df://127.0.0.1:1"),
+            "{plan}"
+        );
+        // EXPLAIN shows the stages the scheduler will run: partial sums shuffled by key
+        // into a final stage whose rows come here.
+        session
+            .execute_to_end("SET datafusion.execution.target_partitions = 2")
+            .await
+            .unwrap();
+        let plan = physical_plan(
+            &session,
+            &format!("SELECT a, sum(b) FROM '{csv}' GROUP BY a"),
+        )
+        .await
+        .unwrap();
+        let line = plan.lines().next().unwrap_or_default();
+        assert!(
+            line.contains("stages=[1: ")
+                && line.contains("by Hash([a@0], 2)")
+                && line.contains("reads 1 → client]"),
             "{plan}"
         );
         // Nothing to distribute: here.

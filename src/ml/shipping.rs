@@ -1,20 +1,25 @@
 //! Models travel inside plans sent to a cluster: executors have no catalog, so a model
 //! function (`predict`, `predict_proba`, `predict_raw`, `augur_explain`,
 //! `augur_reason_codes`, `augur_woe`) whose model is named by a literal is bound at the client
-//! to that model version, and the bound function carries it on the wire, bit for bit.
+//! to that model version, and the bound function carries it on the wire, bit for bit. The
+//! aggregates that `evaluate`, `compare_models` and `calibration_curve` put into plans read
+//! scores, not models, and travel by name; `drift`'s reads the catalog and stays at the client.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Literal;
 use serde_json::{Map, Value};
 
+use super::calibration_curve::CalibrationCurve;
+use super::compare::CompareModels;
+use super::drift::Drift;
 use super::explain::Explanations;
-use super::functions::{ModelCache, Predict};
+use super::functions::{ModelCache, ModelMetrics, Predict};
 use super::model::Model;
 use super::woe::WoeFunction;
 
@@ -91,6 +96,33 @@ pub fn decode(name: &str, bytes: &[u8]) -> Result<ScalarUDF> {
         models.insert(reference, Arc::new(model));
     }
     build(name, &models)
+}
+
+/// An aggregate that only relation planners create (they are not registered by name, so an
+/// executor's registry does not know them), rebuilt from its name on an executor.
+pub fn aggregate(name: &str) -> Option<AggregateUDF> {
+    [
+        ModelMetrics::udaf(),
+        CompareModels::udaf(),
+        CalibrationCurve::udaf(),
+    ]
+    .into_iter()
+    .find(|f| f.name() == name)
+}
+
+/// Whether `udaf` travels as a name `aggregate` rebuilds; an error for `drift`, whose
+/// accumulator reads the client's catalog (it aggregates at the client, above shipped rows).
+pub fn encode_aggregate(udaf: &AggregateUDF) -> Result<bool> {
+    if udaf.inner().downcast_ref::<Drift>().is_some() {
+        return Err(DataFusionError::NotImplemented(format!(
+            "{} reads the client's models",
+            udaf.name()
+        )));
+    }
+    let inner = udaf.inner();
+    Ok(inner.downcast_ref::<ModelMetrics>().is_some()
+        || inner.downcast_ref::<CompareModels>().is_some()
+        || inner.downcast_ref::<CalibrationCurve>().is_some())
 }
 
 fn build(name: &str, models: &HashMap<String, Arc<Model>>) -> Result<ScalarUDF> {

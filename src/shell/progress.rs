@@ -1,5 +1,6 @@
 //! The progress bar on stderr (terminals only) for statements running over about a second:
-//! rows and bytes scanned so far, against the total size of the files when known.
+//! rows and bytes scanned so far, against the total size of the files when known; training's
+//! iterations; a cluster job's stages.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::ExecutionPlan;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::cluster::cluster_exec::ClusterExec;
 use crate::config::format_size;
 use crate::ml::physical::train_model::TrainExec;
 use crate::session::QueryResult;
@@ -41,7 +43,10 @@ impl Progress {
             }
             shown.set_length(total.max(1) as u64);
             loop {
-                if let Some(message) = plan.as_ref().and_then(training) {
+                if let Some(message) = plan
+                    .as_ref()
+                    .and_then(|p| training(p).or_else(|| cluster(p)))
+                {
                     shown.set_message(format!("{message} (Ctrl-C cancels)"));
                     shown.tick();
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -86,7 +91,19 @@ fn training(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
     plan.children().into_iter().find_map(training)
 }
 
+/// The job of a cluster operator in the plan, once submitted.
+fn cluster(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
+    if let Some(exec) = plan.downcast_ref::<ClusterExec>() {
+        return exec.progress_message();
+    }
+    plan.children().into_iter().find_map(cluster)
+}
+
+/// The leaves this process runs (a cluster's scans are read on its executors).
 fn leaves(plan: &Arc<dyn ExecutionPlan>, out: &mut Vec<Arc<dyn ExecutionPlan>>) {
+    if plan.downcast_ref::<ClusterExec>().is_some() {
+        return;
+    }
     let children = plan.children();
     if children.is_empty() {
         out.push(Arc::clone(plan));

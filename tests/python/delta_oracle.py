@@ -199,3 +199,9 @@ check("compacted after 100 files", len(many.file_uris()) <= 100, True)
 check("compaction is in the history", any(h["operation"] == "OPTIMIZE" for h in many.history()), True)
 
 print("delta: all checks passed")
+# Every check ran. Leave without the interpreter's teardown: under load, the native thread
+# pools of the libraries above (Polars, DuckDB, deltalake) have been seen to abort in it
+# ("terminate called without an active exception"), failing a run whose checks all passed.
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)
