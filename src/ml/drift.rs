@@ -19,6 +19,7 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, Signature, Volatility,
 };
+use rayon::slice::ParallelSliceMut;
 use serde::{Deserialize, Serialize};
 
 use super::binning::range_label;
@@ -38,10 +39,19 @@ impl Distribution {
     /// Deciles of `values` (fewer bins when values repeat); `None` for no values.
     pub fn deciles(values: &[f64]) -> Option<Distribution> {
         let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        sorted.par_sort_unstable_by(f64::total_cmp);
+        Self::deciles_of_sorted(&sorted)
+    }
+
+    /// [`Distribution::deciles`] of values already sorted in ascending order (non-finite
+    /// ones are left out here).
+    pub fn deciles_of_sorted(sorted: &[f64]) -> Option<Distribution> {
+        let first = sorted.partition_point(|v| !v.is_finite() && v.is_sign_negative());
+        let sorted = &sorted[first..];
+        let sorted = &sorted[..sorted.partition_point(|v| v.is_finite())];
         if sorted.is_empty() {
             return None;
         }
-        sorted.sort_unstable_by(f64::total_cmp);
         let mut cuts: Vec<f64> = vec![];
         for i in 1..10 {
             let c = sorted[i * sorted.len() / 10];
@@ -49,10 +59,11 @@ impl Distribution {
                 cuts.push(c);
             }
         }
-        let mut counts = vec![0.0; cuts.len() + 1];
-        for v in &sorted {
-            counts[cuts.partition_point(|c| c <= v)] += 1.0;
-        }
+        // Sorted: a bin's rows lie between the positions of its cuts.
+        let mut edges = vec![0];
+        edges.extend(cuts.iter().map(|c| sorted.partition_point(|v| v < c)));
+        edges.push(sorted.len());
+        let counts: Vec<f64> = edges.windows(2).map(|w| (w[1] - w[0]) as f64).collect();
         let n = sorted.len() as f64;
         Some(Distribution {
             cuts,

@@ -2,15 +2,15 @@
 //! semantics): encode the prepared rows into column-major shards on every core, run the
 //! optimiser, and keep what `explain` and `feature_importance` need.
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
+use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
+use super::encoded::{Encoded, Layout, ShardBuilder};
 use super::logistic::{self, Shard};
 use super::model::{Hooks, Model, Prepared, TrainingSummary, now_unix, plan_err};
 use super::optim::Iteration;
-use super::options::{NullPolicy, TrainOptions};
+use super::options::TrainOptions;
 use super::preprocess;
 use super::rows::Rows;
 
@@ -24,118 +24,25 @@ pub fn fit(
     hooks: &Hooks,
     encoders: Option<Vec<preprocess::Encoder>>,
 ) -> Result<Model> {
-    let schema = &prep.schema;
-    let inputs = prep.inputs.clone();
-    let (label_index, weight_index) = (prep.label_index, prep.weight_index);
-    let rows_read = prep.rows_read;
-    let mut iteration = 0usize;
-    let keep_going = |it: &Iteration| {
-        iteration += 1;
-        (hooks.progress)(iteration, it.objective)
-    };
+    let layout = Layout::of(options, prep);
     let all_train: Vec<RecordBatch> = prep.train_parts.iter().flatten().cloned().collect();
     let encoders = match encoders {
         Some(e) => e,
-        None => preprocess::fit(&all_train, schema, &inputs)?,
+        None => preprocess::fit(&all_train, &prep.schema, &prep.inputs)?,
     };
+    drop(all_train);
     let width: usize = encoders.iter().map(|e| e.width()).sum();
-    let feature_names: Vec<String> = encoders.iter().flat_map(|e| e.feature_names()).collect();
-
-    // Per partition: the encoded rows, rows dropped for NULLs, distinct non-0/1 labels seen.
-    let encode = |batches: &[RecordBatch]| -> Result<(Shard, usize, Vec<f64>)> {
-        let mut dropped = 0;
-        let mut bad_labels: Vec<f64> = vec![];
-        // Sized up front: growing 8 MB columns by doubling costs copies and page faults.
-        let capacity: usize = batches.iter().map(|b| b.num_rows()).sum();
-        let mut shard = Shard {
-            columns: vec![Vec::with_capacity(capacity); width],
-            label: Vec::with_capacity(capacity),
-            weight: Vec::with_capacity(if weight_index.is_some() { capacity } else { 0 }),
-        };
+    let weighted = prep.weight_index.is_some();
+    // Per partition on its own thread, the held-out rows alongside.
+    let encode = |batches: &[RecordBatch]| -> Result<ShardBuilder> {
+        let rows = batches.iter().map(|b| b.num_rows()).sum();
+        let mut builder = ShardBuilder::with_capacity(width, rows, weighted);
         for batch in batches {
-            let n = batch.num_rows();
-            let mut columns = vec![Vec::with_capacity(n); width];
-            let mut valid = vec![true; n];
-            preprocess::encode(
-                &encoders,
-                batch,
-                options.handle_nulls == NullPolicy::Impute,
-                &mut columns,
-                &mut valid,
-            )?;
-            if options.handle_nulls == NullPolicy::Error
-                && let Some(i) = valid.iter().position(|v| !v)
-            {
-                let column = inputs
-                    .iter()
-                    .find(|c| batch.column_by_name(c).is_some_and(|a| a.is_null(i)))
-                    .cloned()
-                    .unwrap_or_default();
-                return Err(plan_err(format!(
-                    "column '{column}' is NULL in a training row and handle_nulls = 'error'; filter the rows, \
-                     or use handle_nulls = 'drop' or 'impute'"
-                )));
-            }
-            let label = cast(batch.column(label_index), &DataType::Float64)?;
-            let label = label.as_primitive::<Float64Type>();
-            let weight = match weight_index {
-                Some(w) => Some(cast(batch.column(w), &DataType::Float64)?),
-                None => None,
-            };
-            let mut keep = vec![false; n];
-            for i in 0..n {
-                let y = if label.is_null(i) {
-                    None
-                } else {
-                    Some(label.value(i))
-                };
-                let w = weight.as_ref().map(|w| {
-                    if w.is_null(i) {
-                        f64::NAN
-                    } else {
-                        w.as_primitive::<Float64Type>().value(i)
-                    }
-                });
-                let (Some(y), true) = (y, valid[i]) else {
-                    dropped += 1;
-                    continue;
-                };
-                if w.is_some_and(|w| w.is_nan() || w < 0.0) {
-                    dropped += 1;
-                    continue;
-                }
-                if options.model_type.is_classifier() && y != 0.0 && y != 1.0 {
-                    if bad_labels.len() < 10_000 && !bad_labels.contains(&y) {
-                        bad_labels.push(y);
-                    }
-                    continue;
-                }
-                keep[i] = true;
-                shard.label.push(y);
-                if let Some(w) = w {
-                    shard.weight.push(w);
-                }
-            }
-            // Column by column: one sequential copy per feature instead of a scatter per row.
-            let keep_all = keep.iter().all(|k| *k);
-            for (target, encoded) in shard.columns.iter_mut().zip(columns) {
-                if keep_all {
-                    target.extend_from_slice(&encoded);
-                } else {
-                    target.extend(
-                        encoded
-                            .iter()
-                            .zip(&keep)
-                            .filter(|(_, k)| **k)
-                            .map(|(x, _)| *x),
-                    );
-                }
-            }
+            builder.push(&layout, &encoders, batch)?;
         }
-        Ok((shard, dropped, bad_labels))
+        Ok(builder)
     };
-    // Partitions encode on their own threads; the held-out rows alongside.
-    let encoded: Vec<Result<(Shard, usize, Vec<f64>)>> = std::thread::scope(|scope| {
+    let built: Vec<Result<ShardBuilder>> = std::thread::scope(|scope| {
         let encode = &encode;
         let handles: Vec<_> = prep
             .train_parts
@@ -148,20 +55,37 @@ pub fn fit(
             .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     });
-    let mut shards = vec![];
-    let mut dropped = 0;
-    let mut bad_labels: Vec<f64> = vec![];
-    for part in encoded {
-        let (shard, part_dropped, part_bad) = part?;
-        shards.push(shard);
-        dropped += part_dropped;
-        for y in part_bad {
-            if bad_labels.len() < 10_000 && !bad_labels.contains(&y) {
-                bad_labels.push(y);
-            }
-        }
-    }
-    let test = shards.pop().unwrap_or_default();
+    let built = built.into_iter().collect::<Result<Vec<_>>>()?;
+    let encoded = Encoded::gather(prep.inputs.clone(), encoders, built, prep.rows_read);
+    fit_encoded(name, version, options, &encoded, hooks)
+}
+
+/// Fit on rows already encoded (after the read, or while it ran).
+pub fn fit_encoded(
+    name: &str,
+    version: u32,
+    options: &TrainOptions,
+    encoded: &Encoded,
+    hooks: &Hooks,
+) -> Result<Model> {
+    let Encoded {
+        inputs,
+        encoders,
+        shards,
+        test,
+        dropped,
+        bad_labels,
+        rows_read,
+    } = encoded;
+    let (dropped, rows_read) = (*dropped, *rows_read);
+    let mut bad_labels = bad_labels.clone();
+    let width: usize = encoders.iter().map(|e| e.width()).sum();
+    let feature_names: Vec<String> = encoders.iter().flat_map(|e| e.feature_names()).collect();
+    let mut iteration = 0usize;
+    let keep_going = |it: &Iteration| {
+        iteration += 1;
+        (hooks.progress)(iteration, it.objective)
+    };
     if !bad_labels.is_empty() {
         bad_labels.sort_by(f64::total_cmp);
         let shown: Vec<String> = bad_labels.iter().take(5).map(|v| v.to_string()).collect();
@@ -191,13 +115,13 @@ pub fn fit(
     // On a cluster the sums run where the rows were written; here, over the shards. Writing
     // them is not fitting: it counts in the statement's seconds, not in the seconds per pass.
     let remote = match hooks.remote_rows {
-        Some(write) => Some(write(&shards)?),
+        Some(write) => Some(write(shards)?),
         None => None,
     };
     let fit_started = std::time::Instant::now();
     let rows: &dyn Rows = match &remote {
         Some(r) => r.as_ref(),
-        None => &shards,
+        None => shards,
     };
     let (coefficients, intercept, history, reason, summary, lambda_max, passes) = match options
         .model_type
@@ -267,8 +191,8 @@ pub fn fit(
         name: name.to_string(),
         version,
         options: options.clone(),
-        inputs,
-        encoders,
+        inputs: inputs.clone(),
+        encoders: encoders.clone(),
         feature_names,
         coefficients,
         intercept,
@@ -303,9 +227,13 @@ pub fn fit(
         calibration: None,
         created_unix: now_unix(),
     };
-    let evaluated: Vec<Shard> = if test.rows() > 0 { vec![test] } else { shards };
-    let scored = score_shards(&model, &evaluated);
-    model.mean_abs_contribution = mean_abs_contribution(&model, &evaluated);
+    let evaluated: &[Shard] = if test.rows() > 0 {
+        std::slice::from_ref(test)
+    } else {
+        shards
+    };
+    let scored = score_shards(&model, evaluated);
+    model.mean_abs_contribution = mean_abs_contribution(&model, evaluated);
     if let Some(m) = model.set_metrics(&scored)
         && model.training.metrics_on == "training"
         && m.auc_roc >= 0.9999
@@ -319,28 +247,39 @@ pub fn fit(
 }
 
 /// (score, label, weight) of encoded rows: probability for classifiers, value for regressions.
+/// Written in place on all cores (10M rows are 240 MB: no per-chunk copies to concatenate).
 fn score_shards(model: &Model, shards: &[Shard]) -> Vec<(f64, f64, f64)> {
-    let chunks = super::pass::parallel_chunks(shards, |s, rows| {
-        let mut margin = vec![model.intercept; rows.len()];
+    const CHUNK: usize = 1 << 16;
+    let rows: usize = shards.iter().map(|s| s.rows()).sum();
+    let mut out = vec![(0.0, 0.0, 0.0); rows];
+    let mut rest = out.as_mut_slice();
+    let mut parts = vec![];
+    for s in shards {
+        let (mine, others) = rest.split_at_mut(s.rows());
+        parts.extend(
+            mine.chunks_mut(CHUNK)
+                .enumerate()
+                .map(|(k, c)| (s, k * CHUNK, c)),
+        );
+        rest = others;
+    }
+    parts.into_par_iter().for_each(|(s, start, chunk)| {
+        let rows = start..start + chunk.len();
+        for (o, i) in chunk.iter_mut().zip(rows.clone()) {
+            *o = (model.intercept, s.label[i], s.w(i));
+        }
         for (col, b) in s.columns.iter().zip(&model.coefficients) {
-            for (m, x) in margin.iter_mut().zip(&col[rows.clone()]) {
-                *m += b * x;
+            for (o, x) in chunk.iter_mut().zip(&col[rows.clone()]) {
+                o.0 += b * x;
             }
         }
-        margin
-            .into_iter()
-            .zip(rows)
-            .map(|(m, i)| {
-                let out = if model.is_classifier() {
-                    augur_udfs::math::sigmoid(m)
-                } else {
-                    m
-                };
-                (out, s.label[i], s.w(i))
-            })
-            .collect::<Vec<_>>()
+        if model.is_classifier() {
+            for o in chunk.iter_mut() {
+                o.0 = augur_udfs::math::sigmoid(o.0);
+            }
+        }
     });
-    chunks.concat()
+    out
 }
 
 /// Mean over the rows of |Σ over an input's features of w·(x − mean)|, per input column.

@@ -1,6 +1,7 @@
 //! Model quality metrics stored with a model and returned by `evaluate`: exact ROC AUC (ties
 //! averaged, no binning), PR AUC, log-loss, threshold metrics, ROC curve; RMSE, MAE, R².
 
+use rayon::slice::ParallelSliceMut;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,35 +53,85 @@ pub struct RocPoint {
 /// (score, label, weight) triples → points at each distinct score, highest first, starting
 /// at (0, 0). Ties share a point, which is what makes the AUC exact with ties.
 pub fn roc_curve(scored: &[(f64, f64, f64)]) -> Vec<RocPoint> {
-    // Sorting the triples themselves (not references) keeps the sort in cache; tied scores
-    // are summed together below, so stability does not matter.
-    let mut sorted: Vec<(f64, f64, f64)> = scored.to_vec();
-    sorted.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-    let positives: f64 = scored.iter().map(|(_, y, w)| y * w).sum();
-    let negatives: f64 = scored.iter().map(|(_, y, w)| (1.0 - y) * w).sum();
-    let mut points = vec![RocPoint {
+    let mut points = vec![];
+    sweep(&sorted_by_score(scored), |p| points.push(p));
+    points
+}
+
+/// The triples sorted by score, highest first, on all cores. Sorting the triples themselves
+/// (not references) keeps the sort in cache; tied scores are summed together by [`sweep`],
+/// so stability does not matter.
+pub fn sorted_by_score(scored: &[(f64, f64, f64)]) -> Vec<(f64, f64, f64)> {
+    let mut sorted = scored.to_vec();
+    sorted.par_sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+    sorted
+}
+
+/// Calls `f` with every point of the ROC curve of `sorted` (highest score first).
+fn sweep(sorted: &[(f64, f64, f64)], mut f: impl FnMut(RocPoint)) {
+    let positives: f64 = sorted.iter().map(|(_, y, w)| y * w).sum();
+    let negatives: f64 = sorted.iter().map(|(_, y, w)| (1.0 - y) * w).sum();
+    f(RocPoint {
         threshold: None,
         false_positive_rate: 0.0,
         true_positive_rate: 0.0,
         precision: 1.0,
-    }];
+    });
     let (mut tp, mut fp) = (0.0, 0.0);
     let mut i = 0;
     while i < sorted.len() {
+        // At least one row per point, so a NaN score (never equal to itself) moves on too.
         let score = sorted[i].0;
-        while i < sorted.len() && sorted[i].0 == score {
+        loop {
             tp += sorted[i].1 * sorted[i].2;
             fp += (1.0 - sorted[i].1) * sorted[i].2;
             i += 1;
+            if i == sorted.len() || sorted[i].0 != score {
+                break;
+            }
         }
-        points.push(RocPoint {
+        f(RocPoint {
             threshold: Some(score),
             false_positive_rate: if negatives > 0.0 { fp / negatives } else { 0.0 },
             true_positive_rate: if positives > 0.0 { tp / positives } else { 0.0 },
             precision: if tp + fp > 0.0 { tp / (tp + fp) } else { 1.0 },
         });
     }
-    points
+}
+
+/// ROC AUC, PR AUC and the curve thinned to at most `max` points, of triples sorted by
+/// [`sorted_by_score`], without holding the whole curve (one point per distinct score: 400
+/// MB for 10M rows). The same numbers as [`auc_roc`], [`auc_pr`] and [`thin`] of the curve.
+pub fn curve_summary(sorted: &[(f64, f64, f64)], max: usize) -> (Vec<RocPoint>, f64, f64) {
+    // Points: the origin and one per run of equal scores (a NaN is a run of its own).
+    let runs = sorted.windows(2).filter(|w| w[0].0 != w[1].0).count();
+    let len = 1 + if sorted.is_empty() { 0 } else { runs + 1 };
+    let keep_all = len <= max || max < 2;
+    let step = (len - 1) as f64 / (max.max(2) - 1) as f64;
+    let (mut kept, mut next) = (vec![], 0usize);
+    let (mut roc, mut pr) = (0.0, 0.0);
+    let mut prev: Option<RocPoint> = None;
+    let mut pr_prev = (0.0, 0.0);
+    let mut index = 0;
+    sweep(sorted, |p| {
+        if keep_all || index == ((next as f64 * step).round() as usize).min(len - 1) {
+            kept.push(p);
+            next += 1;
+        }
+        if let Some(q) = prev {
+            roc += (p.false_positive_rate - q.false_positive_rate)
+                * (p.true_positive_rate + q.true_positive_rate)
+                / 2.0;
+            if index == 1 {
+                pr_prev = (0.0, p.precision);
+            }
+            pr += (p.true_positive_rate - pr_prev.0) * (p.precision + pr_prev.1) / 2.0;
+            pr_prev = (p.true_positive_rate, p.precision);
+        }
+        prev = Some(p);
+        index += 1;
+    });
+    (kept, roc, pr)
 }
 
 /// Area under the ROC curve by the trapezoid rule over all distinct scores (exact).
@@ -121,6 +172,16 @@ pub fn classification_on_curve(
     points: &[RocPoint],
     threshold: f64,
 ) -> ClassificationMetrics {
+    classification_with_aucs(scored, auc_roc(points), auc_pr(points), threshold)
+}
+
+/// [`classification`] with the areas under the ROC and PR curves already computed.
+pub fn classification_with_aucs(
+    scored: &[(f64, f64, f64)],
+    auc_roc: f64,
+    auc_pr: f64,
+    threshold: f64,
+) -> ClassificationMetrics {
     let mut c = Confusion {
         true_positive: 0.0,
         false_positive: 0.0,
@@ -148,8 +209,8 @@ pub fn classification_on_curve(
     let recall = ratio(c.true_positive, c.true_positive + c.false_negative);
     ClassificationMetrics {
         rows: scored.len(),
-        auc_roc: auc_roc(points),
-        auc_pr: auc_pr(points),
+        auc_roc,
+        auc_pr,
         log_loss: ratio(loss, weight),
         accuracy: ratio(c.true_positive + c.true_negative, weight),
         precision,
@@ -236,6 +297,39 @@ mod tests {
         // p > 0.5 strictly: the three 0.5 scores are negative predictions.
         assert_eq!(m.confusion.true_positive, 3.0);
         assert_eq!(m.confusion.false_positive, 1.0);
+    }
+
+    /// The one-sweep summary gives the same areas and thinned curve as the whole curve.
+    #[test]
+    fn curve_summary_matches_the_whole_curve() {
+        // Scores with many ties, a NaN, weights; a pseudo-random but fixed sequence.
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as f64 / (1u64 << 31) as f64
+        };
+        let mut scored: Vec<(f64, f64, f64)> = (0..5000)
+            .map(|_| {
+                let s = (next() * 300.0).floor() / 300.0;
+                (s, f64::from(next() < s), 0.5 + next())
+            })
+            .collect();
+        scored.push((f64::NAN, 1.0, 1.0));
+        let whole = roc_curve(&scored);
+        for max in [2, 7, 2001, 100_000] {
+            let (thinned, roc, pr) = curve_summary(&sorted_by_score(&scored), max);
+            assert_eq!(roc.to_bits(), auc_roc(&whole).to_bits(), "max {max}");
+            assert_eq!(pr.to_bits(), auc_pr(&whole).to_bits(), "max {max}");
+            let expected = thin(&whole, max);
+            assert_eq!(thinned.len(), expected.len(), "max {max}");
+            for (a, b) in thinned.iter().zip(&expected) {
+                assert_eq!(a.threshold.map(f64::to_bits), b.threshold.map(f64::to_bits));
+                assert_eq!(a.true_positive_rate, b.true_positive_rate);
+            }
+        }
+        assert_eq!(curve_summary(&[], 10).0.len(), 1);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod compare;
 pub mod credit_relations;
 pub mod credit_tables;
 pub mod drift;
+pub mod encoded;
 pub mod explain;
 pub mod functions;
 pub mod gbdt;

@@ -96,6 +96,8 @@ pub struct Model {
 pub struct TrainingData {
     pub schema: Arc<Schema>,
     pub partitions: Vec<Vec<RecordBatch>>,
+    /// The rows already encoded as they were read (then `partitions` is empty).
+    pub encoded: Option<super::encoded::Encoded>,
 }
 
 /// What training tells the operator, and asks of it.
@@ -140,7 +142,7 @@ pub(crate) fn plan_err(message: String) -> DataFusionError {
 
 /// Canonical text of each row's key (a column, or all columns), for the hash split; the
 /// bytes come from `augur_udfs::split::row_keys` so that SQL's `hash_split` agrees.
-fn split_keys(batch: &RecordBatch, key: Option<usize>) -> Result<Vec<Vec<u8>>> {
+pub(crate) fn split_keys(batch: &RecordBatch, key: Option<usize>) -> Result<Vec<Vec<u8>>> {
     let columns = match key {
         Some(k) => vec![Arc::clone(batch.column(k))],
         None => batch.columns().to_vec(),
@@ -243,6 +245,11 @@ pub fn train(
     let started = Instant::now();
     if options.calibration.is_some() {
         let mut model = super::calibration::fit(name, version, options, data)?;
+        model.training.seconds = started.elapsed().as_secs_f64();
+        return Ok(model);
+    }
+    if let Some(encoded) = &data.encoded {
+        let mut model = super::glm::fit_encoded(name, version, options, encoded, hooks)?;
         model.training.seconds = started.elapsed().as_secs_f64();
         return Ok(model);
     }
@@ -394,15 +401,21 @@ impl Model {
         &mut self,
         scored: &[(f64, f64, f64)],
     ) -> Option<ClassificationMetrics> {
-        let outputs: Vec<f64> = scored.iter().map(|s| s.0).collect();
-        self.score_distribution = super::drift::Distribution::deciles(&outputs);
         if self.is_classifier() {
-            let curve = metrics::roc_curve(scored);
-            let m = metrics::classification_on_curve(scored, &curve, self.options.threshold);
-            self.roc = metrics::thin(&curve, ROC_POINTS);
+            // One sort serves the curve and the score deciles.
+            let sorted = metrics::sorted_by_score(scored);
+            let ascending: Vec<f64> = sorted.iter().rev().map(|s| s.0).collect();
+            self.score_distribution = super::drift::Distribution::deciles_of_sorted(&ascending);
+            let (curve, auc_roc, auc_pr) = metrics::curve_summary(&sorted, ROC_POINTS);
+            drop(sorted);
+            let m =
+                metrics::classification_with_aucs(scored, auc_roc, auc_pr, self.options.threshold);
+            self.roc = curve;
             self.metrics = Some(Metrics::Classification(m.clone()));
             Some(m)
         } else {
+            let outputs: Vec<f64> = scored.iter().map(|s| s.0).collect();
+            self.score_distribution = super::drift::Distribution::deciles(&outputs);
             self.metrics = Some(Metrics::Regression(metrics::regression(scored)));
             None
         }
@@ -622,6 +635,7 @@ mod tests {
         TrainingData {
             schema,
             partitions: vec![vec![batch]],
+            encoded: None,
         }
     }
 
@@ -661,6 +675,7 @@ mod tests {
         let data = TrainingData {
             schema,
             partitions: vec![vec![batch]],
+            encoded: None,
         };
         let err = train(
             "m",

@@ -26,6 +26,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 use crate::ml::cluster_rows::ClusterRows;
+use crate::ml::encoded::Streamed;
 use crate::ml::logical::train_model::output_schema;
 use crate::ml::logistic::Shard;
 use crate::ml::model::{self, Metrics, TrainingData};
@@ -188,44 +189,74 @@ impl ExecutionPlan for TrainExec {
         let elapsed = MetricBuilder::new(&self.metrics).elapsed_compute(partition);
         let work = async move {
             let started = std::time::Instant::now();
+            let mut fit_options = options.clone();
+            crate::ml::scorecard::resolve(&mut fit_options, &registry)?;
+            crate::ml::calibration::resolve(&mut fit_options, &registry)?;
+            // A linear model over numeric features encodes its rows as they arrive.
+            let streamed = Streamed::for_training(&fit_options, &input.schema())?;
             let partitions = input.output_partitioning().partition_count();
-            let reads = (0..partitions).map(|p| {
+            // Each partition reads (and encodes) on its own task: on all cores. Dropping the
+            // set (the first failure, or cancellation) aborts the others.
+            let mut reads = tokio::task::JoinSet::new();
+            for p in 0..partitions {
                 let stream = input.execute(p, Arc::clone(&context));
                 let pool = Arc::clone(context.memory_pool());
                 let name = name.clone();
-                async move {
+                let streamed = streamed.clone();
+                reads.spawn(async move {
                     let mut stream = stream?;
                     let reservation = MemoryConsumer::new(format!("TrainExec[{p}]")).register(&pool);
                     let mut batches = vec![];
+                    let mut encoding = streamed.as_ref().map(|s| s.partition());
                     while let Some(batch) = stream.next().await {
                         let batch = batch?;
                         // Each buffer once: batches decoded from Arrow Flight (a cluster's
-                        // rows) share one message buffer across their columns.
-                        let bytes = datafusion::common::utils::memory::get_record_batch_memory_size(&batch);
+                        // rows) share one message buffer across their columns. Encoded rows:
+                        // the features, label and weight as doubles.
+                        let bytes = match &encoding {
+                            Some(_) => batch.num_rows() * (batch.num_columns() + 1) * 8,
+                            None => datafusion::common::utils::memory::get_record_batch_memory_size(&batch),
+                        };
                         reservation.try_grow(bytes).map_err(|e| {
                             DataFusionError::ResourcesExhausted(format!(
                                 "the training data of model '{name}' does not fit in memory ({e}); raise \
                                  --memory-limit, select fewer columns, or train on a sample"
                             ))
                         })?;
-                        batches.push(batch);
+                        match encoding.as_mut() {
+                            Some(e) => e.push(&batch)?,
+                            None => batches.push(batch),
+                        }
                     }
-                    Ok::<_, DataFusionError>((batches, reservation))
-                }
-            });
-            let read = futures::future::try_join_all(reads).await?;
-            let (parts, _reservations): (Vec<_>, Vec<_>) = read.into_iter().unzip();
+                    Ok::<_, DataFusionError>((p, batches, encoding, reservation))
+                });
+            }
+            let mut read = vec![];
+            while let Some(done) = reads.join_next().await {
+                read.push(done.map_err(|e| {
+                    DataFusionError::Execution(format!("reading the training data failed: {e}"))
+                })??);
+            }
+            // In partition order, as the shards and the held-out rows were before.
+            read.sort_by_key(|r| r.0);
+            let mut parts = vec![];
+            let mut encoded_parts = vec![];
+            let mut _reservations = vec![];
+            for (_, batches, encoding, reservation) in read {
+                parts.push(batches);
+                encoded_parts.extend(encoding);
+                _reservations.push(reservation);
+            }
+            let encoded = streamed.map(|s| s.finish(encoded_parts));
             let data = TrainingData {
                 schema: input.schema(),
                 partitions: parts,
+                encoded,
             };
             let cancelled = Arc::new(AtomicBool::new(false));
             let _cancel_on_drop = CancelOnDrop(Arc::clone(&cancelled));
             let live = Arc::clone(&progress);
             let fit_name = name.clone();
-            let mut fit_options = options.clone();
-            crate::ml::scorecard::resolve(&mut fit_options, &registry)?;
-            crate::ml::calibration::resolve(&mut fit_options, &registry)?;
             let threads = context.session_config().target_partitions().max(1);
             let remote = crate::ml::cluster_rows::target_of(&context)?;
             if remote.is_some()

@@ -1,0 +1,536 @@
+//! Training rows encoded into column-major shards for the linear models, batch by batch:
+//! after reading (encoders learned from all the rows first), or while the rows are read
+//! when the encoders need no first pass (numeric features), so the Arrow input is dropped
+//! batch by batch instead of held beside its encoded copy.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Schema};
+use datafusion::error::Result;
+
+use super::logistic::Shard;
+use super::model::{Prepared, plan_err};
+use super::options::{ModelType, NullPolicy, TrainOptions};
+use super::preprocess::{self, Encoder};
+
+/// Where a training query's columns go, and what the options say about its rows.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub inputs: Vec<String>,
+    pub label: String,
+    pub label_index: usize,
+    pub weight_index: Option<usize>,
+    pub model_type: ModelType,
+    pub handle_nulls: NullPolicy,
+}
+
+impl Layout {
+    pub fn of(options: &TrainOptions, prep: &Prepared) -> Layout {
+        Layout {
+            inputs: prep.inputs.clone(),
+            label: options.label.clone(),
+            label_index: prep.label_index,
+            weight_index: prep.weight_index,
+            model_type: options.model_type,
+            handle_nulls: options.handle_nulls,
+        }
+    }
+}
+
+/// The rows of one partition as they are encoded: the shard, rows dropped for NULLs or
+/// negative weights, and the distinct labels a classifier cannot take.
+#[derive(Debug, Default)]
+pub struct ShardBuilder {
+    pub shard: Shard,
+    pub dropped: usize,
+    pub bad_labels: Vec<f64>,
+}
+
+impl ShardBuilder {
+    /// Sized up front when the row count is known: growing 8 MB columns by doubling costs
+    /// copies and page faults.
+    pub fn with_capacity(width: usize, rows: usize, weighted: bool) -> ShardBuilder {
+        ShardBuilder {
+            shard: Shard {
+                columns: vec![Vec::with_capacity(rows); width],
+                label: Vec::with_capacity(rows),
+                weight: Vec::with_capacity(if weighted { rows } else { 0 }),
+            },
+            ..Default::default()
+        }
+    }
+
+    /// Encode `batch` and append the rows kept; returns which rows were kept.
+    pub fn push(
+        &mut self,
+        layout: &Layout,
+        encoders: &[Encoder],
+        batch: &RecordBatch,
+    ) -> Result<Vec<bool>> {
+        let width = self.shard.columns.len();
+        let n = batch.num_rows();
+        let mut columns = vec![Vec::with_capacity(n); width];
+        let mut valid = vec![true; n];
+        let impute = layout.handle_nulls == NullPolicy::Impute;
+        preprocess::encode(encoders, batch, impute, &mut columns, &mut valid)?;
+        if layout.handle_nulls == NullPolicy::Error
+            && let Some(i) = valid.iter().position(|v| !v)
+        {
+            let column = layout
+                .inputs
+                .iter()
+                .find(|c| batch.column_by_name(c).is_some_and(|a| a.is_null(i)))
+                .cloned()
+                .unwrap_or_default();
+            return Err(plan_err(format!(
+                "column '{column}' is NULL in a training row and handle_nulls = 'error'; filter the rows, \
+                 or use handle_nulls = 'drop' or 'impute'"
+            )));
+        }
+        let label = cast(batch.column(layout.label_index), &DataType::Float64)?;
+        let label = label.as_primitive::<Float64Type>();
+        let weight = match layout.weight_index {
+            Some(w) => Some(cast(batch.column(w), &DataType::Float64)?),
+            None => None,
+        };
+        let mut keep = vec![false; n];
+        for i in 0..n {
+            let y = (!label.is_null(i)).then(|| label.value(i));
+            let w = weight.as_ref().map(|w| {
+                if w.is_null(i) {
+                    f64::NAN
+                } else {
+                    w.as_primitive::<Float64Type>().value(i)
+                }
+            });
+            let (Some(y), true) = (y, valid[i]) else {
+                self.dropped += 1;
+                continue;
+            };
+            if w.is_some_and(|w| w.is_nan() || w < 0.0) {
+                self.dropped += 1;
+                continue;
+            }
+            if layout.model_type.is_classifier() && y != 0.0 && y != 1.0 {
+                if self.bad_labels.len() < 10_000 && !self.bad_labels.contains(&y) {
+                    self.bad_labels.push(y);
+                }
+                continue;
+            }
+            keep[i] = true;
+            self.shard.label.push(y);
+            if let Some(w) = w {
+                self.shard.weight.push(w);
+            }
+        }
+        // Column by column: one sequential copy per feature instead of a scatter per row.
+        let keep_all = keep.iter().all(|k| *k);
+        for (target, encoded) in self.shard.columns.iter_mut().zip(columns) {
+            if keep_all {
+                target.extend_from_slice(&encoded);
+            } else {
+                target.extend(
+                    encoded
+                        .iter()
+                        .zip(&keep)
+                        .filter(|(_, k)| **k)
+                        .map(|(x, _)| *x),
+                );
+            }
+        }
+        Ok(keep)
+    }
+}
+
+/// All partitions encoded: the training shards (one per partition), the held-out rows,
+/// the encoders, and the counts training reports.
+pub struct Encoded {
+    pub inputs: Vec<String>,
+    pub encoders: Vec<Encoder>,
+    pub shards: Vec<Shard>,
+    pub test: Shard,
+    pub dropped: usize,
+    pub bad_labels: Vec<f64>,
+    pub rows_read: usize,
+}
+
+impl Encoded {
+    /// Gather the partitions' builders (the last one holds the held-out rows).
+    pub fn gather(
+        inputs: Vec<String>,
+        encoders: Vec<Encoder>,
+        mut parts: Vec<ShardBuilder>,
+        rows_read: usize,
+    ) -> Encoded {
+        let test = parts.pop().unwrap_or_default();
+        let mut encoded = Encoded {
+            inputs,
+            encoders,
+            shards: vec![],
+            test: Shard::default(),
+            dropped: 0,
+            bad_labels: vec![],
+            rows_read,
+        };
+        for part in parts {
+            encoded.absorb(part);
+        }
+        // The held-out rows' drops and labels count too.
+        encoded.absorb(test);
+        encoded.test = encoded.shards.pop().unwrap_or_default();
+        encoded
+    }
+
+    fn absorb(&mut self, part: ShardBuilder) {
+        self.shards.push(part.shard);
+        self.dropped += part.dropped;
+        for y in part.bad_labels {
+            if self.bad_labels.len() < 10_000 && !self.bad_labels.contains(&y) {
+                self.bad_labels.push(y);
+            }
+        }
+    }
+}
+
+/// Encoding while reading: a logistic or linear regression whose features are all numeric
+/// needs no statistics before its rows can be encoded (a numeric feature is its value; the
+/// mean that imputes a NULL is filled in at the end).
+#[derive(Debug, Clone)]
+pub struct Streamed {
+    layout: Layout,
+    key_index: Option<usize>,
+    split: f64,
+    seed: u64,
+    /// Column index of each input.
+    columns: Vec<usize>,
+    /// Provisional encoders (mean 0, σ 0) the rows are encoded with.
+    encoders: Vec<Encoder>,
+}
+
+/// One partition being read: training and held-out rows, and per input the count, sum and
+/// sum of squares of its non-NULL training values, and the shard rows holding a NULL.
+pub struct StreamedPartition {
+    streamed: Arc<Streamed>,
+    train: ShardBuilder,
+    test: ShardBuilder,
+    sums: Vec<[f64; 3]>,
+    train_nulls: Vec<Vec<usize>>,
+    test_nulls: Vec<Vec<usize>>,
+    rows_read: usize,
+}
+
+impl Streamed {
+    /// `Some` when `options` train a model whose rows can be encoded as they arrive.
+    pub fn for_training(
+        options: &TrainOptions,
+        schema: &Arc<Schema>,
+    ) -> Result<Option<Arc<Streamed>>> {
+        let linear = matches!(
+            options.model_type,
+            ModelType::LogisticRegression | ModelType::LinearRegression
+        );
+        if !linear || options.calibration.is_some() {
+            return Ok(None);
+        }
+        // The same checks and column roles as training after the read.
+        let data = super::model::TrainingData {
+            schema: Arc::clone(schema),
+            partitions: vec![],
+            encoded: None,
+        };
+        let prep = super::model::prepare(options, &data)?;
+        let mut columns = vec![];
+        for name in &prep.inputs {
+            let index = schema.index_of(name)?;
+            if preprocess::kind_of(schema.field(index).data_type()) != Some("numeric") {
+                return Ok(None);
+            }
+            columns.push(index);
+        }
+        let encoders = prep
+            .inputs
+            .iter()
+            .map(|c| Encoder::Numeric {
+                column: c.clone(),
+                mean: 0.0,
+                std: 0.0,
+            })
+            .collect();
+        Ok(Some(Arc::new(Streamed {
+            layout: Layout::of(options, &prep),
+            key_index: prep.key_index,
+            split: options.split,
+            seed: options.seed,
+            columns,
+            encoders,
+        })))
+    }
+
+    pub fn partition(self: &Arc<Self>) -> StreamedPartition {
+        let width = self.columns.len();
+        let weighted = self.layout.weight_index.is_some();
+        StreamedPartition {
+            streamed: Arc::clone(self),
+            train: ShardBuilder::with_capacity(width, 0, weighted),
+            test: ShardBuilder::with_capacity(width, 0, weighted),
+            sums: vec![[0.0; 3]; width],
+            train_nulls: vec![vec![]; width],
+            test_nulls: vec![vec![]; width],
+            rows_read: 0,
+        }
+    }
+
+    /// The partitions' rows as training takes them: encoders with the training rows' means
+    /// and σ, NULLs imputed with those means.
+    pub fn finish(&self, parts: Vec<StreamedPartition>) -> Encoded {
+        let width = self.columns.len();
+        let mut sums = vec![[0.0; 3]; width];
+        for part in &parts {
+            for (total, s) in sums.iter_mut().zip(&part.sums) {
+                for k in 0..3 {
+                    total[k] += s[k];
+                }
+            }
+        }
+        // preprocess::fit's statistics: the mean, and the sample σ.
+        let encoders: Vec<Encoder> = self
+            .layout
+            .inputs
+            .iter()
+            .zip(&sums)
+            .map(|(column, [n, sum, sq])| {
+                let mean = if *n > 0.0 { sum / n } else { 0.0 };
+                let var = if *n > 1.0 {
+                    ((sq - n * mean * mean) / (n - 1.0)).max(0.0)
+                } else {
+                    0.0
+                };
+                Encoder::Numeric {
+                    column: column.clone(),
+                    mean,
+                    std: var.sqrt(),
+                }
+            })
+            .collect();
+        let means: Vec<f64> = encoders
+            .iter()
+            .map(|e| match e {
+                Encoder::Numeric { mean, .. } => *mean,
+                _ => 0.0,
+            })
+            .collect();
+        let rows_read = parts.iter().map(|p| p.rows_read).sum();
+        let mut builders = vec![];
+        let mut test = ShardBuilder::default();
+        for mut part in parts {
+            fill(&mut part.train.shard, &part.train_nulls, &means);
+            fill(&mut part.test.shard, &part.test_nulls, &means);
+            builders.push(part.train);
+            append(&mut test, part.test);
+        }
+        builders.push(test);
+        Encoded::gather(self.layout.inputs.clone(), encoders, builders, rows_read)
+    }
+}
+
+/// Impute: the shard rows that held a NULL take the feature's mean.
+fn fill(shard: &mut Shard, nulls: &[Vec<usize>], means: &[f64]) {
+    for ((column, rows), mean) in shard.columns.iter_mut().zip(nulls).zip(means) {
+        for &i in rows {
+            column[i] = *mean;
+        }
+    }
+}
+
+/// The held-out rows of every partition in one shard.
+fn append(into: &mut ShardBuilder, part: ShardBuilder) {
+    if into.shard.columns.is_empty() {
+        into.shard.columns = vec![vec![]; part.shard.columns.len()];
+    }
+    for (target, column) in into.shard.columns.iter_mut().zip(part.shard.columns) {
+        target.extend(column);
+    }
+    into.shard.label.extend(part.shard.label);
+    into.shard.weight.extend(part.shard.weight);
+    into.dropped += part.dropped;
+    for y in part.bad_labels {
+        if into.bad_labels.len() < 10_000 && !into.bad_labels.contains(&y) {
+            into.bad_labels.push(y);
+        }
+    }
+}
+
+impl StreamedPartition {
+    /// Split, encode and keep one batch as it is read; the batch can be dropped after.
+    pub fn push(&mut self, batch: &RecordBatch) -> Result<()> {
+        let s = Arc::clone(&self.streamed);
+        self.rows_read += batch.num_rows();
+        if s.split <= 0.0 {
+            return self.push_train(&s, batch);
+        }
+        let keys = super::model::split_keys(batch, s.key_index)?;
+        let held: Vec<bool> = keys
+            .iter()
+            .map(|k| augur_udfs::split::held_out(k, s.seed, s.split))
+            .collect();
+        let held = BooleanArray::from(held);
+        let train_mask = datafusion::arrow::compute::not(&held)?;
+        self.push_train(&s, &filter_record_batch(batch, &train_mask)?)?;
+        let test = filter_record_batch(batch, &held)?;
+        let first = self.test.shard.rows();
+        let keep = self.test.push(&s.layout, &s.encoders, &test)?;
+        note_nulls(&s, &test, &keep, first, &mut self.test_nulls)
+    }
+
+    fn push_train(&mut self, s: &Streamed, batch: &RecordBatch) -> Result<()> {
+        for (sums, &c) in self.sums.iter_mut().zip(&s.columns) {
+            let values = cast(batch.column(c), &DataType::Float64)?;
+            for v in values.as_primitive::<Float64Type>().iter().flatten() {
+                sums[0] += 1.0;
+                sums[1] += v;
+                sums[2] += v * v;
+            }
+        }
+        let first = self.train.shard.rows();
+        let keep = self.train.push(&s.layout, &s.encoders, batch)?;
+        note_nulls(s, batch, &keep, first, &mut self.train_nulls)
+    }
+}
+
+/// Record which kept rows (numbered from `first` in the shard) hold a NULL, per input.
+fn note_nulls(
+    s: &Streamed,
+    batch: &RecordBatch,
+    keep: &[bool],
+    first: usize,
+    nulls: &mut [Vec<usize>],
+) -> Result<()> {
+    if s.layout.handle_nulls != NullPolicy::Impute {
+        return Ok(());
+    }
+    for (rows, &c) in nulls.iter_mut().zip(&s.columns) {
+        let column = batch.column(c);
+        if column.null_count() == 0 {
+            continue;
+        }
+        let mut at = first;
+        for (i, kept) in keep.iter().enumerate() {
+            if *kept {
+                if column.is_null(i) {
+                    rows.push(at);
+                }
+                at += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ml::model::{Hooks, TrainingData, train};
+    use datafusion::arrow::array::{Float64Array, Int32Array};
+    use datafusion::arrow::datatypes::Field;
+
+    /// Two partitions of rows with NULL features, NULL and negative weights, a NULL label.
+    fn partitions(schema: &Arc<Schema>) -> Vec<Vec<RecordBatch>> {
+        let batch = |from: usize| {
+            let rows = from..from + 300;
+            let x: Vec<Option<f64>> = rows
+                .clone()
+                .map(|i| (i % 17 != 3).then(|| (i as f64 * 0.37).sin()))
+                .collect();
+            let z: Vec<Option<i32>> = rows
+                .clone()
+                .map(|i| (i % 23 != 5).then_some((i % 11) as i32))
+                .collect();
+            let w: Vec<Option<f64>> = rows
+                .clone()
+                .map(|i| match i % 31 {
+                    1 => None,
+                    2 => Some(-1.0),
+                    k => Some(0.5 + k as f64 / 31.0),
+                })
+                .collect();
+            let y: Vec<Option<f64>> = rows
+                .map(|i| (i % 41 != 7).then_some(f64::from((i * 7) % 5 < 2)))
+                .collect();
+            RecordBatch::try_new(
+                Arc::clone(schema),
+                vec![
+                    Arc::new(Float64Array::from(x)),
+                    Arc::new(Int32Array::from(z)),
+                    Arc::new(Float64Array::from(w)),
+                    Arc::new(Float64Array::from(y)),
+                ],
+            )
+            .unwrap()
+        };
+        vec![vec![batch(0), batch(300)], vec![batch(600)]]
+    }
+
+    /// Encoding as the rows arrive trains the same model as encoding after the read.
+    #[test]
+    fn streamed_encoding_trains_the_same_model() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Float64, true),
+            Field::new("z", DataType::Int32, true),
+            Field::new("w", DataType::Float64, true),
+            Field::new("y", DataType::Float64, true),
+        ]));
+        for (model_type, nulls, split) in [
+            (ModelType::LogisticRegression, NullPolicy::Impute, 0.0),
+            (ModelType::LogisticRegression, NullPolicy::Impute, 0.3),
+            (ModelType::LogisticRegression, NullPolicy::Drop, 0.3),
+            (ModelType::LinearRegression, NullPolicy::Impute, 0.25),
+        ] {
+            let mut options = TrainOptions::new(model_type, "y".into());
+            options.handle_nulls = nulls;
+            options.split = split;
+            options.weight_col = Some("w".into());
+            let parts = partitions(&schema);
+            let after = TrainingData {
+                schema: Arc::clone(&schema),
+                partitions: parts.clone(),
+                encoded: None,
+            };
+            let streamed = Streamed::for_training(&options, &schema).unwrap().unwrap();
+            let mut encoding = vec![];
+            for part in &parts {
+                let mut p = streamed.partition();
+                for batch in part {
+                    p.push(batch).unwrap();
+                }
+                encoding.push(p);
+            }
+            let during = TrainingData {
+                schema: Arc::clone(&schema),
+                partitions: vec![],
+                encoded: Some(streamed.finish(encoding)),
+            };
+            let a = train("m", 1, &options, &after, &Hooks::none()).unwrap();
+            let b = train("m", 1, &options, &during, &Hooks::none()).unwrap();
+            let case = format!("{model_type:?} {nulls:?} split {split}");
+            assert_eq!(a.training.rows_used, b.training.rows_used, "{case}");
+            assert_eq!(a.training.rows_dropped, b.training.rows_dropped, "{case}");
+            assert_eq!(a.training.rows_held_out, b.training.rows_held_out, "{case}");
+            assert!(a.training.rows_held_out > 0 || split == 0.0, "{case}");
+            let close = |p: f64, q: f64| (p - q).abs() <= 1e-12 * p.abs().max(1.0);
+            for (p, q) in a.coefficients.iter().zip(&b.coefficients) {
+                assert!(close(*p, *q), "{case}: {:?} vs {:?}", a.coefficients, b.coefficients);
+            }
+            assert!(close(a.intercept, b.intercept), "{case}");
+            assert_eq!(a.encoders.len(), b.encoders.len(), "{case}");
+        }
+        // A string feature needs its categories first: no encoding while reading.
+        let strings = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8, true),
+            Field::new("y", DataType::Float64, true),
+        ]));
+        let options = TrainOptions::new(ModelType::LogisticRegression, "y".into());
+        assert!(Streamed::for_training(&options, &strings).unwrap().is_none());
+    }
+}
