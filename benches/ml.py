@@ -18,7 +18,10 @@ Ratios are peer time ÷ augur time (above 1: augur is faster). "load" for scikit
 is DuckDB reading the Parquet into numpy, the fastest way we know to get it there.
 Writes a Markdown table to stdout and benches/results/ml.md.
 
-Usage: python3 benches/ml.py [--sizes 1000000x12,10000000x16] [--repeat 3]
+With --baseline OTHER_BUILD, that build's TRAIN runs right before this one's every repeat,
+on the same file, and a paired table gives the ratio and both peak memories.
+
+Usage: python3 benches/ml.py [--sizes 1000000x12,10000000x16] [--repeat 3] [--baseline OTHER]
 Needs: pip install duckdb scikit-learn numpy [pyspark + a JDK for Spark]; cargo build --release.
 """
 import argparse
@@ -45,6 +48,23 @@ def augur(binary, db, *sql):
         args += ["-c", s]
     out = subprocess.run(args, check=True, capture_output=True, text=True)
     return out.stdout, out.stderr
+
+
+def timed_train(binary, db, sql):
+    """Seconds and peak resident memory (MB) of one whole `augur DB -c SQL` process. The peak
+    comes from GNU time: a child started from this (large) Python process would report this
+    process's own peak, which Linux carries across exec."""
+    t0 = time.perf_counter()
+    args = [binary, db, "-c", sql]
+    gnu_time = os.path.exists("/usr/bin/time")
+    if gnu_time:
+        args = ["/usr/bin/time", "-f", "%M"] + args
+    out = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise RuntimeError(f"{binary}: {out.stderr}")
+    peak = float(out.stderr.strip().splitlines()[-1]) / 1024 if gnu_time else float("nan")
+    return seconds, peak
 
 
 def bandwidth_gbs():
@@ -97,6 +117,7 @@ def main():
     ap.add_argument("--sizes", default="1000000x12,10000000x16")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-spark", action="store_true", help="skip Spark even if pyspark is installed")
+    ap.add_argument("--baseline", help="another augur build whose TRAIN is timed in turn with this one's")
     args = ap.parse_args()
     bw = bandwidth_gbs()
     spark = None if args.no_spark else spark_session()
@@ -113,11 +134,14 @@ def main():
               f"COPY (SELECT *, CASE WHEN random() < sigmoid(-0.5 + {margin}) THEN 1 ELSE 0 END AS y "
               f"FROM (SELECT {feats} FROM generate_series(1, {n}))) TO '{path}'")
         train = f"TRAIN MODEL m USING logistic_regression PREDICT y WITH (tol = 1e-6) AS SELECT * FROM '{path}'"
-        totals, fits, passes = [], [], []
+        totals, fits, passes, peaks, base = [], [], [], [], []
         for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            augur(args.augur, db, train)
-            totals.append(time.perf_counter() - t0)
+            # Paired: the baseline right before this build, on the same file.
+            if args.baseline:
+                base.append(timed_train(args.baseline, db + "-baseline", train))
+            seconds, peak = timed_train(args.augur, db, train)
+            totals.append(seconds)
+            peaks.append(peak)
             out, _ = augur(args.augur, db, "DESCRIBE MODEL m")
             info = dict(line.split(",", 2)[1:] for line in out.splitlines()[1:] if line.count(",") >= 2)
             fits.append(float(info["seconds per pass"]) * int(info["data passes"]))
@@ -144,21 +168,33 @@ def main():
         rows_out.append((n, d, statistics.median(totals), statistics.median(fits), statistics.median(skl),
                          statistics.median(loads),
                          passes[0][1], passes[0][2], model.n_iter_[0], per_pass, floor, n / predict_s,
-                         spark_times))
+                         spark_times, statistics.median(peaks), base))
         shutil.rmtree(db, ignore_errors=True)
+        shutil.rmtree(db + "-baseline", ignore_errors=True)
         os.remove(path)
     lines = [f"# Training benchmark — {time.strftime('%Y-%m-%d')}", "",
              f"Machine: {platform.machine()}, {os.cpu_count()} cores, measured read bandwidth {bw:.1f} GB/s; "
              f"scikit-learn {sklearn.__version__}, numpy {np.__version__}; augur release build; median of {args.repeat}.", "",
              "| data | augur TRAIN, whole process (s) | scikit-learn load + fit (s) | ratio | augur fit only (s) | scikit-learn fit only (s) | ratio | augur passes (iterations) | sklearn iterations | s per pass | floor 8·N·d/bw (s) | pass / floor | predict rows/s |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for n, d, total, fit, skl, load, npass, iters, skl_iters, per_pass, floor, pred, _ in rows_out:
+    for n, d, total, fit, skl, load, npass, iters, skl_iters, per_pass, floor, pred, *_ in rows_out:
         lines.append(f"| {n:,}×{d} | {total:.2f} | {load + skl:.2f} | {(load + skl) / total:.2f} | {fit:.2f} | {skl:.2f} | {skl / fit:.2f} | {npass} ({iters}) | {skl_iters} | "
                      f"{per_pass:.4f} | {floor:.4f} | {per_pass / floor:.1f} | {pred:,.0f} |")
-    lines += ["", "Spark MLlib " + (f"{spark.version}, local[2]" if spark else "not run (pyspark or java missing)") + ":", "",
-              "| data | augur TRAIN, whole process (s) | Spark read + fit (s) | ratio | augur fit only (s) | Spark fit only, cached (s) | ratio |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
-    for n, d, total, fit, *_, spark_times in rows_out:
+    lines += ["", "Peak resident memory of the TRAIN process: " + ", ".join(
+        f"{r[0]:,}×{r[1]} {r[13]:,.0f} MB" for r in rows_out) + "."]
+    if args.baseline:
+        lines += ["", f"Paired with `{args.baseline}` (each run right before this build's, same file):", "",
+                  "| data | baseline whole process (s) | this build (s) | this / baseline | baseline peak (MB) | this peak (MB) |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for r in rows_out:
+            b_t = statistics.median(x[0] for x in r[14])
+            b_m = statistics.median(x[1] for x in r[14])
+            lines.append(f"| {r[0]:,}×{r[1]} | {b_t:.2f} | {r[2]:.2f} | {r[2] / b_t:.3f} | {b_m:,.0f} | {r[13]:,.0f} |")
+    lines += ["", "Spark MLlib " + (f"{spark.version}, local[2]" if spark else "not run (pyspark or java missing)") + ":", ""]
+    if spark:
+        lines += ["| data | augur TRAIN, whole process (s) | Spark read + fit (s) | ratio | augur fit only (s) | Spark fit only, cached (s) | ratio |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+    for n, d, total, fit, *_, spark_times, _peak, _base in rows_out:
         if spark_times:
             sw, sf = spark_times
             lines.append(f"| {n:,}×{d} | {total:.2f} | {sw:.2f} | {sw / total:.2f} | {fit:.2f} | {sf:.2f} | {sf / fit:.2f} |")

@@ -180,5 +180,18 @@ fn training_over_memory_limit() -> R {
         None,
     );
     fails(&out, 3, &["does not fit in memory", "--memory-limit"])?;
+    // Numeric features only: the rows are encoded as they are read, and the encoded rows
+    // (3M × 3 doubles, 72 MB) are what is charged.
+    let out = augur_in(
+        dir.path(),
+        &[
+            "--memory-limit",
+            "20MB",
+            "-c",
+            "TRAIN MODEL big USING linear_regression PREDICT y AS SELECT v, v * 2.0 AS y FROM generate_series(1, 3000000) AS t(v)",
+        ],
+        None,
+    );
+    fails(&out, 3, &["does not fit in memory", "--memory-limit"])?;
     Ok(())
 }

@@ -520,7 +520,12 @@ mod tests {
             assert!(a.training.rows_held_out > 0 || split == 0.0, "{case}");
             let close = |p: f64, q: f64| (p - q).abs() <= 1e-12 * p.abs().max(1.0);
             for (p, q) in a.coefficients.iter().zip(&b.coefficients) {
-                assert!(close(*p, *q), "{case}: {:?} vs {:?}", a.coefficients, b.coefficients);
+                assert!(
+                    close(*p, *q),
+                    "{case}: {:?} vs {:?}",
+                    a.coefficients,
+                    b.coefficients
+                );
             }
             assert!(close(a.intercept, b.intercept), "{case}");
             assert_eq!(a.encoders.len(), b.encoders.len(), "{case}");
@@ -531,6 +536,10 @@ mod tests {
             Field::new("y", DataType::Float64, true),
         ]));
         let options = TrainOptions::new(ModelType::LogisticRegression, "y".into());
-        assert!(Streamed::for_training(&options, &strings).unwrap().is_none());
+        assert!(
+            Streamed::for_training(&options, &strings)
+                .unwrap()
+                .is_none()
+        );
     }
 }
