@@ -21,7 +21,10 @@ Writes a Markdown table to stdout and benches/results/ml.md.
 With --baseline OTHER_BUILD, that build's TRAIN runs right before this one's every repeat,
 on the same file, and a paired table gives the ratio and both peak memories.
 
-Usage: python3 benches/ml.py [--sizes 1000000x12,10000000x16] [--repeat 3] [--baseline OTHER]
+A size NxDcK makes the last K of the D features strings of 5 categories (one-hot for
+scikit-learn; Spark is not run on those).
+
+Usage: python3 benches/ml.py [--sizes 1000000x12,10000000x16,10000000x16c2] [--repeat 3] [--baseline OTHER]
 Needs: pip install duckdb scikit-learn numpy [pyspark + a JDK for Spark]; cargo build --release.
 """
 import argparse
@@ -124,15 +127,19 @@ def main():
     work = tempfile.mkdtemp(prefix="augur-ml-bench-")
     rows_out = []
     for size in args.sizes.split(","):
-        n, d = (int(x) for x in size.split("x"))
-        path = os.path.join(work, f"data_{n}x{d}.parquet")
-        db = os.path.join(work, f"db_{n}x{d}")
+        # NxD, or NxDcK: the last K of the D features are strings of 5 categories.
+        n, d = (int(x) for x in size.split("c")[0].split("x"))
+        k = int(size.split("c")[1]) if "c" in size else 0
+        path = os.path.join(work, f"data_{size}.parquet")
+        db = os.path.join(work, f"db_{size}")
         beta = [round(0.8 * ((-1) ** j) / (1 + j % 4), 3) for j in range(d)]
         feats = ", ".join(f"random() * 2 - 1 AS f{j}" for j in range(d))
         margin = " + ".join(f"{b} * f{j}" for j, b in enumerate(beta))
+        strings = ", ".join(f"'k' || CAST(floor((f{j} + 1) * 2.5) AS INT) AS f{j}" if j >= d - k else f"f{j}"
+                            for j in range(d))
         augur(args.augur, db,
-              f"COPY (SELECT *, CASE WHEN random() < sigmoid(-0.5 + {margin}) THEN 1 ELSE 0 END AS y "
-              f"FROM (SELECT {feats} FROM generate_series(1, {n}))) TO '{path}'")
+              f"COPY (SELECT {strings}, y FROM (SELECT *, CASE WHEN random() < sigmoid(-0.5 + {margin}) "
+              f"THEN 1 ELSE 0 END AS y FROM (SELECT {feats} FROM generate_series(1, {n})))) TO '{path}'")
         train = f"TRAIN MODEL m USING logistic_regression PREDICT y WITH (tol = 1e-6) AS SELECT * FROM '{path}'"
         totals, fits, passes, peaks, base = [], [], [], [], []
         for _ in range(args.repeat):
@@ -151,7 +158,15 @@ def main():
         for _ in range(args.repeat):
             t0 = time.perf_counter()
             data = con.execute(f"SELECT * FROM '{path}'").fetchnumpy()
-            x = np.column_stack([data[f"f{j}"] for j in range(d)])
+            # A category: one-hot columns, the last value dropped (Augur drops the rarest).
+            cols = []
+            for j in range(d):
+                if j >= d - k:
+                    _, codes = np.unique(data[f"f{j}"], return_inverse=True)
+                    cols += [(codes == c).astype(float) for c in range(codes.max())]
+                else:
+                    cols.append(data[f"f{j}"])
+            x = np.column_stack(cols)
             y = data["y"]
             loads.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
@@ -159,13 +174,13 @@ def main():
             model = LogisticRegression(penalty=None, solver="lbfgs", tol=1e-6, max_iter=100).fit(z, y)
             skl.append(time.perf_counter() - t0)
         del x, z, data
-        spark_times = spark_fit(spark, path, d, args.repeat) if spark else None
+        spark_times = spark_fit(spark, path, d, args.repeat) if spark and not k else None
         _, err = augur(args.augur, db, ".timer on",
                        f"SELECT count(prediction) FROM predict(m, (SELECT * FROM '{path}'))")
         predict_s = float([l for l in err.splitlines() if l.startswith("Run Time")][-1].split()[2])
         per_pass = statistics.median(p[0] for p in passes)
         floor = 8 * n * d / (bw * 1e9)
-        rows_out.append((n, d, statistics.median(totals), statistics.median(fits), statistics.median(skl),
+        rows_out.append((n, size.split("x", 1)[1], statistics.median(totals), statistics.median(fits), statistics.median(skl),
                          statistics.median(loads),
                          passes[0][1], passes[0][2], model.n_iter_[0], per_pass, floor, n / predict_s,
                          spark_times, statistics.median(peaks), base))

@@ -1,13 +1,14 @@
 //! Training rows encoded into column-major shards for the linear models, batch by batch:
 //! after reading (encoders learned from all the rows first), or while the rows are read
-//! when the encoders need no first pass (numeric features), so the Arrow input is dropped
-//! batch by batch instead of held beside its encoded copy.
+//! (numeric and categorical features), so the Arrow input is dropped batch by batch instead
+//! of held beside its encoded copy.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, Float64Array, RecordBatch};
 use datafusion::arrow::compute::{cast, filter_record_batch};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema};
 use datafusion::error::Result;
 
 use super::logistic::Shard;
@@ -194,9 +195,10 @@ impl Encoded {
     }
 }
 
-/// Encoding while reading: a logistic or linear regression whose features are all numeric
-/// needs no statistics before its rows can be encoded (a numeric feature is its value; the
-/// mean that imputes a NULL is filled in at the end).
+/// Encoding while reading, for a logistic or linear regression over numeric and categorical
+/// features. A numeric feature is its value (the mean that imputes a NULL is filled in at
+/// the end); a category is first its index in the partition's own dictionary, expanded into
+/// the one-hot columns at the end, once all the partitions' counts give the category order.
 #[derive(Debug, Clone)]
 pub struct Streamed {
     layout: Layout,
@@ -205,7 +207,11 @@ pub struct Streamed {
     seed: u64,
     /// Column index of each input.
     columns: Vec<usize>,
-    /// Provisional encoders (mean 0, σ 0) the rows are encoded with.
+    /// Whether each input is a category.
+    category: Vec<bool>,
+    /// The batches' schema with every category column as Float64 (its dictionary index).
+    indexed: Arc<Schema>,
+    /// Provisional encoders (mean 0, σ 0; a category's index as a number).
     encoders: Vec<Encoder>,
 }
 
@@ -216,6 +222,10 @@ pub struct StreamedPartition {
     train: ShardBuilder,
     test: ShardBuilder,
     sums: Vec<[f64; 3]>,
+    /// Per category input: the values seen, in order of first sight, and their counts in
+    /// the training rows.
+    dictionaries: Vec<HashMap<String, u32>>,
+    counts: Vec<Vec<u64>>,
     train_nulls: Vec<Vec<usize>>,
     test_nulls: Vec<Vec<usize>>,
     rows_read: usize,
@@ -241,13 +251,19 @@ impl Streamed {
             encoded: None,
         };
         let prep = super::model::prepare(options, &data)?;
-        let mut columns = vec![];
+        let (mut columns, mut category) = (vec![], vec![]);
         for name in &prep.inputs {
             let index = schema.index_of(name)?;
-            if preprocess::kind_of(schema.field(index).data_type()) != Some("numeric") {
-                return Ok(None);
+            match preprocess::kind_of(schema.field(index).data_type()) {
+                Some("numeric") => category.push(false),
+                Some("category") => category.push(true),
+                _ => return Ok(None),
             }
             columns.push(index);
+        }
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        for (&c, _) in columns.iter().zip(&category).filter(|(_, k)| **k) {
+            fields[c] = Field::new(fields[c].name(), DataType::Float64, true);
         }
         let encoders = prep
             .inputs
@@ -264,6 +280,8 @@ impl Streamed {
             split: options.split,
             seed: options.seed,
             columns,
+            category,
+            indexed: Arc::new(Schema::new(fields)),
             encoders,
         })))
     }
@@ -276,6 +294,8 @@ impl Streamed {
             train: ShardBuilder::with_capacity(width, 0, weighted),
             test: ShardBuilder::with_capacity(width, 0, weighted),
             sums: vec![[0.0; 3]; width],
+            dictionaries: vec![HashMap::new(); width],
+            counts: vec![vec![]; width],
             train_nulls: vec![vec![]; width],
             test_nulls: vec![vec![]; width],
             rows_read: 0,
@@ -294,21 +314,43 @@ impl Streamed {
                 }
             }
         }
-        // preprocess::fit's statistics: the mean, and the sample σ.
-        let encoders: Vec<Encoder> = self
-            .layout
-            .inputs
-            .iter()
-            .zip(&sums)
-            .map(|(column, [n, sum, sq])| {
-                let mean = if *n > 0.0 { sum / n } else { 0.0 };
-                let var = if *n > 1.0 {
+        // preprocess::fit's statistics: the mean and the sample σ; the categories by count
+        // (then name), the rarest dropped.
+        let mut categories: Vec<Vec<String>> = vec![vec![]; width];
+        let encoders: Vec<Encoder> = (0..width)
+            .map(|j| {
+                let column = self.layout.inputs[j].clone();
+                if self.category[j] {
+                    let mut counts: HashMap<&str, u64> = HashMap::new();
+                    for part in &parts {
+                        for (value, &k) in &part.dictionaries[j] {
+                            let n = part.counts[j].get(k as usize).copied().unwrap_or(0);
+                            if n > 0 {
+                                *counts.entry(value.as_str()).or_default() += n;
+                            }
+                        }
+                    }
+                    let mut ordered: Vec<(&str, u64)> = counts.into_iter().collect();
+                    ordered.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+                    let dropped = ordered.pop().map(|d| d.0.to_string());
+                    categories[j] = ordered.iter().map(|c| c.0.to_string()).collect();
+                    return Encoder::OneHot {
+                        column,
+                        counts: ordered.iter().map(|c| c.1).collect(),
+                        categories: categories[j].clone(),
+                        dropped,
+                        unknown: preprocess::Unknown::Zeros,
+                    };
+                }
+                let [n, sum, sq] = sums[j];
+                let mean = if n > 0.0 { sum / n } else { 0.0 };
+                let var = if n > 1.0 {
                     ((sq - n * mean * mean) / (n - 1.0)).max(0.0)
                 } else {
                     0.0
                 };
                 Encoder::Numeric {
-                    column: column.clone(),
+                    column,
                     mean,
                     std: var.sqrt(),
                 }
@@ -325,8 +367,35 @@ impl Streamed {
         let mut builders = vec![];
         let mut test = ShardBuilder::default();
         for mut part in parts {
+            // A partition's dictionary index → the category's one-hot column (none: the
+            // dropped category, or one seen only in held-out rows).
+            let slots: Vec<Vec<Option<usize>>> = (0..width)
+                .map(|j| {
+                    let mut slot = vec![None; part.dictionaries[j].len()];
+                    for (k, c) in categories[j].iter().enumerate() {
+                        if let Some(&local) = part.dictionaries[j].get(c) {
+                            slot[local as usize] = Some(k);
+                        }
+                    }
+                    slot
+                })
+                .collect();
             fill(&mut part.train.shard, &part.train_nulls, &means);
             fill(&mut part.test.shard, &part.test_nulls, &means);
+            expand(
+                &mut part.train.shard,
+                &self.category,
+                &categories,
+                &slots,
+                &part.train_nulls,
+            );
+            expand(
+                &mut part.test.shard,
+                &self.category,
+                &categories,
+                &slots,
+                &part.test_nulls,
+            );
             builders.push(part.train);
             append(&mut test, part.test);
         }
@@ -341,6 +410,40 @@ fn fill(shard: &mut Shard, nulls: &[Vec<usize>], means: &[f64]) {
         for &i in rows {
             column[i] = *mean;
         }
+    }
+}
+
+/// Replace each category's index column by its one-hot columns; a NULL (imputed) is all
+/// zeros, like an unknown value.
+fn expand(
+    shard: &mut Shard,
+    category: &[bool],
+    categories: &[Vec<String>],
+    slots: &[Vec<Option<usize>>],
+    nulls: &[Vec<usize>],
+) {
+    if !category.iter().any(|c| *c) {
+        return;
+    }
+    let rows = shard.rows();
+    let indexed = std::mem::take(&mut shard.columns);
+    for (j, column) in indexed.into_iter().enumerate() {
+        if !category[j] {
+            shard.columns.push(column);
+            continue;
+        }
+        let mut hot = vec![vec![0.0; rows]; categories[j].len()];
+        for (i, index) in column.iter().enumerate() {
+            if let Some(Some(k)) = slots[j].get(*index as usize) {
+                hot[*k][i] = 1.0;
+            }
+        }
+        for &i in &nulls[j] {
+            for h in hot.iter_mut() {
+                h[i] = 0.0;
+            }
+        }
+        shard.columns.extend(hot);
     }
 }
 
@@ -368,26 +471,70 @@ impl StreamedPartition {
         let s = Arc::clone(&self.streamed);
         self.rows_read += batch.num_rows();
         if s.split <= 0.0 {
-            return self.push_train(&s, batch);
+            let batch = self.indexed(&s, batch)?;
+            return self.push_train(&s, &batch);
         }
+        // The split hashes the values as read (not the dictionary indices), as after the read.
         let keys = super::model::split_keys(batch, s.key_index)?;
         let held: Vec<bool> = keys
             .iter()
             .map(|k| augur_udfs::split::held_out(k, s.seed, s.split))
             .collect();
+        let batch = self.indexed(&s, batch)?;
         let held = BooleanArray::from(held);
         let train_mask = datafusion::arrow::compute::not(&held)?;
-        self.push_train(&s, &filter_record_batch(batch, &train_mask)?)?;
-        let test = filter_record_batch(batch, &held)?;
+        self.push_train(&s, &filter_record_batch(&batch, &train_mask)?)?;
+        let test = filter_record_batch(&batch, &held)?;
         let first = self.test.shard.rows();
         let keep = self.test.push(&s.layout, &s.encoders, &test)?;
         note_nulls(&s, &test, &keep, first, &mut self.test_nulls)
     }
 
+    /// The batch with each category column replaced by its values' dictionary indices.
+    fn indexed(&mut self, s: &Streamed, batch: &RecordBatch) -> Result<RecordBatch> {
+        if !s.category.iter().any(|c| *c) {
+            return Ok(batch.clone());
+        }
+        let mut columns = batch.columns().to_vec();
+        for (j, &c) in s.columns.iter().enumerate() {
+            if !s.category[j] {
+                continue;
+            }
+            let dictionary = &mut self.dictionaries[j];
+            let values = cast(&columns[c], &DataType::Utf8)?;
+            let indices: Float64Array = values
+                .as_string::<i32>()
+                .iter()
+                .map(|v| {
+                    v.map(|v| match dictionary.get(v) {
+                        Some(k) => f64::from(*k),
+                        None => {
+                            let k = dictionary.len() as u32;
+                            dictionary.insert(v.to_string(), k);
+                            f64::from(k)
+                        }
+                    })
+                })
+                .collect();
+            columns[c] = Arc::new(indices);
+        }
+        Ok(RecordBatch::try_new(Arc::clone(&s.indexed), columns)?)
+    }
+
     fn push_train(&mut self, s: &Streamed, batch: &RecordBatch) -> Result<()> {
-        for (sums, &c) in self.sums.iter_mut().zip(&s.columns) {
+        for (j, &c) in s.columns.iter().enumerate() {
             let values = cast(batch.column(c), &DataType::Float64)?;
-            for v in values.as_primitive::<Float64Type>().iter().flatten() {
+            let values = values.as_primitive::<Float64Type>().iter().flatten();
+            if s.category[j] {
+                let counts = &mut self.counts[j];
+                counts.resize(self.dictionaries[j].len(), 0);
+                for k in values {
+                    counts[k as usize] += 1;
+                }
+                continue;
+            }
+            let sums = &mut self.sums[j];
+            for v in values {
                 sums[0] += 1.0;
                 sums[1] += v;
                 sums[2] += v * v;
@@ -432,7 +579,7 @@ fn note_nulls(
 mod tests {
     use super::*;
     use crate::ml::model::{Hooks, TrainingData, train};
-    use datafusion::arrow::array::{Float64Array, Int32Array};
+    use datafusion::arrow::array::{Int32Array, StringArray};
     use datafusion::arrow::datatypes::Field;
 
     /// Two partitions of rows with NULL features, NULL and negative weights, a NULL label.
@@ -458,11 +605,24 @@ mod tests {
             let y: Vec<Option<f64>> = rows
                 .map(|i| (i % 41 != 7).then_some(f64::from((i * 7) % 5 < 2)))
                 .collect();
+            // Categories of different frequencies, NULLs, one seen only late (partition 2).
+            let c: Vec<Option<String>> = (from..from + 300)
+                .map(|i| match i % 13 {
+                    0 => None,
+                    1..=5 => Some("often".to_string()),
+                    6 | 7 => Some(format!("k{}", i % 3)),
+                    8 if i > 650 => Some("late".to_string()),
+                    _ => Some("rare".to_string()),
+                })
+                .collect();
+            let b: Vec<Option<bool>> = (from..from + 300).map(|i| Some(i % 4 == 1)).collect();
             RecordBatch::try_new(
                 Arc::clone(schema),
                 vec![
                     Arc::new(Float64Array::from(x)),
                     Arc::new(Int32Array::from(z)),
+                    Arc::new(StringArray::from(c)),
+                    Arc::new(BooleanArray::from(b)),
                     Arc::new(Float64Array::from(w)),
                     Arc::new(Float64Array::from(y)),
                 ],
@@ -478,6 +638,8 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![
             Field::new("x", DataType::Float64, true),
             Field::new("z", DataType::Int32, true),
+            Field::new("c", DataType::Utf8, true),
+            Field::new("b", DataType::Boolean, true),
             Field::new("w", DataType::Float64, true),
             Field::new("y", DataType::Float64, true),
         ]));
@@ -528,18 +690,29 @@ mod tests {
                 );
             }
             assert!(close(a.intercept, b.intercept), "{case}");
+            // Means and σ summed per partition first: equal to rounding.
+            for (p, q) in a.encoders.iter().zip(&b.encoders) {
+                match (p, q) {
+                    (
+                        Encoder::Numeric { column, mean, std },
+                        Encoder::Numeric {
+                            column: c,
+                            mean: m,
+                            std: s,
+                        },
+                    ) => assert!(column == c && close(*mean, *m) && close(*std, *s), "{case}"),
+                    _ => assert_eq!(p, q, "{case}"),
+                }
+            }
             assert_eq!(a.encoders.len(), b.encoders.len(), "{case}");
+            assert_eq!(a.coefficients.len(), b.coefficients.len(), "{case}");
         }
-        // A string feature needs its categories first: no encoding while reading.
-        let strings = Arc::new(Schema::new(vec![
-            Field::new("s", DataType::Utf8, true),
+        // A date feature's encoder needs its means first: no encoding while reading.
+        let dates = Arc::new(Schema::new(vec![
+            Field::new("d", DataType::Date32, true),
             Field::new("y", DataType::Float64, true),
         ]));
         let options = TrainOptions::new(ModelType::LogisticRegression, "y".into());
-        assert!(
-            Streamed::for_training(&options, &strings)
-                .unwrap()
-                .is_none()
-        );
+        assert!(Streamed::for_training(&options, &dates).unwrap().is_none());
     }
 }
