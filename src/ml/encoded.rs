@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, BooleanArray, Float64Array, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray, Float64Array, RecordBatch};
 use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema};
 use datafusion::error::Result;
@@ -115,9 +115,7 @@ impl ShardBuilder {
                 continue;
             }
             if layout.model_type.is_classifier() && y != 0.0 && y != 1.0 {
-                if self.bad_labels.len() < 10_000 && !self.bad_labels.contains(&y) {
-                    self.bad_labels.push(y);
-                }
+                note_bad_label(&mut self.bad_labels, y);
                 continue;
             }
             keep[i] = true;
@@ -142,6 +140,13 @@ impl ShardBuilder {
             }
         }
         Ok(keep)
+    }
+}
+
+/// Keep a label a classifier cannot take, once, up to 10,000 of them (for the error).
+fn note_bad_label(bad: &mut Vec<f64>, y: f64) {
+    if bad.len() < 10_000 && !bad.contains(&y) {
+        bad.push(y);
     }
 }
 
@@ -188,9 +193,7 @@ impl Encoded {
         self.shards.push(part.shard);
         self.dropped += part.dropped;
         for y in part.bad_labels {
-            if self.bad_labels.len() < 10_000 && !self.bad_labels.contains(&y) {
-                self.bad_labels.push(y);
-            }
+            note_bad_label(&mut self.bad_labels, y);
         }
     }
 }
@@ -203,8 +206,8 @@ impl Encoded {
 pub struct Streamed {
     layout: Layout,
     key_index: Option<usize>,
-    split: f64,
-    seed: u64,
+    /// The options (the split's fraction and seed).
+    options: TrainOptions,
     /// Column index of each input.
     columns: Vec<usize>,
     /// Whether each input is a category.
@@ -245,12 +248,7 @@ impl Streamed {
             return Ok(None);
         }
         // The same checks and column roles as training after the read.
-        let data = super::model::TrainingData {
-            schema: Arc::clone(schema),
-            partitions: vec![],
-            encoded: None,
-        };
-        let prep = super::model::prepare(options, &data)?;
+        let prep = super::model::roles(options, schema)?;
         let (mut columns, mut category) = (vec![], vec![]);
         for name in &prep.inputs {
             let index = schema.index_of(name)?;
@@ -277,8 +275,7 @@ impl Streamed {
         Ok(Some(Arc::new(Streamed {
             layout: Layout::of(options, &prep),
             key_index: prep.key_index,
-            split: options.split,
-            seed: options.seed,
+            options: options.clone(),
             columns,
             category,
             indexed: Arc::new(Schema::new(fields)),
@@ -316,7 +313,6 @@ impl Streamed {
         }
         // preprocess::fit's statistics: the mean and the sample σ; the categories by count
         // (then name), the rarest dropped.
-        let mut categories: Vec<Vec<String>> = vec![vec![]; width];
         let encoders: Vec<Encoder> = (0..width)
             .map(|j| {
                 let column = self.layout.inputs[j].clone();
@@ -330,39 +326,21 @@ impl Streamed {
                             }
                         }
                     }
-                    let mut ordered: Vec<(&str, u64)> = counts.into_iter().collect();
-                    ordered.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-                    let dropped = ordered.pop().map(|d| d.0.to_string());
-                    categories[j] = ordered.iter().map(|c| c.0.to_string()).collect();
-                    return Encoder::OneHot {
-                        column,
-                        counts: ordered.iter().map(|c| c.1).collect(),
-                        categories: categories[j].clone(),
-                        dropped,
-                        unknown: preprocess::Unknown::Zeros,
-                    };
+                    let counts = counts.into_iter().map(|(v, n)| (v.to_string(), n));
+                    return preprocess::one_hot(column, counts.collect());
                 }
                 let [n, sum, sq] = sums[j];
-                let mean = if n > 0.0 { sum / n } else { 0.0 };
-                let var = if n > 1.0 {
-                    ((sq - n * mean * mean) / (n - 1.0)).max(0.0)
-                } else {
-                    0.0
-                };
-                Encoder::Numeric {
-                    column,
-                    mean,
-                    std: var.sqrt(),
-                }
+                preprocess::numeric(column, n, sum, sq)
             })
             .collect();
-        let means: Vec<f64> = encoders
+        let (means, categories): (Vec<f64>, Vec<&[String]>) = encoders
             .iter()
             .map(|e| match e {
-                Encoder::Numeric { mean, .. } => *mean,
-                _ => 0.0,
+                Encoder::Numeric { mean, .. } => (*mean, &[][..]),
+                Encoder::OneHot { categories, .. } => (0.0, categories.as_slice()),
+                _ => (0.0, &[][..]),
             })
-            .collect();
+            .unzip();
         let rows_read = parts.iter().map(|p| p.rows_read).sum();
         let mut builders = vec![];
         let mut test = ShardBuilder::default();
@@ -380,22 +358,14 @@ impl Streamed {
                     slot
                 })
                 .collect();
-            fill(&mut part.train.shard, &part.train_nulls, &means);
-            fill(&mut part.test.shard, &part.test_nulls, &means);
-            expand(
-                &mut part.train.shard,
-                &self.category,
-                &categories,
-                &slots,
-                &part.train_nulls,
-            );
-            expand(
-                &mut part.test.shard,
-                &self.category,
-                &categories,
-                &slots,
-                &part.test_nulls,
-            );
+            let columns = Columns {
+                category: &self.category,
+                means: &means,
+                categories: &categories,
+                slots: &slots,
+            };
+            columns.complete(&mut part.train.shard, &part.train_nulls);
+            columns.complete(&mut part.test.shard, &part.test_nulls);
             builders.push(part.train);
             append(&mut test, part.test);
         }
@@ -404,46 +374,44 @@ impl Streamed {
     }
 }
 
-/// Impute: the shard rows that held a NULL take the feature's mean.
-fn fill(shard: &mut Shard, nulls: &[Vec<usize>], means: &[f64]) {
-    for ((column, rows), mean) in shard.columns.iter_mut().zip(nulls).zip(means) {
-        for &i in rows {
-            column[i] = *mean;
-        }
-    }
+/// What turns a partition's rows as read into the model's columns.
+struct Columns<'a> {
+    category: &'a [bool],
+    /// A numeric feature's mean, which imputes its NULLs.
+    means: &'a [f64],
+    categories: &'a [&'a [String]],
+    /// Per category: the partition's dictionary index → one-hot column.
+    slots: &'a [Vec<Option<usize>>],
 }
 
-/// Replace each category's index column by its one-hot columns; a NULL (imputed) is all
-/// zeros, like an unknown value.
-fn expand(
-    shard: &mut Shard,
-    category: &[bool],
-    categories: &[Vec<String>],
-    slots: &[Vec<Option<usize>>],
-    nulls: &[Vec<usize>],
-) {
-    if !category.iter().any(|c| *c) {
-        return;
-    }
-    let rows = shard.rows();
-    let indexed = std::mem::take(&mut shard.columns);
-    for (j, column) in indexed.into_iter().enumerate() {
-        if !category[j] {
-            shard.columns.push(column);
-            continue;
-        }
-        let mut hot = vec![vec![0.0; rows]; categories[j].len()];
-        for (i, index) in column.iter().enumerate() {
-            if let Some(Some(k)) = slots[j].get(*index as usize) {
-                hot[*k][i] = 1.0;
+impl Columns<'_> {
+    /// Impute each numeric feature's NULL rows with its mean; replace each category's index
+    /// column by its one-hot columns, where a NULL (imputed) is all zeros, like an unknown
+    /// value.
+    fn complete(&self, shard: &mut Shard, nulls: &[Vec<usize>]) {
+        let rows = shard.rows();
+        let read = std::mem::take(&mut shard.columns);
+        for (j, mut column) in read.into_iter().enumerate() {
+            if !self.category[j] {
+                for &i in &nulls[j] {
+                    column[i] = self.means[j];
+                }
+                shard.columns.push(column);
+                continue;
             }
-        }
-        for &i in &nulls[j] {
-            for h in hot.iter_mut() {
-                h[i] = 0.0;
+            let mut hot = vec![vec![0.0; rows]; self.categories[j].len()];
+            for (i, index) in column.iter().enumerate() {
+                if let Some(Some(k)) = self.slots[j].get(*index as usize) {
+                    hot[*k][i] = 1.0;
+                }
             }
+            for &i in &nulls[j] {
+                for h in hot.iter_mut() {
+                    h[i] = 0.0;
+                }
+            }
+            shard.columns.extend(hot);
         }
-        shard.columns.extend(hot);
     }
 }
 
@@ -459,9 +427,7 @@ fn append(into: &mut ShardBuilder, part: ShardBuilder) {
     into.shard.weight.extend(part.shard.weight);
     into.dropped += part.dropped;
     for y in part.bad_labels {
-        if into.bad_labels.len() < 10_000 && !into.bad_labels.contains(&y) {
-            into.bad_labels.push(y);
-        }
+        note_bad_label(&mut into.bad_labels, y);
     }
 }
 
@@ -470,18 +436,13 @@ impl StreamedPartition {
     pub fn push(&mut self, batch: &RecordBatch) -> Result<()> {
         let s = Arc::clone(&self.streamed);
         self.rows_read += batch.num_rows();
-        if s.split <= 0.0 {
+        if s.options.split <= 0.0 {
             let batch = self.indexed(&s, batch)?;
             return self.push_train(&s, &batch);
         }
         // The split hashes the values as read (not the dictionary indices), as after the read.
-        let keys = super::model::split_keys(batch, s.key_index)?;
-        let held: Vec<bool> = keys
-            .iter()
-            .map(|k| augur_udfs::split::held_out(k, s.seed, s.split))
-            .collect();
+        let held = super::model::held_out(batch, s.key_index, &s.options)?;
         let batch = self.indexed(&s, batch)?;
-        let held = BooleanArray::from(held);
         let train_mask = datafusion::arrow::compute::not(&held)?;
         self.push_train(&s, &filter_record_batch(&batch, &train_mask)?)?;
         let test = filter_record_batch(&batch, &held)?;
@@ -579,7 +540,7 @@ fn note_nulls(
 mod tests {
     use super::*;
     use crate::ml::model::{Hooks, TrainingData, train};
-    use datafusion::arrow::array::{Int32Array, StringArray};
+    use datafusion::arrow::array::{BooleanArray, Int32Array, StringArray};
     use datafusion::arrow::datatypes::Field;
 
     /// Two partitions of rows with NULL features, NULL and negative weights, a NULL label.

@@ -142,7 +142,7 @@ pub(crate) fn plan_err(message: String) -> DataFusionError {
 
 /// Canonical text of each row's key (a column, or all columns), for the hash split; the
 /// bytes come from `augur_udfs::split::row_keys` so that SQL's `hash_split` agrees.
-pub(crate) fn split_keys(batch: &RecordBatch, key: Option<usize>) -> Result<Vec<Vec<u8>>> {
+fn split_keys(batch: &RecordBatch, key: Option<usize>) -> Result<Vec<Vec<u8>>> {
     let columns = match key {
         Some(k) => vec![Arc::clone(batch.column(k))],
         None => batch.columns().to_vec(),
@@ -150,9 +150,8 @@ pub(crate) fn split_keys(batch: &RecordBatch, key: Option<usize>) -> Result<Vec<
     augur_udfs::split::row_keys(&columns)
 }
 
-/// Resolve the label, weight and split key, and split the rows by the key's hash.
-pub fn prepare(options: &TrainOptions, data: &TrainingData) -> Result<Prepared> {
-    let schema = &data.schema;
+/// Resolve the label, weight, split key and features of a training query's columns (no rows).
+pub fn roles(options: &TrainOptions, schema: &Arc<Schema>) -> Result<Prepared> {
     let find = |column: &str, role: &str| -> Result<usize> {
         schema.index_of(column).map_err(|_| {
             let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
@@ -199,39 +198,51 @@ pub fn prepare(options: &TrainOptions, data: &TrainingData) -> Result<Prepared> 
     }
     preprocess::check_types(schema, &inputs)?;
 
-    // Split every partition's rows into training and held-out, by the key's hash.
-    let mut rows_read = 0;
-    let mut train_parts: Vec<Vec<RecordBatch>> = vec![];
-    let mut test_batches: Vec<RecordBatch> = vec![];
-    for part in &data.partitions {
-        let mut kept = vec![];
-        for batch in part {
-            rows_read += batch.num_rows();
-            if options.split <= 0.0 {
-                kept.push(batch.clone());
-                continue;
-            }
-            let held: Vec<bool> = split_keys(batch, key_index)?
-                .iter()
-                .map(|k| augur_udfs::split::held_out(k, options.seed, options.split))
-                .collect();
-            let held = BooleanArray::from(held);
-            let train_mask = datafusion::arrow::compute::not(&held)?;
-            kept.push(filter_record_batch(batch, &train_mask)?);
-            test_batches.push(filter_record_batch(batch, &held)?);
-        }
-        train_parts.push(kept);
-    }
     Ok(Prepared {
         schema: Arc::clone(schema),
         label_index,
         weight_index,
         key_index,
         inputs,
-        train_parts,
-        test_batches,
-        rows_read,
+        train_parts: vec![],
+        test_batches: vec![],
+        rows_read: 0,
     })
+}
+
+/// [`roles`], and the rows split into training and held-out by the key's hash.
+pub fn prepare(options: &TrainOptions, data: &TrainingData) -> Result<Prepared> {
+    let mut prep = roles(options, &data.schema)?;
+    let key_index = prep.key_index;
+    // Split every partition's rows into training and held-out, by the key's hash.
+    for part in &data.partitions {
+        let mut kept = vec![];
+        for batch in part {
+            prep.rows_read += batch.num_rows();
+            if options.split <= 0.0 {
+                kept.push(batch.clone());
+                continue;
+            }
+            let held = held_out(batch, key_index, options)?;
+            let train_mask = datafusion::arrow::compute::not(&held)?;
+            kept.push(filter_record_batch(batch, &train_mask)?);
+            prep.test_batches.push(filter_record_batch(batch, &held)?);
+        }
+        prep.train_parts.push(kept);
+    }
+    Ok(prep)
+}
+
+/// Which rows of `batch` are held out: the key's hash against `split`.
+pub(crate) fn held_out(
+    batch: &RecordBatch,
+    key: Option<usize>,
+    options: &TrainOptions,
+) -> Result<BooleanArray> {
+    Ok(split_keys(batch, key)?
+        .iter()
+        .map(|k| Some(augur_udfs::split::held_out(k, options.seed, options.split)))
+        .collect())
 }
 
 /// Fit a model on `data`.

@@ -155,17 +155,7 @@ pub fn fit(batches: &[RecordBatch], schema: &Schema, columns: &[String]) -> Resu
                             sq += v * v;
                         }
                     }
-                    let mean = if n > 0.0 { sum / n } else { 0.0 };
-                    let var = if n > 1.0 {
-                        ((sq - n * mean * mean) / (n - 1.0)).max(0.0)
-                    } else {
-                        0.0
-                    };
-                    Ok(Encoder::Numeric {
-                        column: name.clone(),
-                        mean,
-                        std: var.sqrt(),
-                    })
+                    Ok(numeric(name.clone(), n, sum, sq))
                 }
                 Some("category") => {
                     let mut counts: HashMap<String, u64> = HashMap::new();
@@ -175,16 +165,7 @@ pub fn fit(batches: &[RecordBatch], schema: &Schema, columns: &[String]) -> Resu
                             *counts.entry(v.to_string()).or_default() += 1;
                         }
                     }
-                    let mut ordered: Vec<(String, u64)> = counts.into_iter().collect();
-                    ordered.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-                    let dropped = ordered.pop();
-                    Ok(Encoder::OneHot {
-                        column: name.clone(),
-                        counts: ordered.iter().map(|c| c.1).collect(),
-                        categories: ordered.into_iter().map(|c| c.0).collect(),
-                        dropped: dropped.map(|d| d.0),
-                        unknown: Unknown::Zeros,
-                    })
+                    Ok(one_hot(name.clone(), counts.into_iter().collect()))
                 }
                 _ => {
                     let mut sums = [0.0; 3];
@@ -206,6 +187,36 @@ pub fn fit(batches: &[RecordBatch], schema: &Schema, columns: &[String]) -> Resu
             }
         })
         .collect()
+}
+
+/// A numeric feature's encoder from the count, sum and sum of squares of its values: the
+/// mean (which imputes a NULL) and the sample σ.
+pub(crate) fn numeric(column: String, n: f64, sum: f64, sq: f64) -> Encoder {
+    let mean = if n > 0.0 { sum / n } else { 0.0 };
+    let var = if n > 1.0 {
+        ((sq - n * mean * mean) / (n - 1.0)).max(0.0)
+    } else {
+        0.0
+    };
+    Encoder::Numeric {
+        column,
+        mean,
+        std: var.sqrt(),
+    }
+}
+
+/// A category's one-hot encoder from its values' counts: by count, then value; the rarest
+/// is dropped (the reference level).
+pub(crate) fn one_hot(column: String, mut ordered: Vec<(String, u64)>) -> Encoder {
+    ordered.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let dropped = ordered.pop();
+    Encoder::OneHot {
+        column,
+        counts: ordered.iter().map(|c| c.1).collect(),
+        categories: ordered.into_iter().map(|c| c.0).collect(),
+        dropped: dropped.map(|d| d.0),
+        unknown: Unknown::Zeros,
+    }
 }
 
 /// Days since the epoch, month (1–12) and ISO weekday (1 = Monday) of each value.
