@@ -47,7 +47,10 @@ impl QueryPlanner for AugurQueryPlanner {
                 shared: Mutex::default(),
             },
         )]);
-        planner.create_physical_plan(plan, session).await
+        match crate::optimizer::join_order::reorder(plan, session).await? {
+            Some(reordered) => planner.create_physical_plan(&reordered, session).await,
+            None => planner.create_physical_plan(plan, session).await,
+        }
     }
 }
 

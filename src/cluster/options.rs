@@ -16,6 +16,8 @@ extensions_options! {
         /// Where training on the cluster writes its encoded rows for the executors: a URL
         /// (`s3://bucket/prefix`) or a path every executor sees; empty: this machine's temp dir.
         pub cluster_scratch: String, default = String::new()
+        /// Inner joins in the order their estimated rows favour (false: as written).
+        pub join_order: bool, default = true
     }
 }
 

@@ -2,7 +2,9 @@
 //! each rule is kept only while `benches/tpch.py --baseline` shows it helps
 //! (docs/PERFORMANCE.md).
 
+mod estimates;
 mod filtered_join_pushdown;
+pub mod join_order;
 pub mod logical;
 mod magic_set;
 pub mod physical;

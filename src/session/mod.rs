@@ -405,8 +405,14 @@ fn augur_entry(
         .into_iter()
         .find(|entry| entry.key == key)
         .ok_or_else(|| {
+            let own: Vec<String> = options
+                .entries()
+                .iter()
+                .map(|e| format!("augur.{}", e.key))
+                .collect();
             AugurError::Usage(format!(
-                "unrecognized configuration parameter \"{name}\" (Augur's own: augur.cluster, augur.cluster_scratch)"
+                "unrecognized configuration parameter \"{name}\" (Augur's own: {})",
+                own.join(", ")
             ))
         })
 }
