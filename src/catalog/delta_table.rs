@@ -8,9 +8,9 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
-use datafusion::common::DFSchemaRef;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::{DFSchemaRef, ScalarValue};
 use datafusion::datasource::TableProvider;
 use datafusion::datasource::physical_plan::{
     FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource,
@@ -350,6 +350,30 @@ impl DeltaProvider {
             .unwrap_or_default()
     }
 
+    /// Each column's smallest and largest value over the table's files, as the Delta log
+    /// records them (`None` where a file has no statistics for it): the join-order estimates'
+    /// ranges, without reading any data file.
+    pub async fn column_ranges(&self) -> Result<Vec<ColumnRange>> {
+        use datafusion::physical_optimizer::pruning::PruningStatistics;
+        let table = self.current().await?;
+        let state = table
+            .snapshot()
+            .map_err(|e| delta_error(&self.location, e))?;
+        let files = state.snapshot();
+        Ok(self
+            .schema()
+            .fields()
+            .iter()
+            .map(|field| {
+                let column = datafusion::common::Column::new_unqualified(field.name());
+                ColumnRange {
+                    min: extreme(files.min_values(&column), std::cmp::Ordering::Less),
+                    max: extreme(files.max_values(&column), std::cmp::Ordering::Greater),
+                }
+            })
+            .collect())
+    }
+
     /// The newest version number.
     pub async fn version(&self) -> Result<u64> {
         Ok(self.current().await?.version().unwrap_or(0))
@@ -456,6 +480,35 @@ fn as_parquet_scans_are(
         })
     })
     .data()
+}
+
+/// A column's smallest and largest value in a table.
+#[derive(Debug, Clone, Default)]
+pub struct ColumnRange {
+    pub min: Option<ScalarValue>,
+    pub max: Option<ScalarValue>,
+}
+
+/// The value of `per_file` furthest towards `towards`; `None` if any file has none.
+fn extreme(
+    per_file: Option<datafusion::arrow::array::ArrayRef>,
+    towards: std::cmp::Ordering,
+) -> Option<ScalarValue> {
+    let values = per_file?;
+    let mut best: Option<ScalarValue> = None;
+    for i in 0..values.len() {
+        let value = ScalarValue::try_from_array(&values, i).ok()?;
+        if value.is_null() {
+            return None;
+        }
+        if best
+            .as_ref()
+            .is_none_or(|b| value.partial_cmp(b) == Some(towards))
+        {
+            best = Some(value);
+        }
+    }
+    best
 }
 
 /// A schema's column names, for messages that list them.

@@ -21,6 +21,7 @@ use datafusion::logical_expr::{Between, BinaryExpr, Expr, JoinType, LogicalPlan,
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 
 use super::shapes::column_below;
+use crate::catalog::delta_table::{ColumnRange, DeltaProvider};
 
 /// What an unknown predicate is taken to keep.
 const DEFAULT_SELECTIVITY: f64 = 0.3;
@@ -88,7 +89,13 @@ impl Estimates {
                 .iter()
                 .map(|f| f.data_type().is_integer() || f.data_type().is_temporal())
                 .collect();
-            if let Some(table) = TableStats::new(&stats, &discrete) {
+            if let Some(mut table) = TableStats::new(&stats, &discrete) {
+                // delta-rs's scans report row counts; the log also has each file's ranges.
+                if let Some(delta) = provider.downcast_ref::<DeltaProvider>()
+                    && let Ok(ranges) = delta.column_ranges().await
+                {
+                    table.add_ranges(&ranges);
+                }
                 tables.insert(name, table);
             }
         }
@@ -350,6 +357,14 @@ impl TableStats {
             })
             .collect();
         Some(TableStats { rows, columns })
+    }
+
+    /// Ranges for the columns the scan reported none for.
+    fn add_ranges(&mut self, ranges: &[ColumnRange]) {
+        for (column, range) in self.columns.iter_mut().zip(ranges) {
+            column.min = column.min.or_else(|| range.min.as_ref().and_then(number));
+            column.max = column.max.or_else(|| range.max.as_ref().and_then(number));
+        }
     }
 }
 

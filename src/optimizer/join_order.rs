@@ -465,6 +465,23 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn stored_tables_are_estimated_from_the_delta_log() {
+        // Stored (Delta) tables: row counts from their scans, ranges from the log.
+        let stored = [
+            "CREATE TABLE sf AS SELECT * FROM f",
+            "CREATE TABLE sa AS SELECT * FROM a",
+            "CREATE TABLE sb AS SELECT * FROM b",
+        ];
+        let sql = "SELECT count(*) FROM sf JOIN sb ON f_b = b_key JOIN sa ON f_a = a_key \
+                   WHERE a_val < 10 AND b_val < 1000";
+        let plan = physical(&stored, sql).await;
+        assert!(
+            join_depth(&plan, "a_key") > join_depth(&plan, "b_key"),
+            "sa should join sf below sb:\n{plan}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn disconnected_relations_keep_their_order() {
         // c is joined to nothing but by a cross join: no key connects it, so nothing moves.
         let sql = "SELECT count(*) FROM f JOIN b ON f_b = b_key CROSS JOIN c JOIN a ON f_a = a_key \
