@@ -301,6 +301,11 @@ impl Estimates {
         })
     }
 
+    /// The rows of the table `column` of `plan` comes from, before any filter.
+    pub fn table_rows(&self, plan: &LogicalPlan, column: &Column) -> Option<f64> {
+        self.column(plan, column).map(|(table, _)| table.rows)
+    }
+
     /// The table and column statistics `column` of `plan` comes from, followed down through
     /// projections that pass it on, aliases, filters and joins.
     fn column(&self, plan: &LogicalPlan, column: &Column) -> Option<(&TableStats, &ColumnStats)> {

@@ -21,15 +21,15 @@ use std::sync::Arc;
 use datafusion::catalog::Session;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, NullEquality, Result};
-use datafusion::logical_expr::utils::{conjunction, split_conjunction};
-use datafusion::logical_expr::{Expr, Join, JoinConstraint, JoinType, LogicalPlan, Projection};
+use datafusion::logical_expr::{Expr, JoinType, LogicalPlan, Projection};
 use datafusion::optimizer::optimize_projections::OptimizeProjections;
 use datafusion::optimizer::{OptimizerContext, OptimizerRule};
 
 use super::estimates::Estimates;
+use super::join_graph::Graph;
 
 /// Larger trees keep their order (the search is 3^n).
-const MAX_RELATIONS: usize = 12;
+pub(super) const MAX_RELATIONS: usize = 12;
 /// A new order must be estimated at under this share of the old one's intermediate rows.
 const REORDER_GAIN: f64 = 0.8;
 
@@ -71,14 +71,14 @@ fn has_join_tree(plan: &LogicalPlan) -> bool {
     found
 }
 
-fn is_inner(plan: &LogicalPlan) -> bool {
+pub(super) fn is_inner(plan: &LogicalPlan) -> bool {
     matches!(plan, LogicalPlan::Join(join) if join.join_type == JoinType::Inner
         && join.null_equality == NullEquality::NullEqualsNothing
         && !join.null_aware)
 }
 
 /// A projection that only passes columns on, between two joins of a tree, is looked through.
-fn tree_child(plan: &LogicalPlan) -> &LogicalPlan {
+pub(super) fn tree_child(plan: &LogicalPlan) -> &LogicalPlan {
     match plan {
         LogicalPlan::Projection(p)
             if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) && is_inner(&p.input) =>
@@ -96,8 +96,8 @@ fn rewrite(plan: LogicalPlan, estimates: &Estimates) -> Result<Transformed<Logic
     let tree = rewrite_relations(plan, estimates)?;
     let transformed = tree.transformed;
     let tree = tree.data;
-    match Graph::of(&tree, estimates).and_then(|g| g.cheaper_order(&tree)) {
-        Some(order) => Ok(Transformed::yes(order?)),
+    match Graph::of(&tree, estimates).and_then(|g| g.cheaper_order(REORDER_GAIN)) {
+        Some(order) => Ok(Transformed::yes(restore_columns(order?, &tree)?)),
         None => Ok(Transformed::new_transformed(tree, transformed)),
     }
 }
@@ -109,260 +109,6 @@ fn rewrite_relations(plan: LogicalPlan, estimates: &Estimates) -> Result<Transfo
     } else {
         rewrite(plan, estimates)
     }
-}
-
-/// A tree of inner joins taken apart.
-struct Graph {
-    relations: Vec<Arc<LogicalPlan>>,
-    rows: Vec<f64>,
-    /// Key pairs: (relation, column) = (relation, column), and the pair's selectivity.
-    keys: Vec<((usize, Column), (usize, Column), f64)>,
-    /// Other conditions, with the relations they read.
-    conditions: Vec<(Expr, u32, f64)>,
-    /// The relations under each join of the tree as written.
-    joins: Vec<u32>,
-}
-
-impl Graph {
-    /// `None` when the tree has a key that is not a column, a column found in no relation or
-    /// in two, too many relations, or relations no key connects.
-    fn of(tree: &LogicalPlan, estimates: &Estimates) -> Option<Graph> {
-        let mut relations = vec![];
-        let mut pairs = vec![];
-        let mut conditions = vec![];
-        let mut joins = vec![];
-        collect(
-            tree,
-            &mut relations,
-            &mut pairs,
-            &mut conditions,
-            &mut joins,
-        )?;
-        if relations.len() < 3 || relations.len() > MAX_RELATIONS {
-            return None;
-        }
-        let rows = relations
-            .iter()
-            .map(|r| estimates.rows(r))
-            .collect::<Option<Vec<_>>>()?;
-        let owner = |c: &Column| {
-            let mut owners = relations
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.schema().has_column(c));
-            match (owners.next(), owners.next()) {
-                (Some((i, _)), None) => Some(i),
-                _ => None,
-            }
-        };
-        let mut keys = vec![];
-        let mut other = vec![];
-        for (l, r) in pairs {
-            let (a, b) = (owner(&l)?, owner(&r)?);
-            if a == b {
-                other.push(Expr::Column(l).eq(Expr::Column(r)));
-            } else {
-                let s = estimates.key_selectivity((&relations[a], &l), (&relations[b], &r));
-                keys.push(((a, l), (b, r), s));
-            }
-        }
-        let conditions = conditions
-            .into_iter()
-            .chain(other)
-            .map(|e| {
-                let mut mask = 0u32;
-                for c in e.column_refs() {
-                    mask |= 1 << owner(c)?;
-                }
-                let s = estimates.selectivity(&e, tree);
-                Some((e, mask, s))
-            })
-            .collect::<Option<Vec<_>>>()?;
-        let graph = Graph {
-            relations,
-            rows,
-            keys,
-            conditions,
-            joins,
-        };
-        let all = (1u32 << graph.relations.len()) - 1;
-        graph.connected(all).then_some(graph)
-    }
-
-    /// Rows of the join of the relations in `set`.
-    fn rows_of(&self, set: u32) -> f64 {
-        let mut rows: f64 = (0..self.relations.len())
-            .filter(|i| set & (1 << i) != 0)
-            .map(|i| self.rows[i])
-            .product();
-        for ((a, _), (b, _), s) in &self.keys {
-            if set & (1 << a) != 0 && set & (1 << b) != 0 {
-                rows *= s;
-            }
-        }
-        for (_, mask, s) in &self.conditions {
-            if mask & set == *mask && mask.count_ones() > 1 {
-                rows *= s;
-            }
-        }
-        rows.max(1.0)
-    }
-
-    /// Relations directly joined by a key to one in `set`.
-    fn neighbours(&self, set: u32) -> u32 {
-        let mut out = 0;
-        for ((a, _), (b, _), _) in &self.keys {
-            if set & (1 << a) != 0 {
-                out |= 1 << b;
-            }
-            if set & (1 << b) != 0 {
-                out |= 1 << a;
-            }
-        }
-        out & !set
-    }
-
-    fn connected(&self, set: u32) -> bool {
-        let mut reached = set & set.wrapping_neg();
-        loop {
-            let next = (reached | self.neighbours(reached)) & set;
-            if next == reached {
-                return reached == set;
-            }
-            reached = next;
-        }
-    }
-
-    /// The cheapest order, built, when it is clearly cheaper than `tree`'s.
-    fn cheaper_order(&self, tree: &LogicalPlan) -> Option<Result<LogicalPlan>> {
-        let n = self.relations.len();
-        let all = (1usize << n) - 1;
-        // best[set] = (intermediate rows, left part) for connected sets.
-        let mut best: Vec<Option<(f64, u32)>> = vec![None; all + 1];
-        let mut rows = vec![0.0; all + 1];
-        for set in 1..=all {
-            let s = set as u32;
-            if s.count_ones() == 1 {
-                best[set] = Some((0.0, 0));
-                continue;
-            }
-            if !self.connected(s) {
-                continue;
-            }
-            rows[set] = self.rows_of(s);
-            let lowest = s & s.wrapping_neg();
-            let mut part = (s - 1) & s;
-            while part > 0 {
-                let rest = s & !part;
-                if part & lowest != 0
-                    && let (Some((a, _)), Some((b, _))) = (best[part as usize], best[rest as usize])
-                    && self.neighbours(part) & rest != 0
-                {
-                    let cost = a + b + rows[set];
-                    if best[set].is_none_or(|(c, _)| cost < c) {
-                        best[set] = Some((cost, part));
-                    }
-                }
-                part = (part - 1) & s;
-            }
-        }
-        let (cost, _) = best[all]?;
-        let written: f64 = self.joins.iter().map(|&set| self.rows_of(set)).sum();
-        if cost >= written * REORDER_GAIN {
-            return None;
-        }
-        Some(
-            self.build(all as u32, &best)
-                .and_then(|plan| restore_columns(plan, tree)),
-        )
-    }
-
-    /// The join of `set` as `best` splits it, the smaller estimated side on the left (the
-    /// hash join's build side).
-    fn build(&self, set: u32, best: &[Option<(f64, u32)>]) -> Result<LogicalPlan> {
-        if set.count_ones() == 1 {
-            let i = set.trailing_zeros() as usize;
-            return Ok(self.relations[i].as_ref().clone());
-        }
-        let part = best[set as usize].map_or(0, |(_, part)| part);
-        let (mut left, mut right) = (part, set & !part);
-        if self.rows_of(left) > self.rows_of(right) {
-            std::mem::swap(&mut left, &mut right);
-        }
-        let on = self
-            .keys
-            .iter()
-            .filter_map(|((a, ca), (b, cb), _)| {
-                let (a, b) = (1u32 << a, 1u32 << b);
-                if a & left != 0 && b & right != 0 {
-                    Some((Expr::Column(ca.clone()), Expr::Column(cb.clone())))
-                } else if b & left != 0 && a & right != 0 {
-                    Some((Expr::Column(cb.clone()), Expr::Column(ca.clone())))
-                } else {
-                    None
-                }
-            })
-            .collect();
-        // Each condition on the lowest join with all its relations (one relation's own: on
-        // the join that brings that relation in).
-        let placed_below = |side: u32, mask: u32| mask & side == mask && side.count_ones() > 1;
-        let all = (1u32 << self.relations.len()) - 1;
-        let filter = conjunction(self.conditions.iter().filter_map(|(e, mask, _)| {
-            let here = if *mask == 0 {
-                set == all
-            } else {
-                mask & set == *mask && !placed_below(left, *mask) && !placed_below(right, *mask)
-            };
-            here.then(|| e.clone())
-        }));
-        let join = Join::try_new(
-            Arc::new(self.build(left, best)?),
-            Arc::new(self.build(right, best)?),
-            on,
-            filter,
-            JoinType::Inner,
-            JoinConstraint::On,
-            NullEquality::NullEqualsNothing,
-            false,
-        )?;
-        Ok(LogicalPlan::Join(join))
-    }
-}
-
-/// The relations, key pairs, conditions and joins (as relation sets) of an inner-join tree;
-/// returns the set of relations under `plan`, `None` for a key that is not a column pair.
-fn collect(
-    plan: &LogicalPlan,
-    relations: &mut Vec<Arc<LogicalPlan>>,
-    pairs: &mut Vec<(Column, Column)>,
-    conditions: &mut Vec<Expr>,
-    joins: &mut Vec<u32>,
-) -> Option<u32> {
-    let plan = tree_child(plan);
-    let LogicalPlan::Join(join) = plan else {
-        if relations.len() >= MAX_RELATIONS {
-            return None;
-        }
-        relations.push(Arc::new(plan.clone()));
-        return Some(1 << (relations.len() - 1));
-    };
-    if !is_inner(plan) {
-        relations.push(Arc::new(plan.clone()));
-        return Some(1 << (relations.len() - 1));
-    }
-    for (l, r) in &join.on {
-        let (Expr::Column(l), Expr::Column(r)) = (l, r) else {
-            return None;
-        };
-        pairs.push((l.clone(), r.clone()));
-    }
-    if let Some(filter) = &join.filter {
-        conditions.extend(split_conjunction(filter).into_iter().cloned());
-    }
-    let left = collect(&join.left, relations, pairs, conditions, joins)?;
-    let right = collect(&join.right, relations, pairs, conditions, joins)?;
-    joins.push(left | right);
-    Some(left | right)
 }
 
 /// `plan` under a projection giving `tree`'s columns in `tree`'s order.
@@ -478,6 +224,52 @@ mod tests {
         assert!(
             join_depth(&plan, "a_key") > join_depth(&plan, "b_key"),
             "sa should join sf below sb:\n{plan}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_composite_key_is_not_taken_as_independent_keys() {
+        // g ⋈ bc on (b, c) keeps all 20,000 rows of g: c is a function of b. Multiplying the
+        // keys' shares (1/2000 × 1/100) would estimate 200 rows and keep that join first.
+        let tables = [
+            "CREATE TABLE g AS SELECT v AS g_a, v % 2000 AS g_b, v % 100 AS g_c \
+             FROM generate_series(0, 19999) t(v)",
+            "CREATE TABLE bc AS SELECT v AS bc_b, v % 100 AS bc_c FROM generate_series(0, 1999) t(v)",
+        ];
+        let sql = "SELECT count(*) FROM g JOIN bc ON g_b = bc_b AND g_c = bc_c \
+                   JOIN a ON g_a = a_key WHERE a_val < 1000";
+        let plan = physical(&tables, sql).await;
+        assert!(
+            join_depth(&plan, "a_key") > join_depth(&plan, "bc_b"),
+            "a should join g below bc:\n{plan}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn keys_equal_through_a_third_relation_join_directly() {
+        // The query joins n to big only, but small_n = big_n = n_key: small (200 rows) joins
+        // the one row of n first (2 rows), then big; through big, n would keep 200 rows first.
+        let tables = [
+            "CREATE TABLE big AS SELECT v % 100 AS big_n FROM generate_series(0, 19999) t(v)",
+            "CREATE TABLE small AS SELECT v % 100 AS small_n FROM generate_series(0, 199) t(v)",
+            "CREATE TABLE n AS SELECT v AS n_key, v AS n_val FROM generate_series(0, 99) t(v)",
+        ];
+        let sql = "SELECT count(*) FROM big JOIN small ON big_n = small_n \
+                   JOIN n ON big_n = n_key WHERE n_val < 1";
+        let plan = physical(&tables, sql).await;
+        let joins: Vec<&str> = plan
+            .lines()
+            .filter(|l| l.contains("HashJoinExec"))
+            .collect();
+        assert!(
+            joins
+                .iter()
+                .any(|l| l.contains("n_key") && l.contains("small_n")),
+            "n should join small directly:\n{plan}"
+        );
+        assert!(
+            join_depth(&plan, "n_key") > join_depth(&plan, "big_n"),
+            "{plan}"
         );
     }
 

@@ -4,6 +4,7 @@
 
 mod estimates;
 mod filtered_join_pushdown;
+mod join_graph;
 pub mod join_order;
 pub mod logical;
 mod magic_set;

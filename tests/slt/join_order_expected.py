@@ -13,9 +13,13 @@ TABLES = {
             "FROM generate_series(0, 1499) t(v)",
     "ord": "SELECT v AS o_key, CASE WHEN v % 97 = 0 THEN NULL ELSE (v * 7) % 1600 END AS o_cust, "
            "v % 365 AS o_day FROM generate_series(0, 14999) t(v)",
-    "line": "SELECT v AS l_key, (v * 13) % 15500 AS l_order, v % 50 AS l_qty, v % 40 AS l_supp "
-            "FROM generate_series(0, 59999) t(v)",
+    "line": "SELECT v AS l_key, (v * 13) % 15500 AS l_order, v % 50 AS l_qty, v % 40 AS l_supp, "
+            "v % 200 AS l_part FROM generate_series(0, 59999) t(v)",
     "supp": "SELECT v AS s_key, v % 25 AS s_nation FROM generate_series(0, 39) t(v)",
+    "part": "SELECT v AS p_key, 'p' || v AS p_name FROM generate_series(0, 199) t(v)",
+    # Four suppliers per part; (part, supplier) is the key, as in TPC-H's partsupp.
+    "psupp": "SELECT p AS ps_part, (p + k * 10) % 40 AS ps_supp, p * 3 + k AS ps_cost "
+             "FROM generate_series(0, 199) a(p), generate_series(0, 3) b(k)",
 }
 
 QUERIES = [
@@ -61,6 +65,11 @@ WHERE l_order = o_key AND o_cust = c_key AND c_nation = n_key AND n_name = 'n5'
 WHERE l_order = o_key AND o_cust = c_key AND c_nation = n_key AND n_region = 3
   AND o_key IN (SELECT l_order FROM line GROUP BY l_order HAVING sum(l_qty) > 150)
   AND NOT EXISTS (SELECT 1 FROM supp WHERE s_key = l_supp AND s_nation = 0)"""),
+    ("a two-column key and keys equal through a third table (TPC-H Q9's shape)",
+     "TI", """SELECT n_name, sum(l_qty * ps_cost) FROM part, supp, line, psupp, ord, nation
+WHERE s_key = l_supp AND ps_supp = l_supp AND ps_part = l_part AND p_key = l_part
+  AND o_key = l_order AND s_nation = n_key AND p_name LIKE '%7%'
+GROUP BY n_name"""),
     ("the columns come back in the written order",
      "ITIITIIIII", """SELECT * FROM region, nation, cust, ord
 WHERE n_region = r_key AND c_nation = n_key AND o_cust = c_key AND o_key < 40
