@@ -17,6 +17,7 @@
 Usage: python3 benches/tpch.py [--sf 1] [--repeat 3] [--quick] [--label TEXT] [--queries 1,3,18]
                                [--set datafusion.execution.batch_size=16384 ...]
                                [--tables external|stored|files] [--baseline-tables …]
+                               [--memory-limit 4GB]   (SF other than 1 → results/tpch-sf<SF>.md)
 Stored (Delta) tables against the Parquet files stored tables used to be:
     python3 benches/tpch.py --tables stored --baseline-tables files   (→ results/tpch-stored.md)
 --quick: SF 0.1 and one repetition, for development.
@@ -89,19 +90,30 @@ def prepare_tables(binary, data, mode, work):
     sys.exit(f"unknown table layout {mode!r}: external, stored or files")
 
 
-def augur_query(binary, tables, sql, repeat, settings=()):
+PEAK = []  # the peak resident memory (MB) of each Augur process, when GNU time is there
+
+
+def augur_query(binary, tables, sql, repeat, settings=(), memory_limit=None):
     """Rows (CSV) and per-run seconds of `sql` in one Augur process."""
     db, tables_setup = tables
     setup = [f"SET {s};" for s in settings] + tables_setup
     args = [binary] + ([db] if db else []) + ["-q", "--format", "csv"]
+    if memory_limit:
+        args += ["--memory-limit", memory_limit]
     for s in setup:
         args += ["-c", s]
     args += ["-c", ".timer on"]
     for _ in range(repeat):
         args += ["-c", sql]
+    # GNU time, not a child's rusage: that would report this Python process's own peak.
+    gnu_time = os.path.exists("/usr/bin/time")
+    if gnu_time:
+        args = ["/usr/bin/time", "-f", "peak-kb %M"] + args
     out = subprocess.run(args, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(out.stderr.strip())
+    if gnu_time:
+        PEAK.append(int(out.stderr.strip().splitlines()[-1].split()[1]) / 1024)
     times = [float(l.split()[2]) for l in out.stderr.splitlines() if l.startswith("Run Time")]
     lines = out.stdout.splitlines()
     per_run = len(lines) // repeat
@@ -191,6 +203,9 @@ def main():
                          "--set's settings when only this is given)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a session setting for Augur, e.g. datafusion.execution.batch_size=16384 (repeatable)")
+    ap.add_argument("--memory-limit", metavar="SIZE",
+                    help="Augur's --memory-limit (spilling past it) and DuckDB's memory_limit, e.g. 4GB; "
+                         "the report then gives each query's peak memory")
     ap.add_argument("--tables", default="external", choices=["external", "stored", "files"],
                     help="how Augur holds the data: external tables over the generated files (default), "
                          "stored (Delta) tables filled from them, or Parquet files Augur wrote")
@@ -201,6 +216,8 @@ def main():
         args.sf, args.repeat = 0.1, 1
     data = generate(args.sf)
     con = duckdb.connect()
+    if args.memory_limit:
+        con.execute(f"SET memory_limit = '{args.memory_limit}'")
     for t in TABLES:
         con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{data}/{t}.parquet')")
     version = subprocess.run([args.augur, "--version"], capture_output=True, text=True).stdout.strip()
@@ -210,11 +227,12 @@ def main():
     comparing = bool(args.baseline or args.baseline_set or args.baseline_tables)
     base_tables = prepare_tables(args.baseline or args.augur, data, base_layout, work + "-base") if comparing else None
 
-    rows, failures, baseline = [], [], []
+    rows, failures, baseline, peaks = [], [], [], []
     for n in [int(q) for q in args.queries.split(",")]:
         sql = open(os.path.join(QUERIES, f"q{n}.sql")).read().strip()
         try:
-            ours, t_ours = augur_query(args.augur, tables, sql, args.repeat, args.set)
+            ours, t_ours = augur_query(args.augur, tables, sql, args.repeat, args.set, args.memory_limit)
+            peaks.append(PEAK[-1] if PEAK else None)
         except RuntimeError as e:
             failures.append(f"Q{n}: augur failed: {e}")
             continue
@@ -225,7 +243,8 @@ def main():
         a, d = statistics.median(t_ours), statistics.median(t_theirs)
         rows.append((f"Q{n}", a, d))
         if comparing:
-            _, t_base = augur_query(args.baseline or args.augur, base_tables, sql, args.repeat, args.baseline_set)
+            _, t_base = augur_query(args.baseline or args.augur, base_tables, sql, args.repeat, args.baseline_set,
+                                    args.memory_limit)
             baseline.append(statistics.median(t_base))
         print(f"Q{n:<3} augur {a:7.3f} s  duckdb {d:7.3f} s  ratio {a / d:5.2f}"
               + (f"  baseline {baseline[-1]:7.3f} s" if baseline else ""), file=sys.stderr)
@@ -247,6 +266,8 @@ def main():
     when = time.strftime("%Y-%m-%d %H:%M")
     settings = f" Augur settings: {', '.join(args.set)}." if args.set else ""
     settings += f" Augur's tables: {args.tables}." if args.tables != "external" else ""
+    settings += (f" Memory limit {args.memory_limit} (Augur --memory-limit, DuckDB memory_limit)."
+                 if args.memory_limit else "")
     head = (f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()} harness; "
             f"{version} (release build) vs DuckDB {duckdb.__version__}; TPC-H SF{args.sf:g} Parquet from "
             f"tpchgen-cli; median of {args.repeat} runs; {when}.{settings}")
@@ -254,6 +275,10 @@ def main():
              "| query | Augur | DuckDB | Augur / DuckDB |", "|---|---:|---:|---:|",
              *[f"| {q} | {a:.3f} s | {d:.3f} s | {a / d:.2f} |" for q, a, d in rows],
              f"| **geometric mean** | **{ga:.3f} s** | **{gd:.3f} s** | **{ga / gd:.2f}** |", ""]
+    if args.memory_limit and all(p is not None for p in peaks):
+        lines += [f"Augur's peak resident memory per query (whole process, GNU time): "
+                  + ", ".join(f"{q} {p:,.0f} MB" for (q, _, _), p in zip(rows, peaks))
+                  + f"; largest {max(peaks):,.0f} MB.", ""]
     if baseline:
         gb = geomean(baseline)
         lines += ["| query | this run | baseline | this / baseline |", "|---|---:|---:|---:|",
@@ -272,10 +297,10 @@ def main():
     shutil.rmtree(work + "-base", ignore_errors=True)
     if not args.quick and len(rows) == 22:
         os.makedirs(RESULTS, exist_ok=True)
-        layout = "" if args.tables == "external" else f"-{args.tables}"
+        layout = ("" if args.tables == "external" else f"-{args.tables}") + ("" if args.sf == 1 else f"-sf{args.sf:g}")
         with open(os.path.join(RESULTS, f"tpch{layout}.md"), "w") as f:
             f.write(text)
-    if not args.quick and len(rows) == 22 and args.tables == "external":
+    if not args.quick and len(rows) == 22 and args.tables == "external" and args.sf == 1:
         with open(os.path.join(RESULTS, "tpch.svg"), "w") as f:
             f.write(svg_chart(rows, f"TPC-H SF{args.sf:g}, seconds per query (lower is better), {when}"))
     history = os.path.join(RESULTS, "tpch-history.md")
