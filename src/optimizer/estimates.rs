@@ -181,7 +181,7 @@ impl Estimates {
     /// The share of an equi-join's rows a key pair keeps: 1 / the smaller distinct count of
     /// the two columns in their tables (a foreign key's values are among its key's, so the
     /// smaller count is the key's; filters above a table do not change its key's domain).
-    pub fn key_selectivity(
+    fn key_selectivity(
         &self,
         left: (&LogicalPlan, &Column),
         right: (&LogicalPlan, &Column),

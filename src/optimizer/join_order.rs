@@ -173,6 +173,17 @@ mod tests {
             .unwrap_or_else(|| panic!("no join on {key}:\n{plan}"))
     }
 
+    /// Asserts that in `sql`'s plan (after `extra`) the join on `lower` sits below the one on
+    /// `upper`.
+    async fn assert_below(extra: &[&str], sql: &str, lower: &str, upper: &str) -> String {
+        let plan = physical(extra, sql).await;
+        assert!(
+            join_depth(&plan, lower) > join_depth(&plan, upper),
+            "the join on {lower} should be below the one on {upper}:\n{plan}"
+        );
+        plan
+    }
+
     // Two filtered dimensions: the filtered-join pushdown leaves them as written, f ⋈ b
     // (10,000 rows) first; a ⋈ f keeps 10 rows and goes first.
     const TWO_FILTERS: &str = "SELECT count(*) FROM f JOIN b ON f_b = b_key JOIN a ON f_a = a_key \
@@ -220,11 +231,7 @@ mod tests {
         ];
         let sql = "SELECT count(*) FROM sf JOIN sb ON f_b = b_key JOIN sa ON f_a = a_key \
                    WHERE a_val < 10 AND b_val < 1000";
-        let plan = physical(&stored, sql).await;
-        assert!(
-            join_depth(&plan, "a_key") > join_depth(&plan, "b_key"),
-            "sa should join sf below sb:\n{plan}"
-        );
+        assert_below(&stored, sql, "a_key", "b_key").await;
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -238,11 +245,7 @@ mod tests {
         ];
         let sql = "SELECT count(*) FROM g JOIN bc ON g_b = bc_b AND g_c = bc_c \
                    JOIN a ON g_a = a_key WHERE a_val < 1000";
-        let plan = physical(&tables, sql).await;
-        assert!(
-            join_depth(&plan, "a_key") > join_depth(&plan, "bc_b"),
-            "a should join g below bc:\n{plan}"
-        );
+        assert_below(&tables, sql, "a_key", "bc_b").await;
     }
 
     #[tokio::test(flavor = "multi_thread")]
