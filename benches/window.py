@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Top-N per group: `row_number()` / `rank()` ≤ k over a partitioned window, Augur against
-DuckDB, same machine, same run, same Parquet file.
+"""Top-N per group (`row_number()` / `rank()` ≤ k over a partitioned window) and median /
+quantile aggregates, Augur against DuckDB, same machine, same run, same Parquet file.
 
 The query keeps the two largest values per group and folds them into one row (so printing
 does not count):
@@ -9,12 +9,14 @@ does not count):
       SELECT g, v, row_number() OVER (PARTITION BY g ORDER BY v DESC) AS rn FROM 'x.parquet')
     WHERE rn <= 2
 
-at low (1,000 groups) and high (1,000,000 groups) cardinality, over 10M rows. Each engine
+at low (1,000 groups) and high (1,000,000 groups) cardinality, over 10M rows. The same files
+answer `median(f)` and `percentile_cont(0.9) WITHIN GROUP (ORDER BY f)` over a double column,
+without grouping and grouped by g (folded into count and sum the same way). Each engine
 runs it REPEAT times in one process (`.timer on`; DuckDB's `.timer on` likewise), median
 query time reported; answers are compared.
 
 Usage: python3 benches/window.py [--augur PATH] [--rows N] [--repeat K]
-Writes benches/results/window.md. Needs: pip install duckdb duckdb-cli numpy pyarrow.
+Writes benches/results/window.md (both tables). Needs: pip install duckdb duckdb-cli numpy pyarrow.
 """
 import argparse
 import os
@@ -26,6 +28,14 @@ import tempfile
 from common import augur, release_binary, run_times
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Median and a quantile: over the whole column, and per group (folded as above).
+QUANTILES = {
+    "median": "median(f)",
+    "percentile_cont(0.9)": "percentile_cont(0.9) WITHIN GROUP (ORDER BY f)",
+}
+WHOLE = "SELECT count(*) AS n, sum(q) AS s FROM (SELECT {agg} AS q FROM '{path}')"
+GROUPED = "SELECT count(*) AS n, sum(q) AS s FROM (SELECT g, {agg} AS q FROM '{path}' GROUP BY g)"
 
 QUERY = ("SELECT count(*) AS n, sum(v) AS s FROM (SELECT g, v, {fn}() OVER (PARTITION BY g "
          "ORDER BY v DESC) AS rn FROM '{path}') WHERE rn{plus} <= 2")
@@ -47,6 +57,13 @@ def duckdb_times(sql, repeat):
         answer = con.execute(sql).fetchone()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), f"{answer[0]},{answer[1]}"
+
+
+def same(a, b):
+    """Answers "count,sum" agree: the count exactly, the sum within 1e-9 relative (the
+    engines add the per-group quantiles in different orders)."""
+    (na, sa), (nb, sb) = a.split(","), b.split(",")
+    return na == nb and abs(float(sa) - float(sb)) <= 1e-9 * max(1.0, abs(float(sb)))
 
 
 def main():
@@ -71,13 +88,24 @@ def main():
         "| groups | function | augur s | augur, `rn + 0 <= 2` (full sort) s | duckdb s | augur ÷ duckdb |",
         "|---:|---|---:|---:|---:|---:|",
     ]
+    quantile_lines = [
+        "",
+        "# Median and quantiles: Augur against DuckDB",
+        "",
+        f"The same files; f is a double column (uniform random). {args.repeat} runs each, median "
+        "query time; the answers (count, sum of the quantiles) agree.",
+        "",
+        "| groups | aggregate | augur s | duckdb s | augur ÷ duckdb |",
+        "|---:|---|---:|---:|---:|",
+    ]
     try:
         rng = np.random.default_rng(5)
         for groups in [1_000, 1_000_000]:
             path = os.path.join(work, f"x{groups}.parquet")
             g = rng.integers(0, groups, args.rows)
             v = rng.permutation(args.rows)  # distinct values: row_number has one answer
-            pq.write_table(pa.table({"g": g, "v": v}), path, row_group_size=1 << 20)
+            f = rng.random(args.rows)
+            pq.write_table(pa.table({"g": g, "v": v, "f": f}), path, row_group_size=1 << 20)
             for fn in ["row_number", "rank"]:
                 sql = QUERY.format(fn=fn, path=path, plus="")
                 ours, ours_answer = augur_times(args.augur, sql, args.repeat)
@@ -93,9 +121,21 @@ def main():
                 lines.append(f"| {groups:,} | {fn} | {ours:.3f} | {sorted_:.3f} | {theirs:.3f} | "
                              f"{ours / theirs:.2f} |")
                 print(lines[-1], flush=True)
+            shapes = [("whole column", WHOLE)] if groups == 1_000 else []
+            for label, shape in shapes + [(f"{groups:,}", GROUPED)]:
+                for name, agg in QUANTILES.items():
+                    sql = shape.format(agg=agg, path=path)
+                    ours, ours_answer = augur_times(args.augur, sql, args.repeat)
+                    theirs, their_answer = duckdb_times(sql, args.repeat)
+                    if not same(ours_answer, their_answer):
+                        raise SystemExit(f"answers differ for {name} over {label} groups: "
+                                         f"augur {ours_answer}, duckdb {their_answer}")
+                    quantile_lines.append(f"| {label} | {name} | {ours:.3f} | {theirs:.3f} | "
+                                          f"{ours / theirs:.2f} |")
+                    print(quantile_lines[-1], flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    text = "\n".join(lines + [""])
+    text = "\n".join(lines + quantile_lines + [""])
     print(text)
     with open(os.path.join(HERE, "results", "window.md"), "w") as f:
         f.write(text)

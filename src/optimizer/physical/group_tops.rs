@@ -1,0 +1,559 @@
+//! The kept rows of each group for `TopPerGroupExec`: per group a sorted list of at most k
+//! order keys (row-format bytes) pointing into the retained batches. Past a few thousand
+//! groups one hash table no longer fits in cache and every row costs a miss or two, so the
+//! groups are split by a hash of their key into `PARTS` tables, and rows wait in a buffer
+//! per table until enough have arrived to enter each table while it is in cache.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt64Array};
+use datafusion::arrow::compute::{cast, interleave_record_batch};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::row::Rows;
+use datafusion::common::HashMap;
+use datafusion::error::Result;
+use datafusion::execution::memory_pool::MemoryReservation;
+use smallvec::SmallVec;
+
+use super::top_per_group::Ranking;
+
+/// Batches retained before the kept rows may be copied into one: when the batches hold more
+/// than twice the rows still kept.
+const COMPACT_AFTER: usize = 64;
+/// Groups one table holds before they are split into `PARTS` tables: about 1.7 MB of slots,
+/// what one core's L2 cache holds.
+const SPLIT_AFTER: usize = 1 << 14;
+/// Tables once split (a power of two): 1M groups make tables of 16K groups each.
+const PARTS: usize = 64;
+/// Rows waiting for their tables before they enter them (or more, once there are more
+/// groups than this: each table is then brought into cache once per this many rows).
+const FLUSH_ROWS: usize = 1 << 20;
+
+/// Row-format bytes (which compare as the rows do), held inline up to 16 bytes: most keys
+/// are one or two fixed-width columns, and then neither a comparison nor a kept row calls
+/// memcmp or malloc. Inline keys compare as (big-endian bytes padded with zeros, length),
+/// which orders them as their bytes. Two u64 rather than a u128 keep it 24 bytes (8-aligned).
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Inline([u64; 2], u8),
+    Heap(Box<[u8]>),
+}
+
+impl Key {
+    #[inline]
+    fn new(bytes: &[u8]) -> Key {
+        if bytes.len() <= 16 {
+            // Whole words load directly; a short tail byte by byte. (Copying into a padded
+            // buffer first stalled every row on the store of a variable-length copy.)
+            let word = |b: &[u8]| match <[u8; 8]>::try_from(b) {
+                Ok(w) => u64::from_be_bytes(w),
+                Err(_) => b
+                    .iter()
+                    .enumerate()
+                    .fold(0, |w, (i, x)| w | u64::from(*x) << (56 - 8 * i)),
+            };
+            let (high, low) = bytes.split_at(bytes.len().min(8));
+            Key::Inline([word(high), word(low)], bytes.len() as u8)
+        } else {
+            Key::Heap(bytes.into())
+        }
+    }
+
+    fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match self {
+            Key::Inline([a, b], n) => {
+                let mut bytes = [0u8; 16];
+                bytes[..8].copy_from_slice(&a.to_be_bytes());
+                bytes[8..].copy_from_slice(&b.to_be_bytes());
+                f(&bytes[..usize::from(*n)])
+            }
+            Key::Heap(b) => f(b),
+        }
+    }
+}
+
+impl Ord for Key {
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self, other) {
+            (Key::Inline(a, n), Key::Inline(b, m)) => {
+                (a[0].cmp(&b[0])).then(a[1].cmp(&b[1])).then(n.cmp(m))
+            }
+            _ => self.with_bytes(|a| other.with_bytes(|b| a.cmp(b))),
+        }
+    }
+}
+
+impl PartialOrd for Key {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// A group's kept rows, sorted by key: stored in the hash table itself up to two, so the
+/// common small k costs one memory access per row, not two.
+type List = SmallVec<[Entry; 2]>;
+
+/// A kept row: its order key, and where it is.
+struct Entry {
+    key: Key,
+    batch: u32,
+    row: u32,
+}
+
+/// A row waiting for its group's table.
+struct Pending {
+    group: Key,
+    entry: Entry,
+}
+
+/// The kept rows of every group seen, each group's sorted by key.
+pub struct Tops {
+    ranking: Ranking,
+    k: usize,
+    /// One table, or `PARTS` once split (a group's table chosen by `part`).
+    tables: Vec<HashMap<Key, List>>,
+    /// Once split: the rows read since the last flush, by table.
+    pending: Vec<Vec<Pending>>,
+    pending_rows: usize,
+    batches: Vec<RecordBatch>,
+    /// Rows kept now, and rows read.
+    live: usize,
+    pub seen: usize,
+    reservation: MemoryReservation,
+    /// `SPLIT_AFTER` and `FLUSH_ROWS` (smaller in tests, to reach every path with few rows).
+    split_after: usize,
+    flush_rows: usize,
+}
+
+impl Tops {
+    pub fn new(ranking: Ranking, k: usize, reservation: MemoryReservation) -> Tops {
+        Tops {
+            ranking,
+            k,
+            tables: vec![HashMap::default()],
+            pending: vec![],
+            pending_rows: 0,
+            batches: vec![],
+            live: 0,
+            seen: 0,
+            reservation,
+            split_after: SPLIT_AFTER,
+            flush_rows: FLUSH_ROWS,
+        }
+    }
+
+    /// Rows kept so far, counting those still waiting for their table.
+    pub fn kept(&self) -> usize {
+        self.live + self.pending_rows
+    }
+
+    pub fn add(&mut self, batch: RecordBatch, groups: Option<&Rows>, keys: &Rows) -> Result<()> {
+        let index = self.batches.len() as u32;
+        let group_of = |row: usize| Key::new(groups.map_or(&[][..], |g| g.row(row).data()));
+        let mut kept = false;
+        if self.pending.is_empty() {
+            let (ranking, k) = (self.ranking, self.k);
+            let table = &mut self.tables[0];
+            for row in 0..batch.num_rows() {
+                let list = table.entry(group_of(row)).or_default();
+                let before = list.len();
+                let entry = Entry {
+                    key: Key::new(keys.row(row).data()),
+                    batch: index,
+                    row: row as u32,
+                };
+                if offer(list, entry, ranking, k) {
+                    kept = true;
+                    // One row in, possibly several tied rows out (dense_rank).
+                    self.live = (self.live + list.len()).saturating_sub(before);
+                }
+            }
+            if self.tables[0].len() > self.split_after {
+                self.split();
+            }
+        } else {
+            for row in 0..batch.num_rows() {
+                let group = group_of(row);
+                let entry = Entry {
+                    key: Key::new(keys.row(row).data()),
+                    batch: index,
+                    row: row as u32,
+                };
+                self.pending[part(&group)].push(Pending { group, entry });
+            }
+            self.pending_rows += batch.num_rows();
+            kept = batch.num_rows() > 0;
+        }
+        self.seen += batch.num_rows();
+        if kept {
+            self.batches.push(batch);
+        }
+        let groups: usize = self.tables.iter().map(HashMap::len).sum();
+        if self.pending_rows >= self.flush_rows.max(groups) {
+            self.flush();
+        }
+        if kept {
+            let retained: usize = self.batches.iter().map(RecordBatch::num_rows).sum();
+            if self.pending_rows == 0
+                && self.batches.len() >= COMPACT_AFTER
+                && retained > 2 * self.live
+            {
+                self.compact()?;
+            }
+        }
+        self.reserve()
+    }
+
+    /// Memory held: the retained batches, the waiting rows and the tables' slots.
+    fn reserve(&mut self) -> Result<()> {
+        let batches: usize = self
+            .batches
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum();
+        let pending: usize = self.pending.iter().map(Vec::capacity).sum();
+        let slots: usize = self.tables.iter().map(HashMap::capacity).sum();
+        let slot = size_of::<(Key, List)>() + 1;
+        self.reservation
+            .try_resize(batches + pending * size_of::<Pending>() + slots * slot)
+    }
+
+    /// One table becomes `PARTS`, each group moving to the table its key hashes to.
+    fn split(&mut self) {
+        let mut tables: Vec<HashMap<Key, List>> = (0..PARTS).map(|_| HashMap::default()).collect();
+        for (group, list) in self.tables.pop().into_iter().flatten() {
+            tables[part(&group)].insert(group, list);
+        }
+        self.tables = tables;
+        // Room for some rows each to start with; the buffers keep what they grow to.
+        let each = (self.flush_rows / PARTS).min(4096);
+        self.pending = (0..PARTS).map(|_| Vec::with_capacity(each)).collect();
+    }
+
+    /// The waiting rows enter their tables, one table at a time.
+    fn flush(&mut self) {
+        let (ranking, k) = (self.ranking, self.k);
+        for (table, pending) in self.tables.iter_mut().zip(self.pending.iter_mut()) {
+            for Pending { group, entry } in pending.drain(..) {
+                let list = table.entry(group).or_default();
+                let before = list.len();
+                if offer(list, entry, ranking, k) {
+                    self.live = (self.live + list.len()).saturating_sub(before);
+                }
+            }
+        }
+        self.pending_rows = 0;
+    }
+
+    /// Copy the kept rows into one batch, so the batches they came from can go.
+    fn compact(&mut self) -> Result<()> {
+        let mut at = vec![];
+        for list in self.tables.iter_mut().flat_map(HashMap::values_mut) {
+            for e in list.iter_mut() {
+                at.push((e.batch as usize, e.row as usize));
+                (e.batch, e.row) = (0, (at.len() - 1) as u32);
+            }
+        }
+        let batches: Vec<&RecordBatch> = self.batches.iter().collect();
+        let kept = interleave_record_batch(&batches, &at)?;
+        self.batches = vec![kept];
+        Ok(())
+    }
+
+    /// The kept rows (and, for the final phase, their rank), in batches of `batch_size`, each
+    /// its own copy (not slices of one: each slice would report the whole buffer's memory).
+    pub fn finish(
+        mut self,
+        schema: &SchemaRef,
+        numbered: bool,
+        batch_size: usize,
+    ) -> Result<Vec<RecordBatch>> {
+        self.flush();
+        if self.batches.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut at = vec![];
+        let mut ranks = vec![];
+        for list in self.tables.iter().flat_map(HashMap::values) {
+            let (mut rank, mut dense) = (0, 0);
+            for (i, e) in list.iter().enumerate() {
+                if i == 0 || list[i - 1].key != e.key {
+                    (rank, dense) = (i + 1, dense + 1);
+                }
+                let r = match self.ranking {
+                    Ranking::RowNumber => i + 1,
+                    Ranking::Rank => rank,
+                    Ranking::DenseRank => dense,
+                };
+                at.push((e.batch as usize, e.row as usize));
+                ranks.push(r as u64);
+            }
+        }
+        let batches: Vec<&RecordBatch> = self.batches.iter().collect();
+        let rank_type = schema.field(schema.fields().len() - 1).data_type();
+        at.chunks(batch_size.max(1))
+            .zip(ranks.chunks(batch_size.max(1)))
+            .map(|(at, ranks)| {
+                let rows = interleave_record_batch(&batches, at)?;
+                if !numbered {
+                    return Ok(rows.with_schema(Arc::clone(schema))?);
+                }
+                let mut columns = rows.columns().to_vec();
+                let ranks: ArrayRef = Arc::new(UInt64Array::from(ranks.to_vec()));
+                columns.push(cast(&ranks, rank_type)?);
+                Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+            })
+            .collect()
+    }
+}
+
+/// The table of a group once split: high bits of a multiplicative hash of its key, which the
+/// tables' own hashing does not correlate with.
+fn part(group: &Key) -> usize {
+    const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
+    let h = match group {
+        Key::Inline([a, b], n) => (a ^ b.rotate_left(29) ^ u64::from(*n)).wrapping_mul(MIX),
+        Key::Heap(bytes) => bytes.chunks(8).fold(bytes.len() as u64, |h, c| {
+            let mut word = [0u8; 8];
+            word[..c.len()].copy_from_slice(c);
+            (h.rotate_left(23) ^ u64::from_le_bytes(word)).wrapping_mul(MIX)
+        }),
+    };
+    (h.wrapping_mul(MIX) >> (64 - PARTS.trailing_zeros())) as usize
+}
+
+/// Put a row into its group's sorted list if it can rank ≤ k there; false if it cannot.
+fn offer(list: &mut List, entry: Entry, ranking: Ranking, k: usize) -> bool {
+    let key = &entry.key;
+    let full = match ranking {
+        Ranking::RowNumber | Ranking::Rank => list.len() >= k,
+        Ranking::DenseRank => distinct(list) >= k,
+    };
+    if full {
+        let worst = match ranking {
+            Ranking::RowNumber => &list[list.len() - 1].key,
+            Ranking::Rank => &list[k - 1].key,
+            Ranking::DenseRank => &list[list.len() - 1].key,
+        };
+        let admitted = match ranking {
+            // Ties with the last kept row would rank after it: the earlier row stays.
+            Ranking::RowNumber => key < worst,
+            Ranking::Rank | Ranking::DenseRank => key <= worst,
+        };
+        if !admitted {
+            return false;
+        }
+    }
+    let at = list.partition_point(|e| e.key <= *key);
+    list.insert(at, entry);
+    match ranking {
+        Ranking::RowNumber => list.truncate(k),
+        Ranking::Rank => {
+            while list.len() > k && list[list.len() - 1].key > list[k - 1].key {
+                list.pop();
+            }
+        }
+        Ranking::DenseRank => {
+            if distinct(list) > k {
+                let last = list[list.len() - 1].key.clone();
+                list.retain(|e| e.key != last);
+            }
+        }
+    }
+    true
+}
+
+fn distinct(list: &[Entry]) -> usize {
+    list.iter()
+        .enumerate()
+        .filter(|(i, e)| *i == 0 || list[i - 1].key != e.key)
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
+    use datafusion::arrow::compute::SortOptions;
+    use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, UInt64Type};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::arrow::row::{RowConverter, SortField};
+    use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, UnboundedMemoryPool};
+
+    use super::{Entry, Key, List, Ranking, Tops, offer};
+
+    fn keys(list: &[Entry]) -> Vec<u8> {
+        list.iter().map(|e| e.key.with_bytes(|b| b[0])).collect()
+    }
+
+    fn run(ranking: Ranking, k: usize, input: &[u8]) -> Vec<u8> {
+        let mut list = List::new();
+        for (i, v) in input.iter().enumerate() {
+            let entry = Entry {
+                key: Key::new(&[*v]),
+                batch: 0,
+                row: i as u32,
+            };
+            offer(&mut list, entry, ranking, k);
+        }
+        keys(&list)
+    }
+
+    #[test]
+    fn keys_compare_as_their_bytes() {
+        // Short and long, equal prefixes, trailing zeros: every pair as the slices compare.
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize
+        };
+        let mut keys: Vec<Vec<u8>> = vec![vec![], vec![0], vec![0, 0], vec![1], vec![1, 0]];
+        for _ in 0..300 {
+            let len = next() % 24;
+            keys.push((0..len).map(|_| (next() % 3) as u8).collect());
+        }
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(Key::new(a).cmp(&Key::new(b)), a.cmp(b), "{a:?} vs {b:?}");
+                assert_eq!(Key::new(a) == Key::new(b), a == b);
+            }
+        }
+    }
+
+    #[test]
+    fn each_ranking_keeps_what_ranks_at_most_k() {
+        let input = [5, 3, 9, 3, 1, 7, 3, 1];
+        // Sorted: 1 1 3 3 3 5 7 9
+        assert_eq!(run(Ranking::RowNumber, 3, &input), vec![1, 1, 3]);
+        // rank: 1 1 3 3 3 6 …: ranks ≤ 3 are the 1s and the 3s.
+        assert_eq!(run(Ranking::Rank, 3, &input), vec![1, 1, 3, 3, 3]);
+        assert_eq!(run(Ranking::Rank, 2, &input), vec![1, 1]);
+        // dense_rank: 1 1 2 2 2 3 4 5
+        assert_eq!(run(Ranking::DenseRank, 2, &input), vec![1, 1, 3, 3, 3]);
+        assert_eq!(run(Ranking::DenseRank, 3, &input), vec![1, 1, 3, 3, 3, 5]);
+        assert_eq!(run(Ranking::RowNumber, 1, &[2, 2, 2]), vec![2]);
+    }
+
+    /// (group, value, rank) of every row ranking ≤ k, sorted: by `Tops` in batches of 37 rows,
+    /// or by sorting each group (`brute`). Values 0..20 over 400 groups: ties everywhere.
+    fn ranked(
+        ranking: Ranking,
+        k: usize,
+        long_groups: bool,
+        split: usize,
+        brute: bool,
+    ) -> Vec<(String, i64, u64)> {
+        let mut state = 11u64;
+        let mut next = |m: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % m
+        };
+        let rows: Vec<(String, i64)> = (0..3000)
+            .map(|_| {
+                let g = next(400);
+                // Past 16 bytes a key is kept on the heap.
+                let g = if long_groups {
+                    format!("a group name of some length {g}")
+                } else {
+                    g.to_string()
+                };
+                (g, next(20) as i64)
+            })
+            .collect();
+        let mut out = vec![];
+        if brute {
+            let mut groups: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+            for (g, v) in &rows {
+                groups.entry(g).or_default().push(*v);
+            }
+            for (g, mut vs) in groups {
+                vs.sort_by(|a, b| b.cmp(a));
+                let (mut rank, mut dense) = (0, 0);
+                for (i, v) in vs.iter().enumerate() {
+                    if i == 0 || vs[i - 1] != *v {
+                        (rank, dense) = (i + 1, dense + 1);
+                    }
+                    let r = match ranking {
+                        Ranking::RowNumber => i + 1,
+                        Ranking::Rank => rank,
+                        Ranking::DenseRank => dense,
+                    };
+                    if r <= k {
+                        out.push((g.to_string(), *v, r as u64));
+                    }
+                }
+            }
+            out.sort();
+            return out;
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("g", DataType::Utf8, false),
+            Field::new("v", DataType::Int64, false),
+        ]));
+        let numbered = Arc::new(Schema::new(vec![
+            Field::new("g", DataType::Utf8, false),
+            Field::new("v", DataType::Int64, false),
+            Field::new("rank", DataType::UInt64, false),
+        ]));
+        let pool: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
+        let mut tops = Tops::new(ranking, k, MemoryConsumer::new("test").register(&pool));
+        (tops.split_after, tops.flush_rows) = (split, 50);
+        let groups = RowConverter::new(vec![SortField::new(DataType::Utf8)]).unwrap();
+        let descending = SortOptions::new(true, false);
+        let keys = RowConverter::new(vec![SortField::new_with_options(
+            DataType::Int64,
+            descending,
+        )])
+        .unwrap();
+        for chunk in rows.chunks(37) {
+            let g: ArrayRef = Arc::new(StringArray::from_iter_values(chunk.iter().map(|r| &r.0)));
+            let v: ArrayRef = Arc::new(Int64Array::from_iter_values(chunk.iter().map(|r| r.1)));
+            let batch = RecordBatch::try_new(Arc::clone(&schema), vec![g, v]).unwrap();
+            let group_rows = groups.convert_columns(&batch.columns()[..1]).unwrap();
+            let key_rows = keys.convert_columns(&batch.columns()[1..]).unwrap();
+            tops.add(batch, Some(&group_rows), &key_rows).unwrap();
+        }
+        for batch in tops.finish(&numbered, true, 100).unwrap() {
+            assert!(batch.num_rows() <= 100);
+            let (g, v, r) = (
+                batch.column(0).as_string::<i32>(),
+                batch.column(1).as_primitive::<Int64Type>(),
+                batch.column(2).as_primitive::<UInt64Type>(),
+            );
+            for i in 0..g.len() {
+                out.push((g.value(i).to_string(), v.value(i), r.value(i)));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn split_tables_keep_what_one_table_keeps() {
+        for ranking in [Ranking::RowNumber, Ranking::Rank, Ranking::DenseRank] {
+            for k in [1, 2, 3] {
+                for long_groups in [false, true] {
+                    let expected = ranked(ranking, k, long_groups, 0, true);
+                    assert!(!expected.is_empty());
+                    // Never split; split after 8 groups (rows then wait, 50 at most, and the
+                    // batches are compacted between flushes); split at once.
+                    for split in [usize::MAX, 8, 0] {
+                        let got = ranked(ranking, k, long_groups, split, false);
+                        assert_eq!(
+                            got, expected,
+                            "{ranking:?} <= {k}, long {long_groups}, split {split}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
