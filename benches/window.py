@@ -60,10 +60,11 @@ def duckdb_times(sql, repeat):
 
 
 def same(a, b):
-    """Answers "count,sum" agree: the count exactly, the sum within 1e-9 relative (the
-    engines add the per-group quantiles in different orders)."""
+    """Answers "count,sum" agree: the count exactly, the sum within 1e-6 relative. DataFusion
+    truncates percentile_cont's interpolation weight to six decimals (DuckDB does not), and
+    the engines add the per-group quantiles in different orders."""
     (na, sa), (nb, sb) = a.split(","), b.split(",")
-    return na == nb and abs(float(sa) - float(sb)) <= 1e-9 * max(1.0, abs(float(sb)))
+    return na == nb and abs(float(sa) - float(sb)) <= 1e-6 * max(1.0, abs(float(sb)))
 
 
 def main():

@@ -5,7 +5,7 @@ mod aggregate;
 pub mod binning;
 pub mod generate;
 pub mod math;
-mod percentile;
+mod quantiles;
 pub mod scoring;
 pub mod split;
 pub mod sums;
@@ -26,7 +26,7 @@ pub fn register_all(ctx: &SessionContext) -> Result<()> {
         scoring::aggregates(),
         binning::aggregates(),
         sums::aggregates(),
-        percentile::aggregates(),
+        quantiles::aggregates(),
     ]
     .concat()
     {
