@@ -191,7 +191,7 @@ impl<T: ArrowPrimitiveType> Collected<T> {
 
     /// Whether the values are collected here, as they are from `collect_after` groups on
     /// (until then the built-in's vector per group stays in cache); at the switch the
-    /// built-in's state so far moves here.
+    /// built-in's state so far moves here (its groups are among the `total_num_groups`).
     fn collect_from(&mut self, total_num_groups: usize) -> Result<bool> {
         if !self.collecting && total_num_groups > self.collect_after {
             let states = self.inner.state(EmitTo::All)?;
@@ -217,9 +217,6 @@ impl<T: ArrowPrimitiveType> Collected<T> {
                 }
             }
         }
-        self.num_groups = self
-            .num_groups
-            .max(group_indices.iter().max().map_or(0, |g| g + 1));
         Ok(())
     }
 

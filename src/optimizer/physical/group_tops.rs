@@ -152,23 +152,24 @@ impl Tops {
     pub fn add(&mut self, batch: RecordBatch, groups: Option<&Rows>, keys: &Rows) -> Result<()> {
         let index = self.batches.len() as u32;
         let group_of = |row: usize| Key::new(groups.map_or(&[][..], |g| g.row(row).data()));
+        let entry_of = |row: usize| Entry {
+            key: Key::new(keys.row(row).data()),
+            batch: index,
+            row: row as u32,
+        };
         let mut kept = false;
         if self.pending.is_empty() {
             let (ranking, k) = (self.ranking, self.k);
             let table = &mut self.tables[0];
             for row in 0..batch.num_rows() {
-                let list = table.entry(group_of(row)).or_default();
-                let before = list.len();
-                let entry = Entry {
-                    key: Key::new(keys.row(row).data()),
-                    batch: index,
-                    row: row as u32,
-                };
-                if offer(list, entry, ranking, k) {
-                    kept = true;
-                    // One row in, possibly several tied rows out (dense_rank).
-                    self.live = (self.live + list.len()).saturating_sub(before);
-                }
+                kept |= enter(
+                    table,
+                    group_of(row),
+                    entry_of(row),
+                    ranking,
+                    k,
+                    &mut self.live,
+                );
             }
             if self.tables[0].len() > self.split_after {
                 self.split();
@@ -176,11 +177,7 @@ impl Tops {
         } else {
             for row in 0..batch.num_rows() {
                 let group = group_of(row);
-                let entry = Entry {
-                    key: Key::new(keys.row(row).data()),
-                    batch: index,
-                    row: row as u32,
-                };
+                let entry = entry_of(row);
                 self.pending[part(&group)].push(Pending { group, entry });
             }
             self.pending_rows += batch.num_rows();
@@ -237,11 +234,7 @@ impl Tops {
         let (ranking, k) = (self.ranking, self.k);
         for (table, pending) in self.tables.iter_mut().zip(self.pending.iter_mut()) {
             for Pending { group, entry } in pending.drain(..) {
-                let list = table.entry(group).or_default();
-                let before = list.len();
-                if offer(list, entry, ranking, k) {
-                    self.live = (self.live + list.len()).saturating_sub(before);
-                }
+                enter(table, group, entry, ranking, k, &mut self.live);
             }
         }
         self.pending_rows = 0;
@@ -324,6 +317,26 @@ fn part(group: &Key) -> usize {
     (h.wrapping_mul(MIX) >> (64 - PARTS.trailing_zeros())) as usize
 }
 
+/// Offer a row to its group in `table`, keeping `live` (the rows kept) up to date; true if
+/// the row is kept.
+fn enter(
+    table: &mut HashMap<Key, List>,
+    group: Key,
+    entry: Entry,
+    ranking: Ranking,
+    k: usize,
+    live: &mut usize,
+) -> bool {
+    let list = table.entry(group).or_default();
+    let before = list.len();
+    let kept = offer(list, entry, ranking, k);
+    if kept {
+        // One row in, possibly several tied rows out (dense_rank).
+        *live = (*live + list.len()).saturating_sub(before);
+    }
+    kept
+}
+
 /// Put a row into its group's sorted list if it can rank ≤ k there; false if it cannot.
 fn offer(list: &mut List, entry: Entry, ranking: Ranking, k: usize) -> bool {
     let key = &entry.key;
@@ -403,20 +416,25 @@ mod tests {
         keys(&list)
     }
 
-    #[test]
-    fn keys_compare_as_their_bytes() {
-        // Short and long, equal prefixes, trailing zeros: every pair as the slices compare.
-        let mut state = 7u64;
-        let mut next = || {
+    /// A fixed pseudo-random sequence: each call gives a number below its argument.
+    fn numbers(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut state = seed;
+        move |below| {
             state = state
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            (state >> 33) as usize
-        };
+            (state >> 33) % below
+        }
+    }
+
+    #[test]
+    fn keys_compare_as_their_bytes() {
+        // Short and long, equal prefixes, trailing zeros: every pair as the slices compare.
+        let mut next = numbers(7);
         let mut keys: Vec<Vec<u8>> = vec![vec![], vec![0], vec![0, 0], vec![1], vec![1, 0]];
         for _ in 0..300 {
-            let len = next() % 24;
-            keys.push((0..len).map(|_| (next() % 3) as u8).collect());
+            let len = next(24);
+            keys.push((0..len).map(|_| next(3) as u8).collect());
         }
         for a in &keys {
             for b in &keys {
@@ -449,13 +467,7 @@ mod tests {
         split: usize,
         brute: bool,
     ) -> Vec<(String, i64, u64)> {
-        let mut state = 11u64;
-        let mut next = |m: u64| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) % m
-        };
+        let mut next = numbers(11);
         let rows: Vec<(String, i64)> = (0..3000)
             .map(|_| {
                 let g = next(400);
