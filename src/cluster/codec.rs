@@ -169,6 +169,10 @@ impl PhysicalProtoConverterExtension for BindModels {
             ));
             return serialize_physical_expr_with_converter(&bound, codec, self);
         }
+        // Executors run the plain arrow kernel the narrow form stands for.
+        if let Some(narrow) = expr.downcast_ref::<crate::optimizer::Narrow>() {
+            return self.physical_expr_to_proto(&narrow.plain(), codec);
+        }
         serialize_physical_expr_with_converter(expr, codec, self)
     }
 }
@@ -180,8 +184,21 @@ mod tests {
     use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
     use datafusion_proto::physical_plan::AsExecutionPlan;
 
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::execution::TaskContext;
+    use datafusion::physical_plan::projection::ProjectionExec;
+
     use super::{AugurCodec, encode};
     use crate::Database;
+    use crate::optimizer::Narrow;
+
+    /// The rows `plan` gives in `ctx`, as a table.
+    async fn rows(plan: Arc<dyn ExecutionPlan>, ctx: Arc<TaskContext>) -> String {
+        let batches = collect(plan, ctx).await.unwrap();
+        datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string()
+    }
 
     /// A plan calling model functions, encoded at a client with models and decoded in a
     /// session without any (as an executor is), gives the client's rows bit for bit; a model
@@ -220,12 +237,6 @@ mod tests {
         let decoded = node
             .try_into_physical_plan(&executor.context().task_ctx(), &AugurCodec::default())
             .unwrap();
-        let rows = |p: Arc<dyn ExecutionPlan>, ctx| async move {
-            let batches = collect(p, ctx).await.unwrap();
-            datafusion::arrow::util::pretty::pretty_format_batches(&batches)
-                .unwrap()
-                .to_string()
-        };
         let here = rows(plan, client.context().task_ctx()).await;
         assert!(here.contains("0.") && here.lines().count() > 200, "{here}");
         assert_eq!(here, rows(decoded, executor.context().task_ctx()).await);
@@ -239,5 +250,48 @@ mod tests {
             "{error}\n{}",
             displayable(plan.as_ref()).indent(false)
         );
+    }
+
+    /// Decimal arithmetic on the 64-bit path leaves as the plain arrow expression it stands
+    /// for: the executor's rows are the client's.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn narrow_decimals_travel_as_plain_arithmetic() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("prices.csv");
+        let mut text = String::from("price,disc\n");
+        for i in 0..300 {
+            text += &format!("{}.{:02},0.0{}\n", i * 37 % 1000, i % 100, i % 10);
+        }
+        std::fs::write(&csv, text).unwrap();
+        let client = Database::in_memory().await.unwrap().session().unwrap();
+        let sql = format!(
+            "SELECT CAST(price AS DECIMAL(15,2)) * (1 - CAST(disc AS DECIMAL(15,2))) AS net \
+             FROM '{}' ORDER BY net",
+            csv.display()
+        );
+        let state = client.context().state();
+        let logical = state.create_logical_plan(&sql).await.unwrap();
+        let plan = state.create_physical_plan(&logical).await.unwrap();
+        let mut narrow = 0;
+        plan.apply(|node| {
+            if let Some(p) = node.downcast_ref::<ProjectionExec>() {
+                narrow += p
+                    .expr()
+                    .iter()
+                    .filter(|e| e.expr.downcast_ref::<Narrow>().is_some())
+                    .count();
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .unwrap();
+        assert_eq!(narrow, 1, "{}", displayable(plan.as_ref()).indent(false));
+        let node = encode(Arc::clone(&plan)).unwrap();
+        let executor = Database::in_memory().await.unwrap().session().unwrap();
+        let decoded = node
+            .try_into_physical_plan(&executor.context().task_ctx(), &AugurCodec::default())
+            .unwrap();
+        let here = rows(plan, client.context().task_ctx()).await;
+        assert_eq!(here.lines().count(), 300 + 4, "{here}");
+        assert_eq!(here, rows(decoded, executor.context().task_ctx()).await);
     }
 }

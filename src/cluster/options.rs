@@ -18,6 +18,9 @@ extensions_options! {
         pub cluster_scratch: String, default = String::new()
         /// Inner joins in the order their estimated rows favour (false: as written).
         pub join_order: bool, default = true
+        /// Decimal `+ - *` on values that fit in 64 bits without 128-bit checked arithmetic
+        /// (false: arrow's kernels on every batch).
+        pub decimal64: bool, default = true
     }
 }
 

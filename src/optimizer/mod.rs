@@ -2,6 +2,7 @@
 //! each rule is kept only while `benches/tpch.py --baseline` shows it helps
 //! (docs/PERFORMANCE.md).
 
+mod decimal64;
 mod estimates;
 mod filtered_join_pushdown;
 mod join_graph;
@@ -16,6 +17,7 @@ mod share_subplans;
 #[cfg(test)]
 mod test_plans;
 
+pub use decimal64::{Narrow, NarrowDecimals};
 pub use filtered_join_pushdown::FilteredJoinPushdown;
 pub use magic_set::MagicSet;
 pub use ranking_filter::{RankingFilter, ranking_of};
