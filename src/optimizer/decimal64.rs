@@ -492,9 +492,10 @@ mod tests {
         assert!(!narrowed(&ints.expect("optimize")));
 
         let mut off = ConfigOptions::default();
-        let mut options = crate::cluster::AugurOptions::default();
-        options.decimal64 = false;
-        off.extensions.insert(options);
+        off.extensions.insert(crate::cluster::AugurOptions {
+            decimal64: false,
+            ..Default::default()
+        });
         let plan = NarrowDecimals.optimize(projection(Operator::Multiply, decimal), &off);
         assert!(!narrowed(&plan.expect("optimize")));
     }
