@@ -169,9 +169,12 @@ impl PhysicalProtoConverterExtension for BindModels {
             ));
             return serialize_physical_expr_with_converter(&bound, codec, self);
         }
-        // Executors run the plain arrow kernel the narrow form stands for.
+        // Executors run the plain DataFusion expressions these forms stand for.
         if let Some(narrow) = expr.downcast_ref::<crate::optimizer::Narrow>() {
             return self.physical_expr_to_proto(&narrow.plain(), codec);
+        }
+        if let Some(eager) = expr.downcast_ref::<crate::optimizer::Eager>() {
+            return self.physical_expr_to_proto(&eager.plain(), codec);
         }
         serialize_physical_expr_with_converter(expr, codec, self)
     }

@@ -21,6 +21,9 @@ extensions_options! {
         /// Decimal `+ - *` on values that fit in 64 bits without 128-bit checked arithmetic
         /// (false: arrow's kernels on every batch).
         pub decimal64: bool, default = true
+        /// `a AND b` with only comparisons in `b` compares every row instead of selecting
+        /// `a`'s rows first (false: DataFusion's pre-selection).
+        pub eager_conjunctions: bool, default = true
     }
 }
 

@@ -5,7 +5,8 @@
 //! arrow's kernel gives: a batch is taken on the narrow path only when no result can overflow
 //! 128 bits, so there is nothing to check; any other batch runs arrow's kernel, which reports
 //! overflow as before. Decimal columns of precision ≤ 18 (TPC-H's `decimal(15,2)`) always fit.
-//! `SET augur.decimal64 = false` turns it off.
+//! Projections, filters and aggregate arguments are rewritten. `SET augur.decimal64 = false`
+//! turns it off.
 
 use std::fmt;
 use std::hash::Hash;
@@ -25,10 +26,8 @@ use datafusion::physical_expr::expressions::BinaryExpr;
 use datafusion::physical_expr_common::datum::apply;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::aggregates::AggregateExec;
-use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 
-/// Rewrites the decimal arithmetic of projections and aggregate arguments to [`Narrow`].
+/// Rewrites decimal arithmetic to [`Narrow`].
 #[derive(Debug, Default)]
 pub struct NarrowDecimals;
 
@@ -45,8 +44,7 @@ impl PhysicalOptimizerRule for NarrowDecimals {
         if !on {
             return Ok(plan);
         }
-        plan.transform_up(|node| rewrite_node(&node))
-            .map(|t| t.data)
+        super::expression_rules::rewrite_expressions(plan, &narrow)
     }
 
     fn name(&self) -> &str {
@@ -56,52 +54,6 @@ impl PhysicalOptimizerRule for NarrowDecimals {
     fn schema_check(&self) -> bool {
         true
     }
-}
-
-fn rewrite_node(node: &Arc<dyn ExecutionPlan>) -> Result<Transformed<Arc<dyn ExecutionPlan>>> {
-    if let Some(projection) = node.downcast_ref::<ProjectionExec>() {
-        let input = projection.input();
-        let mut changed = false;
-        let mut exprs = Vec::with_capacity(projection.expr().len());
-        for e in projection.expr() {
-            let new = narrow(&e.expr, &input.schema())?;
-            changed |= new.transformed;
-            exprs.push(ProjectionExpr::new(new.data, e.alias.clone()));
-        }
-        if changed {
-            let schema = projection.schema();
-            let exec =
-                ProjectionExec::try_new_with_schema_metadata(exprs, Arc::clone(input), &schema)?;
-            return Ok(Transformed::yes(Arc::new(exec)));
-        }
-    } else if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
-        let schema = aggregate.input_schema();
-        let mut changed = false;
-        let mut functions = Vec::with_capacity(aggregate.aggr_expr().len());
-        for f in aggregate.aggr_expr() {
-            let mut args = Vec::with_capacity(f.expressions().len());
-            let mut this = false;
-            for a in f.expressions() {
-                let new = narrow(&a, &schema)?;
-                this |= new.transformed;
-                args.push(new.data);
-            }
-            let order_by = f.order_bys().iter().map(|s| Arc::clone(&s.expr)).collect();
-            match f.with_new_expressions(args, order_by) {
-                Some(new) if this => {
-                    changed = true;
-                    functions.push(Arc::new(new));
-                }
-                _ => functions.push(Arc::clone(f)),
-            }
-        }
-        if changed {
-            return Ok(Transformed::yes(Arc::new(
-                aggregate.with_new_aggr_exprs(functions),
-            )));
-        }
-    }
-    Ok(Transformed::no(Arc::clone(node)))
 }
 
 /// `expr` with each decimal `+`, `-`, `*` of two Decimal128 operands replaced by [`Narrow`].

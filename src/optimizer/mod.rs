@@ -3,7 +3,9 @@
 //! (docs/PERFORMANCE.md).
 
 mod decimal64;
+mod eager_conjunctions;
 mod estimates;
+mod expression_rules;
 mod filtered_join_pushdown;
 mod join_graph;
 pub mod join_order;
@@ -18,6 +20,7 @@ mod share_subplans;
 mod test_plans;
 
 pub use decimal64::{Narrow, NarrowDecimals};
+pub use eager_conjunctions::{Eager, EagerConjunctions};
 pub use filtered_join_pushdown::FilteredJoinPushdown;
 pub use magic_set::MagicSet;
 pub use ranking_filter::{RankingFilter, ranking_of};
