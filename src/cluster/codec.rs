@@ -170,11 +170,8 @@ impl PhysicalProtoConverterExtension for BindModels {
             return serialize_physical_expr_with_converter(&bound, codec, self);
         }
         // Executors run the plain DataFusion expressions these forms stand for.
-        if let Some(narrow) = expr.downcast_ref::<crate::optimizer::Narrow>() {
-            return self.physical_expr_to_proto(&narrow.plain(), codec);
-        }
-        if let Some(eager) = expr.downcast_ref::<crate::optimizer::Eager>() {
-            return self.physical_expr_to_proto(&eager.plain(), codec);
+        if let Some(plain) = crate::optimizer::plain_of(expr) {
+            return self.physical_expr_to_proto(&plain, codec);
         }
         serialize_physical_expr_with_converter(expr, codec, self)
     }
@@ -193,7 +190,6 @@ mod tests {
 
     use super::{AugurCodec, encode};
     use crate::Database;
-    use crate::optimizer::Narrow;
 
     /// The rows `plan` gives in `ctx`, as a table.
     async fn rows(plan: Arc<dyn ExecutionPlan>, ctx: Arc<TaskContext>) -> String {
@@ -281,7 +277,7 @@ mod tests {
                 narrow += p
                     .expr()
                     .iter()
-                    .filter(|e| e.expr.downcast_ref::<Narrow>().is_some())
+                    .filter(|e| crate::optimizer::plain_of(&e.expr).is_some())
                     .count();
             }
             Ok(TreeNodeRecursion::Continue)

@@ -8,8 +8,6 @@
 //! Projections, filters and aggregate arguments are rewritten. `SET augur.decimal64 = false`
 //! turns it off.
 
-use std::fmt;
-use std::hash::Hash;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array, RecordBatch};
@@ -27,7 +25,9 @@ use datafusion::physical_expr_common::datum::apply;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 
-/// Rewrites decimal arithmetic to [`Narrow`].
+use super::expression_rules::{Evaluate, Faster, enabled, rewrite_expressions};
+
+/// Rewrites decimal arithmetic to [`Faster`]`<`[`Narrow`]`>`.
 #[derive(Debug, Default)]
 pub struct NarrowDecimals;
 
@@ -37,14 +37,10 @@ impl PhysicalOptimizerRule for NarrowDecimals {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let on = config
-            .extensions
-            .get::<crate::cluster::AugurOptions>()
-            .is_none_or(|o| o.decimal64);
-        if !on {
+        if !enabled(config, |o| o.decimal64) {
             return Ok(plan);
         }
-        super::expression_rules::rewrite_expressions(plan, &narrow)
+        rewrite_expressions(plan, &narrow)
     }
 
     fn name(&self) -> &str {
@@ -74,47 +70,22 @@ fn narrow(
                 .is_ok_and(|t| matches!(t, DataType::Decimal128(..)))
         };
         if arithmetic && decimal(binary.left()) && decimal(binary.right()) {
-            let plain = Arc::new(binary.clone());
-            Ok(Transformed::yes(Arc::new(Narrow { plain }) as _))
+            Ok(Transformed::yes(Arc::new(Faster::new(binary, Narrow)) as _))
         } else {
             Ok(Transformed::no(e))
         }
     })
 }
 
-/// A decimal `+`, `-` or `*` that takes the 64-bit path whenever the batch allows it. It
-/// displays as the expression it replaces, and travels to a cluster as that expression.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct Narrow {
-    plain: Arc<BinaryExpr>,
-}
+/// Decimal `+`, `-` or `*` on the 64-bit path whenever the batch allows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Narrow;
 
-impl Narrow {
-    /// The arrow-kernel expression this one computes.
-    pub fn plain(&self) -> Arc<dyn PhysicalExpr> {
-        Arc::clone(&self.plain) as _
-    }
-}
-
-impl fmt::Display for Narrow {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.plain.fmt(f)
-    }
-}
-
-impl PhysicalExpr for Narrow {
-    fn data_type(&self, input_schema: &Schema) -> Result<DataType> {
-        self.plain.data_type(input_schema)
-    }
-
-    fn nullable(&self, input_schema: &Schema) -> Result<bool> {
-        self.plain.nullable(input_schema)
-    }
-
-    fn evaluate(&self, batch: &RecordBatch) -> Result<ColumnarValue> {
-        let left = self.plain.left().evaluate(batch)?;
-        let right = self.plain.right().evaluate(batch)?;
-        let op = *self.plain.op();
+impl Evaluate for Narrow {
+    fn evaluate(&self, plain: &BinaryExpr, batch: &RecordBatch) -> Result<ColumnarValue> {
+        let left = plain.left().evaluate(batch)?;
+        let right = plain.right().evaluate(batch)?;
+        let op = *plain.op();
         if let Some(array) = narrow_path(op, &left, &right) {
             return Ok(ColumnarValue::Array(array));
         }
@@ -125,27 +96,6 @@ impl PhysicalExpr for Narrow {
             Operator::Minus => apply(&left, &right, numeric::sub_wrapping),
             _ => apply(&left, &right, numeric::mul_wrapping),
         }
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
-        vec![self.plain.left(), self.plain.right()]
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn PhysicalExpr>>,
-    ) -> Result<Arc<dyn PhysicalExpr>> {
-        let plain = Arc::clone(&self.plain).with_new_children(children)?;
-        match plain.downcast_ref::<BinaryExpr>() {
-            Some(binary) => Ok(Arc::new(Narrow {
-                plain: Arc::new(binary.clone()),
-            })),
-            None => Ok(plain),
-        }
-    }
-
-    fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.plain.fmt_sql(f)
     }
 }
 
@@ -291,6 +241,7 @@ mod tests {
     use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 
     use super::{Narrow, NarrowDecimals};
+    use crate::optimizer::expression_rules::Faster;
 
     /// Types the operands take: TPC-H's, a wider scale, the widest i64-sized and two that are
     /// wider than i64 (their values may or may not fit).
@@ -377,9 +328,7 @@ mod tests {
                                 op,
                                 Arc::clone(&right),
                             ));
-                            let narrow = Narrow {
-                                plain: Arc::clone(&plain),
-                            };
+                            let narrow = Faster::new(&plain, Narrow);
                             let expected = plain.evaluate(&batch);
                             let got = narrow.evaluate(&batch);
                             let context = format!("{l:?} {op} {r:?}, {plain}, mixed {mixed}");
@@ -425,7 +374,10 @@ mod tests {
 
     fn narrowed(plan: &Arc<dyn ExecutionPlan>) -> bool {
         let projection = plan.downcast_ref::<ProjectionExec>().expect("projection");
-        projection.expr()[0].expr.downcast_ref::<Narrow>().is_some()
+        projection.expr()[0]
+            .expr
+            .downcast_ref::<Faster<Narrow>>()
+            .is_some()
     }
 
     #[test]

@@ -8,8 +8,6 @@
 //! `a` excludes) keeps DataFusion's evaluation. Whole-batch short cuts (`a` false on every row
 //! of an AND) are kept. `SET augur.eager_conjunctions = false` turns it off.
 
-use std::fmt;
-use std::hash::Hash;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -19,8 +17,6 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{ScalarValue, internal_err};
 use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
-use datafusion::logical_expr::interval_arithmetic::Interval;
-use datafusion::logical_expr::sort_properties::ExprProperties;
 use datafusion::logical_expr::{ColumnarValue, Operator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{
@@ -29,7 +25,9 @@ use datafusion::physical_expr::expressions::{
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 
-/// Rewrites `AND`/`OR` with a cheap right side to [`Eager`].
+use super::expression_rules::{Evaluate, Faster, enabled, rewrite_expressions};
+
+/// Rewrites `AND`/`OR` with a cheap right side to [`Faster`]`<`[`Eager`]`>`.
 #[derive(Debug, Default)]
 pub struct EagerConjunctions;
 
@@ -39,14 +37,10 @@ impl PhysicalOptimizerRule for EagerConjunctions {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let on = config
-            .extensions
-            .get::<crate::cluster::AugurOptions>()
-            .is_none_or(|o| o.eager_conjunctions);
-        if !on {
+        if !enabled(config, |o| o.eager_conjunctions) {
             return Ok(plan);
         }
-        super::expression_rules::rewrite_expressions(plan, &eager)
+        rewrite_expressions(plan, &eager)
     }
 
     fn name(&self) -> &str {
@@ -74,8 +68,7 @@ fn eager(
             && boolean(binary.right())
             && cheap(binary.right())
         {
-            let plain = Arc::new(binary.clone());
-            Ok(Transformed::yes(Arc::new(Eager { plain }) as _))
+            Ok(Transformed::yes(Arc::new(Faster::new(binary, Eager)) as _))
         } else {
             Ok(Transformed::no(e))
         }
@@ -105,8 +98,8 @@ fn cheap(expr: &Arc<dyn PhysicalExpr>) -> bool {
                 && cheap(binary.left())
                 && cheap(binary.right()));
     }
-    if let Some(eager) = expr.downcast_ref::<Eager>() {
-        return cheap(eager.plain.left()) && cheap(eager.plain.right());
+    if let Some(eager) = expr.downcast_ref::<Faster<Eager>>() {
+        return cheap(eager.binary().left()) && cheap(eager.binary().right());
     }
     if let Some(list) = expr.downcast_ref::<InListExpr>() {
         return leaf(list.expr())
@@ -127,38 +120,14 @@ fn cheap(expr: &Arc<dyn PhysicalExpr>) -> bool {
     false
 }
 
-/// An `AND` or `OR` evaluating its right side over the whole batch. It displays as the
-/// expression it replaces, and travels to a cluster as that expression.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct Eager {
-    plain: Arc<BinaryExpr>,
-}
+/// An `AND` or `OR` evaluating its right side over the whole batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Eager;
 
-impl Eager {
-    /// The DataFusion expression this one computes.
-    pub fn plain(&self) -> Arc<dyn PhysicalExpr> {
-        Arc::clone(&self.plain) as _
-    }
-}
-
-impl fmt::Display for Eager {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.plain.fmt(f)
-    }
-}
-
-impl PhysicalExpr for Eager {
-    fn data_type(&self, input_schema: &Schema) -> Result<DataType> {
-        self.plain.data_type(input_schema)
-    }
-
-    fn nullable(&self, input_schema: &Schema) -> Result<bool> {
-        self.plain.nullable(input_schema)
-    }
-
-    fn evaluate(&self, batch: &RecordBatch) -> Result<ColumnarValue> {
-        let and = *self.plain.op() == Operator::And;
-        let left = self.plain.left().evaluate(batch)?;
+impl Evaluate for Eager {
+    fn evaluate(&self, plain: &BinaryExpr, batch: &RecordBatch) -> Result<ColumnarValue> {
+        let and = *plain.op() == Operator::And;
+        let left = plain.left().evaluate(batch)?;
         // The left side decides every row: false for AND, true for OR (NULLs decide nothing).
         let decided = match &left {
             ColumnarValue::Scalar(ScalarValue::Boolean(Some(v))) => *v != and,
@@ -172,11 +141,11 @@ impl PhysicalExpr for Eager {
         if decided {
             return Ok(left);
         }
-        let right = self.plain.right().evaluate(batch)?;
+        let right = plain.right().evaluate(batch)?;
         let rows = batch.num_rows();
         let (l, r) = (left.into_array(rows)?, right.into_array(rows)?);
         let (Some(l), Some(r)) = (l.as_boolean_opt(), r.as_boolean_opt()) else {
-            return internal_err!("{} on non-boolean values", self.plain);
+            return internal_err!("{} on non-boolean values", plain);
         };
         let result = if and {
             and_kleene(l, r)?
@@ -184,44 +153,6 @@ impl PhysicalExpr for Eager {
             or_kleene(l, r)?
         };
         Ok(ColumnarValue::Array(Arc::new(result)))
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
-        vec![self.plain.left(), self.plain.right()]
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn PhysicalExpr>>,
-    ) -> Result<Arc<dyn PhysicalExpr>> {
-        let plain = Arc::clone(&self.plain).with_new_children(children)?;
-        match plain.downcast_ref::<BinaryExpr>() {
-            Some(binary) => Ok(Arc::new(Eager {
-                plain: Arc::new(binary.clone()),
-            })),
-            None => Ok(plain),
-        }
-    }
-
-    // Bounds and properties are the plain expression's, so statistics see through it.
-    fn evaluate_bounds(&self, children: &[&Interval]) -> Result<Interval> {
-        self.plain.evaluate_bounds(children)
-    }
-
-    fn propagate_constraints(
-        &self,
-        interval: &Interval,
-        children: &[&Interval],
-    ) -> Result<Option<Vec<Interval>>> {
-        self.plain.propagate_constraints(interval, children)
-    }
-
-    fn get_properties(&self, children: &[ExprProperties]) -> Result<ExprProperties> {
-        self.plain.get_properties(children)
-    }
-
-    fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.plain.fmt_sql(f)
     }
 }
 
@@ -242,6 +173,7 @@ mod tests {
     use datafusion::physical_plan::filter::FilterExec;
 
     use super::{Eager, EagerConjunctions};
+    use crate::optimizer::expression_rules::Faster;
 
     fn col(name: &str, i: usize) -> Arc<dyn PhysicalExpr> {
         Arc::new(Column::new(name, i))
@@ -311,9 +243,7 @@ mod tests {
                     for op in [Operator::And, Operator::Or] {
                         let plain =
                             Arc::new(BinaryExpr::new(Arc::clone(left), op, Arc::clone(right)));
-                        let eager = Eager {
-                            plain: Arc::clone(&plain),
-                        };
+                        let eager = Faster::new(&plain, Eager);
                         let expected = plain.evaluate(&batch).expect("plain").into_array(rows);
                         let got = eager.evaluate(&batch).expect("eager").into_array(rows);
                         let (expected, got) = (expected.expect("array"), got.expect("array"));
@@ -335,7 +265,7 @@ mod tests {
     fn eager_at_top(plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> bool {
         let plan = EagerConjunctions.optimize(plan, config).expect("optimize");
         let filter = plan.downcast_ref::<FilterExec>().expect("filter");
-        filter.predicate().downcast_ref::<Eager>().is_some()
+        filter.predicate().downcast_ref::<Faster<Eager>>().is_some()
     }
 
     #[test]

@@ -1,13 +1,22 @@
 //! What the physical rules that rewrite expressions rather than operators share: one
 //! expression rewrite applied to the expressions of projections, filter predicates and
-//! aggregate arguments, each node rebuilt only where an expression changed.
+//! aggregate arguments, each node rebuilt only where an expression changed; their setting;
+//! and [`Faster`], a binary expression computed another way that otherwise is the original.
 
+use std::fmt;
+use std::hash::Hash;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
+use datafusion::logical_expr::ColumnarValue;
+use datafusion::logical_expr::interval_arithmetic::Interval;
+use datafusion::logical_expr::sort_properties::ExprProperties;
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::BinaryExpr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::AggregateExec;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
@@ -81,4 +90,103 @@ fn rewrite_node(
         }
     }
     Ok(Transformed::no(Arc::clone(node)))
+}
+
+/// Whether the `augur.*` setting `on` reads is set (a session without Augur's options: yes).
+pub fn enabled(config: &ConfigOptions, on: impl Fn(&crate::cluster::AugurOptions) -> bool) -> bool {
+    config
+        .extensions
+        .get::<crate::cluster::AugurOptions>()
+        .is_none_or(on)
+}
+
+/// How a [`Faster`] computes its binary expression's value.
+pub trait Evaluate: fmt::Debug + Clone + PartialEq + Eq + Hash + Send + Sync + 'static {
+    fn evaluate(&self, plain: &BinaryExpr, batch: &RecordBatch) -> Result<ColumnarValue>;
+}
+
+/// A binary expression whose value `how` computes. Everything else — type, display, bounds,
+/// properties — is the plain expression's, and it travels to a cluster as that expression.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Faster<E> {
+    plain: Arc<BinaryExpr>,
+    how: E,
+}
+
+impl<E: Evaluate> Faster<E> {
+    pub fn new(plain: &BinaryExpr, how: E) -> Self {
+        let plain = Arc::new(plain.clone());
+        Faster { plain, how }
+    }
+
+    /// The DataFusion expression this one computes.
+    pub fn plain(&self) -> Arc<dyn PhysicalExpr> {
+        Arc::clone(&self.plain) as _
+    }
+
+    pub fn binary(&self) -> &BinaryExpr {
+        &self.plain
+    }
+}
+
+/// The plain expression of a [`Faster`] of either kind the rules make.
+pub fn plain_of(expr: &Arc<dyn PhysicalExpr>) -> Option<Arc<dyn PhysicalExpr>> {
+    use super::{decimal64::Narrow, eager_conjunctions::Eager};
+    let narrow = expr.downcast_ref::<Faster<Narrow>>().map(Faster::plain);
+    narrow.or_else(|| expr.downcast_ref::<Faster<Eager>>().map(Faster::plain))
+}
+
+impl<E> fmt::Display for Faster<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.plain.fmt(f)
+    }
+}
+
+impl<E: Evaluate> PhysicalExpr for Faster<E> {
+    fn data_type(&self, input_schema: &Schema) -> Result<DataType> {
+        self.plain.data_type(input_schema)
+    }
+
+    fn nullable(&self, input_schema: &Schema) -> Result<bool> {
+        self.plain.nullable(input_schema)
+    }
+
+    fn evaluate(&self, batch: &RecordBatch) -> Result<ColumnarValue> {
+        self.how.evaluate(&self.plain, batch)
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
+        vec![self.plain.left(), self.plain.right()]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn PhysicalExpr>>,
+    ) -> Result<Arc<dyn PhysicalExpr>> {
+        let plain = Arc::clone(&self.plain).with_new_children(children)?;
+        match plain.downcast_ref::<BinaryExpr>() {
+            Some(binary) => Ok(Arc::new(Faster::new(binary, self.how.clone()))),
+            None => Ok(plain),
+        }
+    }
+
+    fn evaluate_bounds(&self, children: &[&Interval]) -> Result<Interval> {
+        self.plain.evaluate_bounds(children)
+    }
+
+    fn propagate_constraints(
+        &self,
+        interval: &Interval,
+        children: &[&Interval],
+    ) -> Result<Option<Vec<Interval>>> {
+        self.plain.propagate_constraints(interval, children)
+    }
+
+    fn get_properties(&self, children: &[ExprProperties]) -> Result<ExprProperties> {
+        self.plain.get_properties(children)
+    }
+
+    fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.plain.fmt_sql(f)
+    }
 }

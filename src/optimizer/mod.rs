@@ -19,8 +19,9 @@ mod share_subplans;
 #[cfg(test)]
 mod test_plans;
 
-pub use decimal64::{Narrow, NarrowDecimals};
-pub use eager_conjunctions::{Eager, EagerConjunctions};
+pub use decimal64::NarrowDecimals;
+pub use eager_conjunctions::EagerConjunctions;
+pub use expression_rules::plain_of;
 pub use filtered_join_pushdown::FilteredJoinPushdown;
 pub use magic_set::MagicSet;
 pub use ranking_filter::{RankingFilter, ranking_of};
