@@ -199,6 +199,21 @@ mod tests {
             .to_string()
     }
 
+    /// `plan`'s rows run at the client, and after encoding, decoding in a session without the
+    /// client's models (as an executor is) and running there.
+    async fn here_and_there(
+        plan: &Arc<dyn ExecutionPlan>,
+        client: &datafusion::prelude::SessionContext,
+    ) -> (String, String) {
+        let node = encode(Arc::clone(plan)).unwrap();
+        let executor = Database::in_memory().await.unwrap().session().unwrap();
+        let decoded = node
+            .try_into_physical_plan(&executor.context().task_ctx(), &AugurCodec::default())
+            .unwrap();
+        let here = rows(Arc::clone(plan), client.task_ctx()).await;
+        (here, rows(decoded, executor.context().task_ctx()).await)
+    }
+
     /// A plan calling model functions, encoded at a client with models and decoded in a
     /// session without any (as an executor is), gives the client's rows bit for bit; a model
     /// named by a column cannot travel.
@@ -231,14 +246,9 @@ mod tests {
         let state = client.context().state();
         let logical = state.create_logical_plan(sql).await.unwrap();
         let plan = state.create_physical_plan(&logical).await.unwrap();
-        let node = encode(Arc::clone(&plan)).unwrap();
-        let executor = Database::in_memory().await.unwrap().session().unwrap();
-        let decoded = node
-            .try_into_physical_plan(&executor.context().task_ctx(), &AugurCodec::default())
-            .unwrap();
-        let here = rows(plan, client.context().task_ctx()).await;
+        let (here, there) = here_and_there(&plan, client.context()).await;
         assert!(here.contains("0.") && here.lines().count() > 200, "{here}");
-        assert_eq!(here, rows(decoded, executor.context().task_ctx()).await);
+        assert_eq!(here, there);
 
         let unbound = format!("SELECT predict(c, x, c) FROM '{csv}'");
         let logical = state.create_logical_plan(&unbound).await.unwrap();
@@ -284,13 +294,8 @@ mod tests {
         })
         .unwrap();
         assert_eq!(narrow, 1, "{}", displayable(plan.as_ref()).indent(false));
-        let node = encode(Arc::clone(&plan)).unwrap();
-        let executor = Database::in_memory().await.unwrap().session().unwrap();
-        let decoded = node
-            .try_into_physical_plan(&executor.context().task_ctx(), &AugurCodec::default())
-            .unwrap();
-        let here = rows(plan, client.context().task_ctx()).await;
+        let (here, there) = here_and_there(&plan, client.context()).await;
         assert_eq!(here.lines().count(), 300 + 4, "{here}");
-        assert_eq!(here, rows(decoded, executor.context().task_ctx()).await);
+        assert_eq!(here, there);
     }
 }

@@ -15,66 +15,35 @@ use datafusion::arrow::buffer::{NullBuffer, ScalarBuffer};
 use datafusion::arrow::compute::kernels::numeric;
 use datafusion::arrow::datatypes::{DECIMAL128_MAX_PRECISION, DataType, Decimal128Type, Schema};
 use datafusion::common::ScalarValue;
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, Operator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::BinaryExpr;
 use datafusion::physical_expr_common::datum::apply;
-use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::ExecutionPlan;
 
-use super::expression_rules::{Evaluate, Faster, enabled, rewrite_expressions};
+use super::expression_rules::{BinaryRule, Evaluate};
 
-/// Rewrites decimal arithmetic to [`Faster`]`<`[`Narrow`]`>`.
-#[derive(Debug, Default)]
-pub struct NarrowDecimals;
-
-impl PhysicalOptimizerRule for NarrowDecimals {
-    fn optimize(
-        &self,
-        plan: Arc<dyn ExecutionPlan>,
-        config: &ConfigOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        if !enabled(config, |o| o.decimal64) {
-            return Ok(plan);
-        }
-        rewrite_expressions(plan, &narrow)
-    }
-
-    fn name(&self) -> &str {
-        "narrow_decimals"
-    }
-
-    fn schema_check(&self) -> bool {
-        true
+/// The rule: decimal arithmetic becomes [`Faster`](super::expression_rules::Faster)`<`[`Narrow`]`>`.
+pub fn rule() -> BinaryRule<Narrow> {
+    BinaryRule {
+        name: "narrow_decimals",
+        on: |o| o.decimal64,
+        applies: decimal_arithmetic,
+        how: Narrow,
     }
 }
 
-/// `expr` with each decimal `+`, `-`, `*` of two Decimal128 operands replaced by [`Narrow`].
-fn narrow(
-    expr: &Arc<dyn PhysicalExpr>,
-    schema: &Schema,
-) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
-    Arc::clone(expr).transform_up(|e| {
-        let Some(binary) = e.downcast_ref::<BinaryExpr>() else {
-            return Ok(Transformed::no(e));
-        };
-        let arithmetic = matches!(
-            binary.op(),
-            Operator::Plus | Operator::Minus | Operator::Multiply
-        );
-        let decimal = |side: &Arc<dyn PhysicalExpr>| {
-            side.data_type(schema)
-                .is_ok_and(|t| matches!(t, DataType::Decimal128(..)))
-        };
-        if arithmetic && decimal(binary.left()) && decimal(binary.right()) {
-            Ok(Transformed::yes(Arc::new(Faster::new(binary, Narrow)) as _))
-        } else {
-            Ok(Transformed::no(e))
-        }
-    })
+/// A `+`, `-` or `*` of two Decimal128 operands.
+fn decimal_arithmetic(binary: &BinaryExpr, schema: &Schema) -> bool {
+    let decimal = |side: &Arc<dyn PhysicalExpr>| {
+        side.data_type(schema)
+            .is_ok_and(|t| matches!(t, DataType::Decimal128(..)))
+    };
+    matches!(
+        binary.op(),
+        Operator::Plus | Operator::Minus | Operator::Multiply
+    ) && decimal(binary.left())
+        && decimal(binary.right())
 }
 
 /// Decimal `+`, `-` or `*` on the 64-bit path whenever the batch allows it.
@@ -240,7 +209,7 @@ mod tests {
     use datafusion::physical_plan::empty::EmptyExec;
     use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 
-    use super::{Narrow, NarrowDecimals};
+    use super::Narrow;
     use crate::optimizer::expression_rules::Faster;
 
     /// Types the operands take: TPC-H's, a wider scale, the widest i64-sized and two that are
@@ -385,14 +354,12 @@ mod tests {
         let config = ConfigOptions::default();
         let decimal = DataType::Decimal128(15, 2);
         for op in [Operator::Plus, Operator::Minus, Operator::Multiply] {
-            let plan = NarrowDecimals.optimize(projection(op, decimal.clone()), &config);
+            let plan = super::rule().optimize(projection(op, decimal.clone()), &config);
             assert!(narrowed(&plan.expect("optimize")), "{op}");
         }
-        let divide =
-            NarrowDecimals.optimize(projection(Operator::Divide, decimal.clone()), &config);
+        let divide = super::rule().optimize(projection(Operator::Divide, decimal.clone()), &config);
         assert!(!narrowed(&divide.expect("optimize")));
-        let ints =
-            NarrowDecimals.optimize(projection(Operator::Multiply, DataType::Int64), &config);
+        let ints = super::rule().optimize(projection(Operator::Multiply, DataType::Int64), &config);
         assert!(!narrowed(&ints.expect("optimize")));
 
         let mut off = ConfigOptions::default();
@@ -400,7 +367,7 @@ mod tests {
             decimal64: false,
             ..Default::default()
         });
-        let plan = NarrowDecimals.optimize(projection(Operator::Multiply, decimal), &off);
+        let plan = super::rule().optimize(projection(Operator::Multiply, decimal), &off);
         assert!(!narrowed(&plan.expect("optimize")));
     }
 }

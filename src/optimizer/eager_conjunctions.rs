@@ -13,66 +13,33 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::kernels::boolean::{and_kleene, or_kleene};
 use datafusion::arrow::datatypes::{DataType, Schema};
-use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{ScalarValue, internal_err};
-use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, Operator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{
     BinaryExpr, Column, InListExpr, IsNotNullExpr, IsNullExpr, Literal, NotExpr,
 };
-use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::ExecutionPlan;
 
-use super::expression_rules::{Evaluate, Faster, enabled, rewrite_expressions};
+use super::expression_rules::{BinaryRule, Evaluate, Faster};
 
-/// Rewrites `AND`/`OR` with a cheap right side to [`Faster`]`<`[`Eager`]`>`.
-#[derive(Debug, Default)]
-pub struct EagerConjunctions;
-
-impl PhysicalOptimizerRule for EagerConjunctions {
-    fn optimize(
-        &self,
-        plan: Arc<dyn ExecutionPlan>,
-        config: &ConfigOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        if !enabled(config, |o| o.eager_conjunctions) {
-            return Ok(plan);
-        }
-        rewrite_expressions(plan, &eager)
-    }
-
-    fn name(&self) -> &str {
-        "eager_conjunctions"
-    }
-
-    fn schema_check(&self) -> bool {
-        true
+/// The rule: `AND`/`OR` with a cheap right side becomes [`Faster`]`<`[`Eager`]`>`.
+pub fn rule() -> BinaryRule<Eager> {
+    BinaryRule {
+        name: "eager_conjunctions",
+        on: |o| o.eager_conjunctions,
+        applies: cheap_conjunction,
+        how: Eager,
     }
 }
 
-fn eager(
-    expr: &Arc<dyn PhysicalExpr>,
-    schema: &Schema,
-) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
-    Arc::clone(expr).transform_up(|e| {
-        let Some(binary) = e.downcast_ref::<BinaryExpr>() else {
-            return Ok(Transformed::no(e));
-        };
-        let boolean = |side: &Arc<dyn PhysicalExpr>| {
-            side.data_type(schema).is_ok_and(|t| t == DataType::Boolean)
-        };
-        if matches!(binary.op(), Operator::And | Operator::Or)
-            && boolean(binary.left())
-            && boolean(binary.right())
-            && cheap(binary.right())
-        {
-            Ok(Transformed::yes(Arc::new(Faster::new(binary, Eager)) as _))
-        } else {
-            Ok(Transformed::no(e))
-        }
-    })
+fn cheap_conjunction(binary: &BinaryExpr, schema: &Schema) -> bool {
+    let boolean =
+        |side: &Arc<dyn PhysicalExpr>| side.data_type(schema).is_ok_and(|t| t == DataType::Boolean);
+    matches!(binary.op(), Operator::And | Operator::Or)
+        && boolean(binary.left())
+        && boolean(binary.right())
+        && cheap(binary.right())
 }
 
 /// Comparisons, `IN` lists, `IS [NOT] NULL`, `NOT`, `AND`, `OR` over columns and constants:
@@ -172,7 +139,7 @@ mod tests {
     use datafusion::physical_plan::empty::EmptyExec;
     use datafusion::physical_plan::filter::FilterExec;
 
-    use super::{Eager, EagerConjunctions};
+    use super::Eager;
     use crate::optimizer::expression_rules::Faster;
 
     fn col(name: &str, i: usize) -> Arc<dyn PhysicalExpr> {
@@ -263,7 +230,7 @@ mod tests {
     }
 
     fn eager_at_top(plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> bool {
-        let plan = EagerConjunctions.optimize(plan, config).expect("optimize");
+        let plan = super::rule().optimize(plan, config).expect("optimize");
         let filter = plan.downcast_ref::<FilterExec>().expect("filter");
         filter.predicate().downcast_ref::<Faster<Eager>>().is_some()
     }

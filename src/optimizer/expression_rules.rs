@@ -7,6 +7,8 @@ use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
 
+use crate::cluster::AugurOptions;
+
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -17,19 +19,20 @@ use datafusion::logical_expr::interval_arithmetic::Interval;
 use datafusion::logical_expr::sort_properties::ExprProperties;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::BinaryExpr;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::AggregateExec;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 
 /// An expression rewrite, given the schema the expression reads.
-pub type Rewrite =
-    dyn Fn(&Arc<dyn PhysicalExpr>, &Schema) -> Result<Transformed<Arc<dyn PhysicalExpr>>>;
+pub type Rewrite<'a> =
+    dyn Fn(&Arc<dyn PhysicalExpr>, &Schema) -> Result<Transformed<Arc<dyn PhysicalExpr>>> + 'a;
 
 /// `plan` with `rewrite` applied to every projection, filter predicate and aggregate argument.
 pub fn rewrite_expressions(
     plan: Arc<dyn ExecutionPlan>,
-    rewrite: &Rewrite,
+    rewrite: &Rewrite<'_>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     plan.transform_up(|node| rewrite_node(&node, rewrite))
         .map(|t| t.data)
@@ -37,7 +40,7 @@ pub fn rewrite_expressions(
 
 fn rewrite_node(
     node: &Arc<dyn ExecutionPlan>,
-    rewrite: &Rewrite,
+    rewrite: &Rewrite<'_>,
 ) -> Result<Transformed<Arc<dyn ExecutionPlan>>> {
     if let Some(projection) = node.downcast_ref::<ProjectionExec>() {
         let input = projection.input();
@@ -92,12 +95,44 @@ fn rewrite_node(
     Ok(Transformed::no(Arc::clone(node)))
 }
 
-/// Whether the `augur.*` setting `on` reads is set (a session without Augur's options: yes).
-pub fn enabled(config: &ConfigOptions, on: impl Fn(&crate::cluster::AugurOptions) -> bool) -> bool {
-    config
-        .extensions
-        .get::<crate::cluster::AugurOptions>()
-        .is_none_or(on)
+/// A physical rule replacing each binary expression `applies` accepts (children first) by a
+/// [`Faster`] computed by `how`, while the `augur.*` setting `on` reads is set.
+#[derive(Debug)]
+pub struct BinaryRule<E> {
+    pub name: &'static str,
+    pub on: fn(&AugurOptions) -> bool,
+    pub applies: fn(&BinaryExpr, &Schema) -> bool,
+    pub how: E,
+}
+
+impl<E: Evaluate> PhysicalOptimizerRule for BinaryRule<E> {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let options = config.extensions.get::<AugurOptions>();
+        if !options.is_none_or(self.on) {
+            return Ok(plan);
+        }
+        rewrite_expressions(plan, &|expr, schema| {
+            Arc::clone(expr).transform_up(|e| match e.downcast_ref::<BinaryExpr>() {
+                Some(binary) if (self.applies)(binary, schema) => Ok(Transformed::yes(Arc::new(
+                    Faster::new(binary, self.how.clone()),
+                )
+                    as _)),
+                _ => Ok(Transformed::no(e)),
+            })
+        })
+    }
+
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
 }
 
 /// How a [`Faster`] computes its binary expression's value.

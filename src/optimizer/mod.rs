@@ -2,8 +2,8 @@
 //! each rule is kept only while `benches/tpch.py --baseline` shows it helps
 //! (docs/PERFORMANCE.md).
 
-mod decimal64;
-mod eager_conjunctions;
+pub mod decimal64;
+pub mod eager_conjunctions;
 mod estimates;
 mod expression_rules;
 mod filtered_join_pushdown;
@@ -19,8 +19,6 @@ mod share_subplans;
 #[cfg(test)]
 mod test_plans;
 
-pub use decimal64::NarrowDecimals;
-pub use eager_conjunctions::EagerConjunctions;
 pub use expression_rules::plain_of;
 pub use filtered_join_pushdown::FilteredJoinPushdown;
 pub use magic_set::MagicSet;
