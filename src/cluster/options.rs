@@ -24,6 +24,9 @@ extensions_options! {
         /// `a AND b` with only comparisons in `b` compares every row instead of selecting
         /// `a`'s rows first (false: DataFusion's pre-selection).
         pub eager_conjunctions: bool, default = true
+        /// A partitioned anti join builds on its side with fewer estimated rows (false: the
+        /// side DataFusion's byte estimates pick).
+        pub anti_build_side: bool, default = true
     }
 }
 

@@ -2,6 +2,7 @@
 //! each rule is kept only while `benches/tpch.py --baseline` shows it helps
 //! (docs/PERFORMANCE.md).
 
+mod anti_build_side;
 pub mod decimal64;
 pub mod eager_conjunctions;
 mod estimates;
@@ -19,6 +20,7 @@ mod share_subplans;
 #[cfg(test)]
 mod test_plans;
 
+pub use anti_build_side::AntiBuildSide;
 pub use expression_rules::plain_of;
 pub use filtered_join_pushdown::FilteredJoinPushdown;
 pub use magic_set::MagicSet;

@@ -138,6 +138,7 @@ impl Session {
             .with_table_factory("CSV".into(), Arc::clone(&file_tables) as _)
             .with_table_factory("PARQUET".into(), file_tables)
             .with_table_factory("DELTA".into(), Arc::new(DeltaTableFactory))
+            .with_physical_optimizer_rules(crate::optimizer::AntiBuildSide::with_defaults())
             .with_optimizer_rule(Arc::new(crate::optimizer::MagicSet))
             .with_optimizer_rule(Arc::new(crate::optimizer::FilteredJoinPushdown))
             .with_optimizer_rule(Arc::new(crate::optimizer::SemiJoinPushdown))
