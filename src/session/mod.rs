@@ -626,11 +626,27 @@ async fn run_statement(
             }
             // DataFusion runs its own DDL and session statements.
             other @ (LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)) => {
-                let augur_setting = matches!(&other, LogicalPlan::Statement(
-                    datafusion::logical_expr::Statement::SetVariable(set)
-                ) if set.variable.to_ascii_lowercase().starts_with("augur."));
-                let frame = session.ctx.execute_logical_plan(other).await?.into_parts();
-                if augur_setting {
+                let augur_setting = match &other {
+                    LogicalPlan::Statement(datafusion::logical_expr::Statement::SetVariable(
+                        set,
+                    )) if set.variable.to_ascii_lowercase().starts_with("augur.") => {
+                        Some(set.variable.clone())
+                    }
+                    _ => None,
+                };
+                let frame = match session.ctx.execute_logical_plan(other).await {
+                    Ok(frame) => frame.into_parts(),
+                    // DataFusion's message ("Error parsing 'abc' as bool") names no setting.
+                    Err(e) => match &augur_setting {
+                        Some(name) => {
+                            let reason = e.strip_backtrace().replace('\n', " ");
+                            let reason = reason.replace("Error parsing", "cannot read");
+                            return Err(AugurError::Usage(format!("SET {name}: {reason}")));
+                        }
+                        None => return Err(e.into()),
+                    },
+                };
+                if augur_setting.is_some() {
                     let state = session.ctx.state_ref();
                     let mut state = state.write();
                     crate::cluster::sync_engine_settings(state.config_mut().options_mut())?;
