@@ -35,6 +35,12 @@ impl ConfigExtension for AugurOptions {
 }
 
 impl AugurOptions {
+    /// The boolean setting `pick` reads, for a rule that sees only `config` (a session
+    /// without Augur's options: the default, on).
+    pub fn enabled(config: &ConfigOptions, pick: impl FnOnce(&AugurOptions) -> bool) -> bool {
+        config.extensions.get::<AugurOptions>().is_none_or(pick)
+    }
+
     /// The cluster `config` sends work to, if `augur.cluster` is set.
     pub fn address(config: &ConfigOptions) -> Result<Option<ClusterAddress>> {
         let Some(options) = config.extensions.get::<AugurOptions>() else {

@@ -41,8 +41,7 @@ impl PhysicalOptimizerRule for AntiBuildSide {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let options = config.extensions.get::<crate::cluster::AugurOptions>();
-        if !options.is_none_or(|o| o.anti_build_side) {
+        if !crate::cluster::AugurOptions::enabled(config, |o| o.anti_build_side) {
             return Ok(plan);
         }
         plan.transform_up(|node| {

@@ -111,8 +111,7 @@ impl<E: Evaluate> PhysicalOptimizerRule for BinaryRule<E> {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let options = config.extensions.get::<AugurOptions>();
-        if !options.is_none_or(self.on) {
+        if !AugurOptions::enabled(config, self.on) {
             return Ok(plan);
         }
         rewrite_expressions(plan, &|expr, schema| {

@@ -51,11 +51,7 @@ pub async fn reorder(plan: &LogicalPlan, session: &dyn Session) -> Result<Option
 }
 
 fn enabled(session: &dyn Session) -> bool {
-    session
-        .config_options()
-        .extensions
-        .get::<crate::cluster::AugurOptions>()
-        .is_none_or(|o| o.join_order)
+    crate::cluster::AugurOptions::enabled(session.config_options(), |o| o.join_order)
 }
 
 /// Whether `plan` has an inner join over another inner join (three relations or more).
