@@ -27,6 +27,9 @@ extensions_options! {
         /// A partitioned anti join builds on its side with fewer estimated rows (false: the
         /// side DataFusion's byte estimates pick).
         pub anti_build_side: bool, default = true
+        /// `s = 'constant'` on string views compares whole views without a branch per row
+        /// (false: arrow's comparison kernel).
+        pub view_equality: bool, default = true
     }
 }
 

@@ -21,7 +21,7 @@ use datafusion::physical_expr::expressions::{
     BinaryExpr, Column, InListExpr, IsNotNullExpr, IsNullExpr, Literal, NotExpr,
 };
 
-use super::expression_rules::{BinaryRule, Evaluate, Faster};
+use super::expression_rules::{BinaryRule, Evaluate, plain_of};
 
 /// The rule: `AND`/`OR` with a cheap right side becomes [`Faster`]`<`[`Eager`]`>`.
 pub fn rule() -> BinaryRule<Eager> {
@@ -65,8 +65,8 @@ fn cheap(expr: &Arc<dyn PhysicalExpr>) -> bool {
                 && cheap(binary.left())
                 && cheap(binary.right()));
     }
-    if let Some(eager) = expr.downcast_ref::<Faster<Eager>>() {
-        return cheap(eager.binary().left()) && cheap(eager.binary().right());
+    if let Some(plain) = plain_of(expr) {
+        return cheap(&plain);
     }
     if let Some(list) = expr.downcast_ref::<InListExpr>() {
         return leaf(list.expr())

@@ -157,17 +157,15 @@ impl<E: Evaluate> Faster<E> {
     pub fn plain(&self) -> Arc<dyn PhysicalExpr> {
         Arc::clone(&self.plain) as _
     }
-
-    pub fn binary(&self) -> &BinaryExpr {
-        &self.plain
-    }
 }
 
-/// The plain expression of a [`Faster`] of either kind the rules make.
+/// The plain expression of a [`Faster`] of any kind the rules make.
 pub fn plain_of(expr: &Arc<dyn PhysicalExpr>) -> Option<Arc<dyn PhysicalExpr>> {
-    use super::{decimal64::Narrow, eager_conjunctions::Eager};
+    use super::{decimal64::Narrow, eager_conjunctions::Eager, view_equality::ViewEq};
     let narrow = expr.downcast_ref::<Faster<Narrow>>().map(Faster::plain);
-    narrow.or_else(|| expr.downcast_ref::<Faster<Eager>>().map(Faster::plain))
+    narrow
+        .or_else(|| expr.downcast_ref::<Faster<Eager>>().map(Faster::plain))
+        .or_else(|| expr.downcast_ref::<Faster<ViewEq>>().map(Faster::plain))
 }
 
 impl<E> fmt::Display for Faster<E> {

@@ -19,6 +19,7 @@ mod shapes;
 mod share_subplans;
 #[cfg(test)]
 mod test_plans;
+pub mod view_equality;
 
 pub use anti_build_side::AntiBuildSide;
 pub use expression_rules::plain_of;
