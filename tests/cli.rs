@@ -29,6 +29,10 @@ pub fn trials() -> Vec<Trial> {
             copy_from_stdin_in_scripts,
         ),
         Trial::test("cli::credit_risk_demo_runs", credit_risk_demo_runs),
+        Trial::test(
+            "cli::sparse_key_joins_use_arrays",
+            sparse_key_joins_use_arrays,
+        ),
     ]
 }
 
@@ -325,6 +329,33 @@ fn credit_risk_demo_runs() -> R {
         .map_err(|e| format!("the demo's SQL export: {e}"))?;
     check(exported.contains("CASE WHEN \"age\" IS NULL"), || {
         exported.clone()
+    })?;
+    Ok(())
+}
+
+/// A semi join of 300,000 rows against 200 keys spread over 200,000 values builds an array
+/// (Augur's default) and, with DataFusion's default threshold, a hash table: the plan's
+/// metrics say which, and both give the same rows (tests/slt/array_joins.slt checks answers).
+fn sparse_key_joins_use_arrays() -> R {
+    let query = "EXPLAIN ANALYZE SELECT count(*), sum(v) FROM big WHERE k IN (SELECT k FROM few)";
+    let out = ok(&augur(&[
+        "-c",
+        "CREATE TABLE big AS SELECT i AS k, i % 7 AS v FROM generate_series(1, 300000) AS t(i)",
+        "-c",
+        "CREATE TABLE few AS SELECT i * 997 AS k FROM generate_series(1, 200) AS t(i)",
+        "-c",
+        query,
+        "-c",
+        "SET datafusion.execution.perfect_hash_join_small_build_threshold = 1024",
+        "-c",
+        query,
+    ]))?;
+    let counts: Vec<&str> = out
+        .match_indices("array_map_created_count=")
+        .map(|(i, m)| &out[i + m.len()..i + m.len() + 1])
+        .collect();
+    check(counts == ["1", "0"], || {
+        format!("array maps {counts:?} in {out}")
     })?;
     Ok(())
 }
