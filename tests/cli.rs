@@ -33,6 +33,10 @@ pub fn trials() -> Vec<Trial> {
             "cli::sparse_key_joins_use_arrays",
             sparse_key_joins_use_arrays,
         ),
+        Trial::test(
+            "cli::joins_build_one_shared_table",
+            joins_build_one_shared_table,
+        ),
     ]
 }
 
@@ -356,6 +360,38 @@ fn sparse_key_joins_use_arrays() -> R {
         .collect();
     check(counts == ["1", "0"], || {
         format!("array maps {counts:?} in {out}")
+    })?;
+    Ok(())
+}
+
+/// A join building on 300,000 rows builds one shared table (Augur's limit is 4M rows) instead
+/// of repartitioning both sides (DataFusion's 128K); a user's own limit survives a later
+/// `SET augur.*`.
+fn joins_build_one_shared_table() -> R {
+    let query = "EXPLAIN SELECT count(*) FROM big JOIN mid ON big.k = mid.k";
+    let out = ok(&augur(&[
+        "-c",
+        "CREATE TABLE big AS SELECT i AS k FROM generate_series(1, 1000000) AS t(i)",
+        "-c",
+        "CREATE TABLE mid AS SELECT i * 3 AS k FROM generate_series(1, 300000) AS t(i)",
+        "-c",
+        query,
+        "-c",
+        "SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 131072",
+        "-c",
+        "SET augur.decimal64 = false",
+        "-c",
+        query,
+    ]))?;
+    let modes: Vec<&str> = out
+        .match_indices("HashJoinExec: mode=")
+        .map(|(i, m)| {
+            let rest = &out[i + m.len()..];
+            &rest[..rest.find(',').unwrap_or(rest.len())]
+        })
+        .collect();
+    check(modes == ["CollectLeft", "Partitioned"], || {
+        format!("join modes {modes:?} in {out}")
     })?;
     Ok(())
 }

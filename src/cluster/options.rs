@@ -66,45 +66,69 @@ impl AugurOptions {
     }
 }
 
-/// DataFusion settings a plan for Ballista needs (the values Ballista's own clients use):
-/// dynamic filters and in-process scalar subquery results cannot cross a stage boundary (a
-/// scan would wait forever for a filter its join fills in another process), round-robin
-/// repartitions only add shuffles, and Utf8View columns make Arrow Flight frames too large.
-const CLUSTER_SETTINGS: &[(&str, &str)] = &[
+/// DataFusion settings whose value depends on where the plan runs: (key, this process's
+/// value, a Ballista cluster's value), `None` for DataFusion's default.
+///
+/// A plan for Ballista needs the values Ballista's own clients use: dynamic filters and
+/// in-process scalar subquery results cannot cross a stage boundary (a scan would wait
+/// forever for a filter its join fills in another process), round-robin repartitions only
+/// add shuffles, and Utf8View columns make Arrow Flight frames too large.
+///
+/// In this process a hash join builds one shared table (no repartition of either side) up to
+/// 4M build rows or 256 MiB, where DataFusion stops at 128K rows or 1 MiB: past that it
+/// hash-repartitions the probe side, and at TPC-H SF10 Q5 and Q8 repartitioned 60M lineitem
+/// rows to build on 450K. A cluster keeps DataFusion's limits, since every task there would
+/// build the shared table again.
+const ENGINE_SETTINGS: &[(&str, Option<&str>, Option<&str>)] = &[
     (
         "datafusion.optimizer.enable_dynamic_filter_pushdown",
-        "false",
+        None,
+        Some("false"),
     ),
     (
         "datafusion.optimizer.enable_physical_uncorrelated_scalar_subquery",
-        "false",
+        None,
+        Some("false"),
     ),
     (
         "datafusion.optimizer.enable_round_robin_repartition",
-        "false",
+        None,
+        Some("false"),
     ),
     (
         "datafusion.execution.parquet.schema_force_view_types",
-        "false",
+        None,
+        Some("false"),
     ),
     (
         "datafusion.sql_parser.map_string_types_to_utf8view",
-        "false",
+        None,
+        Some("false"),
+    ),
+    (
+        "datafusion.optimizer.hash_join_single_partition_threshold_rows",
+        Some("4194304"),
+        None,
+    ),
+    (
+        "datafusion.optimizer.hash_join_single_partition_threshold",
+        Some("268435456"),
+        None,
     ),
 ];
 
-/// Make DataFusion's settings agree with `augur.cluster`: a cluster's when it is set,
-/// DataFusion's defaults when it is not (after `RESET augur.cluster`).
+/// Make DataFusion's settings agree with `augur.cluster`: a cluster's when it is set, this
+/// process's when it is not (after `RESET augur.cluster`).
 pub fn sync_engine_settings(options: &mut ConfigOptions) -> datafusion::error::Result<()> {
     let on = options
         .extensions
         .get::<AugurOptions>()
         .is_some_and(|o| !o.cluster.trim().is_empty());
     let defaults = ConfigOptions::default().entries();
-    for (key, value) in CLUSTER_SETTINGS {
-        let value = match on {
-            true => Some(value.to_string()),
-            false => defaults
+    for (key, local, cluster) in ENGINE_SETTINGS {
+        let value = match (on, local, cluster) {
+            (true, _, Some(value)) | (false, Some(value), _) => Some(value.to_string()),
+            _ => defaults
                 .iter()
                 .find(|entry| entry.key == *key)
                 .and_then(|entry| entry.value.clone()),

@@ -457,7 +457,9 @@ fn reset_augur_option(session: &Session, name: &str) -> Result<()> {
     {
         options.set(&default.key, default.value.as_deref().unwrap_or_default())?;
     }
-    crate::cluster::sync_engine_settings(state.config_mut().options_mut())?;
+    if default.key.eq_ignore_ascii_case("cluster") {
+        crate::cluster::sync_engine_settings(state.config_mut().options_mut())?;
+    }
     Ok(())
 }
 
@@ -655,7 +657,8 @@ async fn run_statement(
                         None => return Err(e.into()),
                     },
                 };
-                if augur_setting.is_some() {
+                // Only the cluster setting moves DataFusion's (a user's own SET of those stays).
+                if augur_setting.is_some_and(|n| n.eq_ignore_ascii_case("augur.cluster")) {
                     let state = session.ctx.state_ref();
                     let mut state = state.write();
                     crate::cluster::sync_engine_settings(state.config_mut().options_mut())?;
