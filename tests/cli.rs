@@ -37,6 +37,10 @@ pub fn trials() -> Vec<Trial> {
             "cli::joins_build_one_shared_table",
             joins_build_one_shared_table,
         ),
+        Trial::test(
+            "cli::rules_off_plans_as_datafusion",
+            rules_off_plans_as_datafusion,
+        ),
     ]
 }
 
@@ -392,6 +396,41 @@ fn joins_build_one_shared_table() -> R {
         .collect();
     check(modes == ["CollectLeft", "Partitioned"], || {
         format!("join modes {modes:?} in {out}")
+    })?;
+    Ok(())
+}
+
+/// `SET augur.rules = false` leaves planning to DataFusion alone (the baseline
+/// benches/tpch.py compares with): the top-N-per-group operator is gone from the plan, and the
+/// answer is the same.
+fn rules_off_plans_as_datafusion() -> R {
+    let query = "SELECT count(*), sum(v) FROM (SELECT g, v, row_number() OVER \
+                 (PARTITION BY g ORDER BY v DESC) AS rn FROM t) WHERE rn <= 2";
+    let explain = format!("EXPLAIN {query}");
+    let out = ok(&augur(&[
+        "-c",
+        "CREATE TABLE t AS SELECT i % 10 AS g, i AS v FROM generate_series(1, 1000) AS x(i)",
+        "-c",
+        &explain,
+        "-c",
+        query,
+        "-c",
+        "SET augur.rules = false",
+        "-c",
+        &explain,
+        "-c",
+        query,
+    ]))?;
+    let parts: Vec<&str> = out.split("plan_type,plan").collect();
+    check(parts.len() == 3, || format!("two plans expected: {out}"))?;
+    check(
+        parts[1].contains("TopPerGroup") && !parts[2].contains("TopPerGroup"),
+        || format!("TopPerGroup with the rules only: {out}"),
+    )?;
+    // The two largest v of each of the 10 groups: 991..=1000 and 981..=990.
+    let answers: Vec<&str> = out.lines().filter(|l| l.starts_with("20,")).collect();
+    check(answers == ["20,19810", "20,19810"], || {
+        format!("answers {answers:?} in {out}")
     })?;
     Ok(())
 }

@@ -11,6 +11,9 @@ use super::ClusterAddress;
 extensions_options! {
     /// Augur's own settings.
     pub struct AugurOptions {
+        /// Augur's own optimizer rules (false: DataFusion 55's planning alone, to compare
+        /// with; each rule also has its own setting below).
+        pub rules: bool, default = true
         /// The Ballista scheduler that runs queries (`df://HOST:PORT`); empty: this process.
         pub cluster: String, default = String::new()
         /// Where training on the cluster writes its encoded rows for the executors: a URL
@@ -38,10 +41,14 @@ impl ConfigExtension for AugurOptions {
 }
 
 impl AugurOptions {
-    /// The boolean setting `pick` reads, for a rule that sees only `config` (a session
-    /// without Augur's options: the default, on).
+    /// Whether a rule whose own setting `pick` reads is on, for a rule that sees only
+    /// `config`: `augur.rules` and its setting both on (a session without Augur's options:
+    /// the defaults, on).
     pub fn enabled(config: &ConfigOptions, pick: impl FnOnce(&AugurOptions) -> bool) -> bool {
-        config.extensions.get::<AugurOptions>().is_none_or(pick)
+        config
+            .extensions
+            .get::<AugurOptions>()
+            .is_none_or(|o| o.rules && pick(o))
     }
 
     /// The cluster `config` sends work to, if `augur.cluster` is set.

@@ -38,8 +38,11 @@ impl OptimizerRule for FilteredJoinPushdown {
     fn rewrite(
         &self,
         plan: LogicalPlan,
-        _config: &dyn OptimizerConfig,
+        config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
+        if !crate::cluster::AugurOptions::enabled(&config.options(), |_| true) {
+            return Ok(Transformed::no(plan));
+        }
         let LogicalPlan::Join(join) = &plan else {
             return Ok(Transformed::no(plan));
         };

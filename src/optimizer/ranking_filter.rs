@@ -98,8 +98,11 @@ impl OptimizerRule for RankingFilter {
     fn rewrite(
         &self,
         plan: LogicalPlan,
-        _config: &dyn OptimizerConfig,
+        config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
+        if !crate::cluster::AugurOptions::enabled(&config.options(), |_| true) {
+            return Ok(Transformed::no(plan));
+        }
         let LogicalPlan::Filter(filter) = &plan else {
             return Ok(Transformed::no(plan));
         };

@@ -34,8 +34,11 @@ impl OptimizerRule for SemiJoinPushdown {
     fn rewrite(
         &self,
         plan: LogicalPlan,
-        _config: &dyn OptimizerConfig,
+        config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
+        if !crate::cluster::AugurOptions::enabled(&config.options(), |_| true) {
+            return Ok(Transformed::no(plan));
+        }
         let LogicalPlan::Join(semi) = &plan else {
             return Ok(Transformed::no(plan));
         };

@@ -29,8 +29,11 @@ impl OptimizerRule for ShareSubplans {
     fn rewrite(
         &self,
         plan: LogicalPlan,
-        _config: &dyn OptimizerConfig,
+        config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
+        if !crate::cluster::AugurOptions::enabled(&config.options(), |_| true) {
+            return Ok(Transformed::no(plan));
+        }
         // A recursive query runs its recursive term once per iteration over new rows: a result
         // kept from one iteration must not be read in the next.
         let recursive = plan.exists(|node| Ok(matches!(node, LogicalPlan::RecursiveQuery(_))))?;

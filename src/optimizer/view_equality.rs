@@ -263,5 +263,12 @@ mod tests {
             ..Default::default()
         });
         assert!(!rewritten(DataType::Utf8View, &off));
+        // augur.rules = false turns every rule off.
+        let mut none = ConfigOptions::default();
+        none.extensions.insert(crate::cluster::AugurOptions {
+            rules: false,
+            ..Default::default()
+        });
+        assert!(!rewritten(DataType::Utf8View, &none));
     }
 }
