@@ -33,6 +33,9 @@ extensions_options! {
         /// `s = 'constant'` on string views compares whole views without a branch per row
         /// (false: arrow's comparison kernel).
         pub view_equality: bool, default = true
+        /// A filter of string equalities reports the share of rows the join order assumed
+        /// for it (false: DataFusion's flat 20%).
+        pub filter_selectivity: bool, default = true
     }
 }
 

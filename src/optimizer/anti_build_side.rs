@@ -21,16 +21,21 @@ use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 pub struct AntiBuildSide;
 
 impl AntiBuildSide {
-    /// DataFusion's physical rules with this one right after its build-side choice
-    /// (`join_selection`): later rules build the joins' dynamic filters, after which a join's
-    /// inputs can no longer be swapped.
+    /// DataFusion's physical rules with `FilterSelectivity` right before its build-side
+    /// choice (`join_selection`, which reads the filters' estimates) and this one right after
+    /// it: later rules build the joins' dynamic filters, after which a join's inputs can no
+    /// longer be swapped.
     pub fn with_defaults() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
         let mut rules = PhysicalOptimizer::new().rules;
         let at = rules
             .iter()
             .position(|r| r.name() == "join_selection")
-            .map_or(rules.len(), |i| i + 1);
-        rules.insert(at, Arc::new(AntiBuildSide));
+            .unwrap_or(rules.len());
+        rules.insert(
+            at.min(rules.len()),
+            Arc::new(super::filter_selectivity::FilterSelectivity),
+        );
+        rules.insert((at + 2).min(rules.len()), Arc::new(AntiBuildSide));
         rules
     }
 }

@@ -28,7 +28,7 @@ const DEFAULT_SELECTIVITY: f64 = 0.3;
 /// What a range predicate on a column without a min–max range keeps.
 const RANGE_SELECTIVITY: f64 = 1.0 / 3.0;
 /// The distinct count assumed for a string column without one, at most.
-const STRING_DISTINCT: f64 = 50.0;
+pub(super) const STRING_DISTINCT: f64 = 50.0;
 
 /// One column's reported statistics, as numbers.
 #[derive(Debug, Clone, Default)]

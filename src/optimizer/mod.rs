@@ -7,6 +7,7 @@ pub mod decimal64;
 pub mod eager_conjunctions;
 mod estimates;
 mod expression_rules;
+mod filter_selectivity;
 mod filtered_join_pushdown;
 mod join_graph;
 pub mod join_order;
