@@ -1,18 +1,21 @@
 //! The kept rows of each group for `TopPerGroupExec`: per group a sorted list of at most k
-//! order keys (row-format bytes) pointing into the retained batches. Past a few thousand
-//! groups one hash table no longer fits in cache and every row costs a miss or two, so the
-//! groups are split by a hash of their key into `PARTS` tables, and rows wait in a buffer
-//! per table until enough have arrived to enter each table while it is in cache.
+//! order keys (row-format bytes) pointing into the retained batches. Groups are numbered by
+//! DataFusion's own group-by tables (`GroupValues`, vectorised per batch and specialised by
+//! key type, as `GROUP BY` uses them), and each group's list sits at its number in one vector.
+//! Past `BLOCK` groups that vector no longer fits in cache and every row would cost a miss,
+//! so rows wait in a buffer per block of `BLOCK` group numbers and enter a block's lists
+//! together, while they are in cache.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt64Array};
 use datafusion::arrow::compute::{cast, interleave_record_batch};
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::row::Rows;
-use datafusion::common::HashMap;
 use datafusion::error::Result;
 use datafusion::execution::memory_pool::MemoryReservation;
+use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
+use datafusion::physical_plan::aggregates::order::GroupOrdering;
 use smallvec::SmallVec;
 
 use super::top_per_group::Ranking;
@@ -20,13 +23,10 @@ use super::top_per_group::Ranking;
 /// Batches retained before the kept rows may be copied into one: when the batches hold more
 /// than twice the rows still kept.
 const COMPACT_AFTER: usize = 64;
-/// Groups one table holds before they are split into `PARTS` tables: about 1.7 MB of slots,
-/// what one core's L2 cache holds.
-const SPLIT_AFTER: usize = 1 << 14;
-/// Tables once split (a power of two): 1M groups make tables of 16K groups each.
-const PARTS: usize = 64;
-/// Rows waiting for their tables before they enter them (or more, once there are more
-/// groups than this: each table is then brought into cache once per this many rows).
+/// Group numbers per block: 8,192 lists of 72 bytes, about half of one core's L2 cache.
+const BLOCK: usize = 1 << 13;
+/// Rows waiting for their blocks before they enter them (or more, once there are more groups
+/// than this: each block is then brought into cache once per this many rows).
 const FLUSH_ROWS: usize = 1 << 20;
 
 /// Row-format bytes (which compare as the rows do), held inline up to 16 bytes: most keys
@@ -102,28 +102,26 @@ struct Entry {
     row: u32,
 }
 
-/// A row waiting for its group's table.
-struct Pending {
-    group: Key,
-    entry: Entry,
-}
-
 /// The kept rows of every group seen, each group's sorted by key.
 pub struct Tops {
     ranking: Ranking,
     k: usize,
-    /// One table, or `PARTS` once split (a group's table chosen by `part`).
-    tables: Vec<HashMap<Key, List>>,
-    /// Once split: the rows read since the last flush, by table.
-    pending: Vec<Vec<Pending>>,
+    /// The groups' numbers (made at the first batch; none without PARTITION BY: one group).
+    groups: Option<Box<dyn GroupValues>>,
+    /// Each group's kept rows, at its number.
+    lists: Vec<List>,
+    /// The group number of each row of the batch being added.
+    numbers: Vec<usize>,
+    /// Once past one block of groups: the rows read since the last flush, by block.
+    pending: Vec<Vec<(u32, Entry)>>,
     pending_rows: usize,
     batches: Vec<RecordBatch>,
     /// Rows kept now, and rows read.
     live: usize,
     pub seen: usize,
     reservation: MemoryReservation,
-    /// `SPLIT_AFTER` and `FLUSH_ROWS` (smaller in tests, to reach every path with few rows).
-    split_after: usize,
+    /// `BLOCK` and `FLUSH_ROWS` (smaller in tests, to reach every path with few rows).
+    block: usize,
     flush_rows: usize,
 }
 
@@ -132,63 +130,79 @@ impl Tops {
         Tops {
             ranking,
             k,
-            tables: vec![HashMap::default()],
+            groups: None,
+            lists: vec![],
+            numbers: vec![],
             pending: vec![],
             pending_rows: 0,
             batches: vec![],
             live: 0,
             seen: 0,
             reservation,
-            split_after: SPLIT_AFTER,
+            block: BLOCK,
             flush_rows: FLUSH_ROWS,
         }
     }
 
-    /// Rows kept so far, counting those still waiting for their table.
+    /// Rows kept so far, counting those still waiting for their block.
     pub fn kept(&self) -> usize {
         self.live + self.pending_rows
     }
 
-    pub fn add(&mut self, batch: RecordBatch, groups: Option<&Rows>, keys: &Rows) -> Result<()> {
-        let index = self.batches.len() as u32;
-        let group_of = |row: usize| Key::new(groups.map_or(&[][..], |g| g.row(row).data()));
-        let entry_of = |row: usize| Entry {
-            key: Key::new(keys.row(row).data()),
-            batch: index,
-            row: row as u32,
-        };
-        let mut kept = false;
-        if self.pending.is_empty() {
-            let (ranking, k) = (self.ranking, self.k);
-            let table = &mut self.tables[0];
-            for row in 0..batch.num_rows() {
-                kept |= enter(
-                    table,
-                    group_of(row),
-                    entry_of(row),
-                    ranking,
-                    k,
-                    &mut self.live,
-                );
-            }
-            if self.tables[0].len() > self.split_after {
-                self.split();
+    /// Offer the rows of `batch`, whose PARTITION BY values are `groups` (none: one group)
+    /// and whose ORDER BY keys are `keys`.
+    pub fn add(&mut self, batch: RecordBatch, groups: &[ArrayRef], keys: &Rows) -> Result<()> {
+        let rows = batch.num_rows();
+        self.numbers.clear();
+        if groups.is_empty() {
+            self.numbers.resize(rows, 0);
+            if self.lists.is_empty() {
+                self.lists.push(List::new());
             }
         } else {
-            for row in 0..batch.num_rows() {
-                let group = group_of(row);
-                let entry = entry_of(row);
-                self.pending[part(&group)].push(Pending { group, entry });
+            if self.groups.is_none() {
+                let fields: Vec<Field> = groups
+                    .iter()
+                    .enumerate()
+                    .map(|(i, g)| Field::new(format!("g{i}"), g.data_type().clone(), true))
+                    .collect();
+                let schema = Arc::new(Schema::new(fields));
+                self.groups = Some(new_group_values(schema, &GroupOrdering::None)?);
             }
-            self.pending_rows += batch.num_rows();
-            kept = batch.num_rows() > 0;
+            if let Some(values) = self.groups.as_mut() {
+                values.intern(groups, &mut self.numbers)?;
+                self.lists.resize_with(values.len(), List::new);
+            }
         }
-        self.seen += batch.num_rows();
+        let (ranking, k) = (self.ranking, self.k);
+        let index = self.batches.len() as u32;
+        let mut kept = false;
+        let entries = self.numbers.iter().enumerate().map(|(row, &group)| {
+            let entry = Entry {
+                key: Key::new(keys.row(row).data()),
+                batch: index,
+                row: row as u32,
+            };
+            (group, entry)
+        });
+        if self.lists.len() <= self.block && self.pending_rows == 0 {
+            for (group, entry) in entries {
+                kept |= enter(&mut self.lists[group], entry, ranking, k, &mut self.live);
+            }
+        } else {
+            self.pending
+                .resize_with(self.lists.len().div_ceil(self.block), Vec::new);
+            for (group, entry) in entries {
+                self.pending[group / self.block].push((group as u32, entry));
+            }
+            self.pending_rows += rows;
+            kept = rows > 0;
+        }
+        self.seen += rows;
         if kept {
             self.batches.push(batch);
         }
-        let groups: usize = self.tables.iter().map(HashMap::len).sum();
-        if self.pending_rows >= self.flush_rows.max(groups) {
+        if self.pending_rows >= self.flush_rows.max(self.lists.len()) {
             self.flush();
         }
         if kept {
@@ -203,47 +217,37 @@ impl Tops {
         self.reserve()
     }
 
-    /// Memory held: the retained batches, the waiting rows and the tables' slots.
+    /// The waiting rows enter their lists, one block at a time.
+    fn flush(&mut self) {
+        let (ranking, k) = (self.ranking, self.k);
+        for pending in self.pending.iter_mut() {
+            for (group, entry) in pending.drain(..) {
+                let list = &mut self.lists[group as usize];
+                enter(list, entry, ranking, k, &mut self.live);
+            }
+        }
+        self.pending_rows = 0;
+    }
+
+    /// Memory held: the retained batches, the group numbers, the lists and the waiting rows.
     fn reserve(&mut self) -> Result<()> {
         let batches: usize = self
             .batches
             .iter()
             .map(RecordBatch::get_array_memory_size)
             .sum();
+        let groups = self.groups.as_ref().map_or(0, |g| g.size());
+        let lists = self.lists.capacity() * size_of::<List>();
         let pending: usize = self.pending.iter().map(Vec::capacity).sum();
-        let slots: usize = self.tables.iter().map(HashMap::capacity).sum();
-        let slot = size_of::<(Key, List)>() + 1;
+        let pending = pending * size_of::<(u32, Entry)>();
         self.reservation
-            .try_resize(batches + pending * size_of::<Pending>() + slots * slot)
-    }
-
-    /// One table becomes `PARTS`, each group moving to the table its key hashes to.
-    fn split(&mut self) {
-        let mut tables: Vec<HashMap<Key, List>> = (0..PARTS).map(|_| HashMap::default()).collect();
-        for (group, list) in self.tables.pop().into_iter().flatten() {
-            tables[part(&group)].insert(group, list);
-        }
-        self.tables = tables;
-        // Room for some rows each to start with; the buffers keep what they grow to.
-        let each = (self.flush_rows / PARTS).min(4096);
-        self.pending = (0..PARTS).map(|_| Vec::with_capacity(each)).collect();
-    }
-
-    /// The waiting rows enter their tables, one table at a time.
-    fn flush(&mut self) {
-        let (ranking, k) = (self.ranking, self.k);
-        for (table, pending) in self.tables.iter_mut().zip(self.pending.iter_mut()) {
-            for Pending { group, entry } in pending.drain(..) {
-                enter(table, group, entry, ranking, k, &mut self.live);
-            }
-        }
-        self.pending_rows = 0;
+            .try_resize(batches + groups + lists + pending)
     }
 
     /// Copy the kept rows into one batch, so the batches they came from can go.
     fn compact(&mut self) -> Result<()> {
         let mut at = vec![];
-        for list in self.tables.iter_mut().flat_map(HashMap::values_mut) {
+        for list in self.lists.iter_mut() {
             for e in list.iter_mut() {
                 at.push((e.batch as usize, e.row as usize));
                 (e.batch, e.row) = (0, (at.len() - 1) as u32);
@@ -269,7 +273,7 @@ impl Tops {
         }
         let mut at = vec![];
         let mut ranks = vec![];
-        for list in self.tables.iter().flat_map(HashMap::values) {
+        for list in &self.lists {
             let (mut rank, mut dense) = (0, 0);
             for (i, e) in list.iter().enumerate() {
                 if i == 0 || list[i - 1].key != e.key {
@@ -302,32 +306,9 @@ impl Tops {
     }
 }
 
-/// The table of a group once split: high bits of a multiplicative hash of its key, which the
-/// tables' own hashing does not correlate with.
-fn part(group: &Key) -> usize {
-    const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
-    let h = match group {
-        Key::Inline([a, b], n) => (a ^ b.rotate_left(29) ^ u64::from(*n)).wrapping_mul(MIX),
-        Key::Heap(bytes) => bytes.chunks(8).fold(bytes.len() as u64, |h, c| {
-            let mut word = [0u8; 8];
-            word[..c.len()].copy_from_slice(c);
-            (h.rotate_left(23) ^ u64::from_le_bytes(word)).wrapping_mul(MIX)
-        }),
-    };
-    (h.wrapping_mul(MIX) >> (64 - PARTS.trailing_zeros())) as usize
-}
-
-/// Offer a row to its group in `table`, keeping `live` (the rows kept) up to date; true if
-/// the row is kept.
-fn enter(
-    table: &mut HashMap<Key, List>,
-    group: Key,
-    entry: Entry,
-    ranking: Ranking,
-    k: usize,
-    live: &mut usize,
-) -> bool {
-    let list = table.entry(group).or_default();
+/// Offer a row to its group's `list`, keeping `live` (the rows kept) up to date; true if the
+/// row is kept.
+fn enter(list: &mut List, entry: Entry, ranking: Ranking, k: usize, live: &mut usize) -> bool {
     let before = list.len();
     let kept = offer(list, entry, ranking, k);
     if kept {
@@ -464,7 +445,7 @@ mod tests {
         ranking: Ranking,
         k: usize,
         long_groups: bool,
-        split: usize,
+        block: usize,
         brute: bool,
     ) -> Vec<(String, i64, u64)> {
         let mut next = numbers(11);
@@ -517,8 +498,7 @@ mod tests {
         ]));
         let pool: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
         let mut tops = Tops::new(ranking, k, MemoryConsumer::new("test").register(&pool));
-        (tops.split_after, tops.flush_rows) = (split, 50);
-        let groups = RowConverter::new(vec![SortField::new(DataType::Utf8)]).unwrap();
+        (tops.block, tops.flush_rows) = (block, 50);
         let descending = SortOptions::new(true, false);
         let keys = RowConverter::new(vec![SortField::new_with_options(
             DataType::Int64,
@@ -529,9 +509,9 @@ mod tests {
             let g: ArrayRef = Arc::new(StringArray::from_iter_values(chunk.iter().map(|r| &r.0)));
             let v: ArrayRef = Arc::new(Int64Array::from_iter_values(chunk.iter().map(|r| r.1)));
             let batch = RecordBatch::try_new(Arc::clone(&schema), vec![g, v]).unwrap();
-            let group_rows = groups.convert_columns(&batch.columns()[..1]).unwrap();
             let key_rows = keys.convert_columns(&batch.columns()[1..]).unwrap();
-            tops.add(batch, Some(&group_rows), &key_rows).unwrap();
+            let groups = batch.columns()[..1].to_vec();
+            tops.add(batch, &groups, &key_rows).unwrap();
         }
         for batch in tops.finish(&numbered, true, 100).unwrap() {
             assert!(batch.num_rows() <= 100);
@@ -548,21 +528,22 @@ mod tests {
         out
     }
 
+    /// Every ranking and k, short and long group names, over 3,000 rows in batches of 37:
+    /// what sorting each group keeps.
     #[test]
-    fn split_tables_keep_what_one_table_keeps() {
+    fn tops_keep_what_sorting_keeps() {
         for ranking in [Ranking::RowNumber, Ranking::Rank, Ranking::DenseRank] {
             for k in [1, 2, 3] {
                 for long_groups in [false, true] {
                     let expected = ranked(ranking, k, long_groups, 0, true);
                     assert!(!expected.is_empty());
-                    // Never split; split after 8 groups (rows then wait, 50 at most, and the
-                    // batches are compacted between flushes); split at once.
-                    for split in [usize::MAX, 8, 0] {
-                        let got = ranked(ranking, k, long_groups, split, false);
-                        assert_eq!(
-                            got, expected,
-                            "{ranking:?} <= {k}, long {long_groups}, split {split}"
-                        );
+                    // Rows entering their lists at once; waiting by blocks of 16 or 1 groups
+                    // (50 rows or as many as there are groups at most, the batches compacted
+                    // between flushes).
+                    for block in [usize::MAX, 16, 1] {
+                        let got = ranked(ranking, k, long_groups, block, false);
+                        let what = format!("{ranking:?} <= {k}, long {long_groups}, block {block}");
+                        assert_eq!(got, expected, "{what}");
                     }
                 }
             }

@@ -204,12 +204,6 @@ impl ExecutionPlan for TopPerGroupExec {
             .register(context.memory_pool());
         let batch_size = context.session_config().batch_size();
         let run = async move {
-            let group_fields = |b: &RecordBatch| -> Result<Vec<SortField>> {
-                partition_by
-                    .iter()
-                    .map(|e| Ok(SortField::new(e.data_type(&b.schema())?)))
-                    .collect()
-            };
             let key_fields = |b: &RecordBatch| -> Result<Vec<SortField>> {
                 order_by
                     .iter()
@@ -222,20 +216,17 @@ impl ExecutionPlan for TopPerGroupExec {
                     .collect()
             };
             let mut tops = Tops::new(ranking, k, reservation);
-            let mut converters: Option<(RowConverter, RowConverter)> = None;
+            let mut converter: Option<RowConverter> = None;
             while let Some(batch) = input.next().await {
                 let batch = batch?;
                 if batch.num_rows() == 0 {
                     continue;
                 }
                 let timer = metrics.elapsed_compute().timer();
-                if converters.is_none() {
-                    converters = Some((
-                        RowConverter::new(group_fields(&batch)?)?,
-                        RowConverter::new(key_fields(&batch)?)?,
-                    ));
+                if converter.is_none() {
+                    converter = Some(RowConverter::new(key_fields(&batch)?)?);
                 }
-                let Some((groups, keys)) = converters.as_mut() else {
+                let Some(keys) = converter.as_mut() else {
                     continue;
                 };
                 let evaluate = |exprs: &mut dyn Iterator<Item = &Arc<dyn PhysicalExpr>>| {
@@ -243,15 +234,11 @@ impl ExecutionPlan for TopPerGroupExec {
                         .map(|e| e.evaluate(&batch)?.into_array(batch.num_rows()))
                         .collect::<Result<Vec<ArrayRef>>>()
                 };
-                // No PARTITION BY: one group (a converter of no columns has no rows).
-                let group_rows = if partition_by.is_empty() {
-                    None
-                } else {
-                    Some(groups.convert_columns(&evaluate(&mut partition_by.iter())?)?)
-                };
+                // No PARTITION BY: no group columns, one group.
+                let groups = evaluate(&mut partition_by.iter())?;
                 let key_rows =
                     keys.convert_columns(&evaluate(&mut order_by.iter().map(|s| &s.expr))?)?;
-                tops.add(batch, group_rows.as_ref(), &key_rows)?;
+                tops.add(batch, &groups, &key_rows)?;
                 drop(timer);
                 if !is_final && tops.seen >= PARTIAL_PROBE_ROWS && tops.kept() * 2 > tops.seen {
                     // Nearly every row is kept: the final phase will do this work anyway.
