@@ -341,6 +341,16 @@ fn credit_risk_demo_runs() -> R {
     Ok(())
 }
 
+/// What follows each `key` in a printed plan, up to the next comma.
+fn values_after<'a>(plan: &'a str, key: &str) -> Vec<&'a str> {
+    plan.match_indices(key)
+        .map(|(i, m)| {
+            let rest = &plan[i + m.len()..];
+            &rest[..rest.find(',').unwrap_or(rest.len())]
+        })
+        .collect()
+}
+
 /// A semi join of 300,000 rows against 200 keys spread over 200,000 values builds an array
 /// (Augur's default) and, with DataFusion's default threshold, a hash table: the plan's
 /// metrics say which, and both give the same rows (tests/slt/array_joins.slt checks answers).
@@ -358,10 +368,7 @@ fn sparse_key_joins_use_arrays() -> R {
         "-c",
         query,
     ]))?;
-    let counts: Vec<&str> = out
-        .match_indices("array_map_created_count=")
-        .map(|(i, m)| &out[i + m.len()..i + m.len() + 1])
-        .collect();
+    let counts = values_after(&out, "array_map_created_count=");
     check(counts == ["1", "0"], || {
         format!("array maps {counts:?} in {out}")
     })?;
@@ -387,13 +394,7 @@ fn joins_build_one_shared_table() -> R {
         "-c",
         query,
     ]))?;
-    let modes: Vec<&str> = out
-        .match_indices("HashJoinExec: mode=")
-        .map(|(i, m)| {
-            let rest = &out[i + m.len()..];
-            &rest[..rest.find(',').unwrap_or(rest.len())]
-        })
-        .collect();
+    let modes = values_after(&out, "HashJoinExec: mode=");
     check(modes == ["CollectLeft", "Partitioned"], || {
         format!("join modes {modes:?} in {out}")
     })?;

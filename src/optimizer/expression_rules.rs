@@ -11,6 +11,7 @@ use crate::cluster::AugurOptions;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
@@ -18,7 +19,7 @@ use datafusion::logical_expr::ColumnarValue;
 use datafusion::logical_expr::interval_arithmetic::Interval;
 use datafusion::logical_expr::sort_properties::ExprProperties;
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::expressions::BinaryExpr;
+use datafusion::physical_expr::expressions::{BinaryExpr, Literal};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::AggregateExec;
@@ -156,6 +157,16 @@ impl<E: Evaluate> Faster<E> {
     /// The DataFusion expression this one computes.
     pub fn plain(&self) -> Arc<dyn PhysicalExpr> {
         Arc::clone(&self.plain) as _
+    }
+}
+
+/// The non-NULL string constant `expr` is, if it is one.
+pub fn string_constant(expr: &Arc<dyn PhysicalExpr>) -> Option<&str> {
+    match expr.downcast_ref::<Literal>()?.value() {
+        ScalarValue::Utf8View(Some(s))
+        | ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s)) => Some(s),
+        _ => None,
     }
 }
 

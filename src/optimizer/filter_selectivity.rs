@@ -10,18 +10,18 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Schema};
-use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
 use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::expressions::{BinaryExpr, Column, InListExpr, Literal};
+use datafusion::physical_expr::expressions::{BinaryExpr, Column, InListExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 
 use super::estimates::STRING_DISTINCT;
+use super::expression_rules::string_constant;
 
 #[derive(Debug, Default)]
 pub struct FilterSelectivity;
@@ -73,16 +73,7 @@ fn string_share(predicate: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Option<f6
                 matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
             })
     };
-    let string_literal = |e: &Arc<dyn PhysicalExpr>| {
-        e.downcast_ref::<Literal>().is_some_and(|l| {
-            matches!(
-                l.value(),
-                ScalarValue::Utf8(Some(_))
-                    | ScalarValue::Utf8View(Some(_))
-                    | ScalarValue::LargeUtf8(Some(_))
-            )
-        })
-    };
+    let string_literal = |e: &Arc<dyn PhysicalExpr>| string_constant(e).is_some();
     if let Some(binary) = predicate.downcast_ref::<BinaryExpr>() {
         let (l, r) = (binary.left(), binary.right());
         return match binary.op() {

@@ -15,13 +15,12 @@ use datafusion::arrow::array::builder::make_view;
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch, StringViewArray};
 use datafusion::arrow::buffer::{BooleanBuffer, Buffer};
 use datafusion::arrow::datatypes::{DataType, Schema};
-use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, Operator};
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::expressions::{BinaryExpr, Literal};
+use datafusion::physical_expr::expressions::BinaryExpr;
 
-use super::expression_rules::{BinaryRule, Evaluate};
+use super::expression_rules::{BinaryRule, Evaluate, string_constant};
 
 /// The rule: a string view compared for (in)equality with a constant becomes
 /// [`Faster`](super::expression_rules::Faster)`<`[`ViewEq`]`>`.
@@ -34,23 +33,13 @@ pub fn rule() -> BinaryRule<ViewEq> {
     }
 }
 
-/// The non-NULL string constant of `expr`, if it is one.
-fn literal(expr: &Arc<dyn PhysicalExpr>) -> Option<&str> {
-    match expr.downcast_ref::<Literal>()?.value() {
-        ScalarValue::Utf8View(Some(s))
-        | ScalarValue::Utf8(Some(s))
-        | ScalarValue::LargeUtf8(Some(s)) => Some(s),
-        _ => None,
-    }
-}
-
 /// `=` or `<>` with a string constant on one side and a `Utf8View` value on the other.
 fn view_against_literal(binary: &BinaryExpr, schema: &Schema) -> bool {
     let view =
         |e: &Arc<dyn PhysicalExpr>| e.data_type(schema).is_ok_and(|t| t == DataType::Utf8View);
     matches!(binary.op(), Operator::Eq | Operator::NotEq)
-        && ((literal(binary.right()).is_some() && view(binary.left()))
-            || (literal(binary.left()).is_some() && view(binary.right())))
+        && ((string_constant(binary.right()).is_some() && view(binary.left()))
+            || (string_constant(binary.left()).is_some() && view(binary.right())))
 }
 
 /// `=` / `<>` of a string view array and a constant, one word of 64 rows at a time.
@@ -59,9 +48,9 @@ pub struct ViewEq;
 
 impl Evaluate for ViewEq {
     fn evaluate(&self, plain: &BinaryExpr, batch: &RecordBatch) -> Result<ColumnarValue> {
-        let (value, constant) = match literal(plain.right()) {
+        let (value, constant) = match string_constant(plain.right()) {
             Some(s) => (plain.left(), s),
-            None => match literal(plain.left()) {
+            None => match string_constant(plain.left()) {
                 Some(s) => (plain.right(), s),
                 None => return plain.evaluate(batch),
             },

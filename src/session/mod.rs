@@ -102,14 +102,6 @@ impl Session {
         // with the Utf8 of files from other tools or earlier writes. Parquet's own types
         // describe every column; only Arrow-only details (time zone names) are not kept.
         config.options_mut().execution.parquet.skip_arrow_metadata = true;
-        // A join on one integer key whose build side spans under 2^20 values looks probe rows
-        // up in an array (DataFusion's perfect hash join, at most 4 MiB a table) instead of
-        // hashing them. DataFusion asks for 15% density past 1,024 values, which leaves TPC-H
-        // Q17's 204 parts spread over 197K keys hashing 12M lineitem rows.
-        config
-            .options_mut()
-            .execution
-            .perfect_hash_join_small_build_threshold = 1 << 20;
         config
             .options_mut()
             .extensions

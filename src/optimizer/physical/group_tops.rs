@@ -33,7 +33,7 @@ const FLUSH_ROWS: usize = 1 << 20;
 /// are one or two fixed-width columns, and then neither a comparison nor a kept row calls
 /// memcmp or malloc. Inline keys compare as (big-endian bytes padded with zeros, length),
 /// which orders them as their bytes. Two u64 rather than a u128 keep it 24 bytes (8-aligned).
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 enum Key {
     Inline([u64; 2], u8),
     Heap(Box<[u8]>),
