@@ -36,6 +36,9 @@ extensions_options! {
         /// A filter of string equalities reports the share of rows the join order assumed
         /// for it (false: DataFusion's flat 20%).
         pub filter_selectivity: bool, default = true
+        /// A hash join on an integer key drops probe rows whose key its build side lacks,
+        /// tested in a bit set, before hashing them (false: the join looks up every row).
+        pub probe_filter: bool, default = true
     }
 }
 
