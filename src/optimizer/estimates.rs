@@ -6,7 +6,8 @@
 //!
 //! The estimates are the textbook ones with the usual fallbacks: a column's distinct count is
 //! its reported one, else its min–max range for integers and dates (never more than the
-//! table's rows), else the table's rows; `col = literal` keeps 1/distinct (strings without a
+//! table's rows), else for strings a small count from Parquet dictionary pages
+//! (`dictionary_distinct.rs`), else the table's rows; `col = literal` keeps 1/distinct (strings without a
 //! count: 1/min(rows, 50)), ranges keep their share of the min–max range (else 1/3), and
 //! anything else keeps 0.3.
 
@@ -17,6 +18,7 @@ use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, ScalarValue, Statistics, TableReference};
 use datafusion::datasource::source_as_provider;
+use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, JoinType, LogicalPlan, Operator};
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 
@@ -90,6 +92,20 @@ impl Estimates {
                 .map(|f| f.data_type().is_integer() || f.data_type().is_temporal())
                 .collect();
             if let Some(mut table) = TableStats::new(&stats, &discrete) {
+                if crate::cluster::AugurOptions::enabled(session.config_options(), |o| {
+                    o.string_distinct
+                }) {
+                    let counts = super::dictionary_distinct::string_distincts(&scan, session).await;
+                    for (field, column) in provider.schema().fields().iter().zip(&mut table.columns)
+                    {
+                        if column.distinct.is_none()
+                            && !column.discrete
+                            && let Some(&n) = counts.get(field.name())
+                        {
+                            column.distinct = Some(n);
+                        }
+                    }
+                }
                 // delta-rs's scans report row counts; the log also has each file's ranges.
                 if let Some(delta) = provider.downcast_ref::<DeltaProvider>()
                     && let Ok(ranges) = delta.column_ranges().await
@@ -108,16 +124,24 @@ impl Estimates {
         let rows = match plan {
             LogicalPlan::TableScan(scan) => {
                 let table = self.tables.get(&scan.table_name)?;
-                let kept: f64 = scan
-                    .filters
-                    .iter()
-                    .map(|f| self.selectivity(f, plan))
-                    .product();
+                let filters: Vec<&Expr> = scan.filters.iter().collect();
+                let kept = self.all_of(&filters, plan);
                 let rows = table.rows * kept;
                 scan.fetch.map_or(rows, |n| rows.min(n as f64))
             }
             LogicalPlan::Filter(filter) => {
-                self.rows(&filter.input)? * self.selectivity(&filter.predicate, &filter.input)
+                // DataFusion pushes a filter into a Parquet scan and keeps it above as well
+                // (the scan may apply it only in part): count each predicate once.
+                let pushed: &[Expr] = match filter.input.as_ref() {
+                    LogicalPlan::TableScan(scan) => &scan.filters,
+                    _ => &[],
+                };
+                let predicates: Vec<&Expr> = split_conjunction(&filter.predicate)
+                    .into_iter()
+                    .filter(|p| !pushed.contains(p))
+                    .collect();
+                let kept = self.all_of(&predicates, &filter.input);
+                self.rows(&filter.input)? * kept
             }
             LogicalPlan::Projection(p) => self.rows(&p.input)?,
             LogicalPlan::SubqueryAlias(a) => self.rows(&a.input)?,
@@ -200,7 +224,7 @@ impl Estimates {
     pub fn selectivity(&self, predicate: &Expr, plan: &LogicalPlan) -> f64 {
         let s = match predicate {
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
-                Operator::And => self.selectivity(left, plan) * self.selectivity(right, plan),
+                Operator::And => self.all_of(&split_conjunction(predicate), plan),
                 Operator::Or => {
                     let (a, b) = (self.selectivity(left, plan), self.selectivity(right, plan));
                     a + b - a * b
@@ -242,6 +266,51 @@ impl Estimates {
             _ => DEFAULT_SELECTIVITY,
         };
         s.clamp(0.0, 1.0)
+    }
+
+    /// The share of `plan`'s rows all of `predicates` keep. A column bounded from below and
+    /// from above keeps the overlap of the two shares, as `BETWEEN` does: TPC-H's
+    /// `o_orderdate >= '1993-10-01' AND o_orderdate < '1994-01-01'` keeps 4% of orders, where
+    /// multiplying the shares (70% and 32%) gave 22%.
+    fn all_of(&self, predicates: &[&Expr], plan: &LogicalPlan) -> f64 {
+        let mut bounds: Vec<(&Column, Option<f64>, Option<f64>)> = vec![];
+        let mut kept = 1.0;
+        for predicate in predicates {
+            let Some((column, below)) = one_sided(predicate) else {
+                kept *= self.selectivity(predicate, plan);
+                continue;
+            };
+            let Expr::BinaryExpr(BinaryExpr { left, op, right }) = predicate else {
+                continue;
+            };
+            let share = self.range(
+                left,
+                right,
+                plan,
+                matches!(op, Operator::Lt | Operator::LtEq),
+            );
+            let at = match bounds.iter().position(|(c, _, _)| *c == column) {
+                Some(at) => at,
+                None => {
+                    bounds.push((column, None, None));
+                    bounds.len() - 1
+                }
+            };
+            let side = if below {
+                &mut bounds[at].1
+            } else {
+                &mut bounds[at].2
+            };
+            *side = Some(side.map_or(share, |s: f64| s.min(share)));
+        }
+        for (_, below, above) in bounds {
+            kept *= match (below, above) {
+                (Some(b), Some(a)) => (a + b - 1.0).max(0.01),
+                (Some(s), None) | (None, Some(s)) => s,
+                (None, None) => 1.0,
+            };
+        }
+        kept.clamp(0.0, 1.0)
     }
 
     /// `a = b`: 1/distinct of the column side (both columns: of the larger).
@@ -379,6 +448,24 @@ fn range(stats: &ColumnStats) -> Option<f64> {
 }
 
 /// The column an expression is, through casts.
+/// The column a one-sided range predicate (`column < constant`, `constant >= column`, …)
+/// bounds, and whether from above (`true`: the column is below the constant).
+fn one_sided(predicate: &Expr) -> Option<(&Column, bool)> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = predicate else {
+        return None;
+    };
+    let below = match op {
+        Operator::Lt | Operator::LtEq => true,
+        Operator::Gt | Operator::GtEq => false,
+        _ => return None,
+    };
+    match (as_column(left), as_column(right)) {
+        (Some(c), None) => Some((c, below)),
+        (None, Some(c)) => Some((c, !below)),
+        _ => None,
+    }
+}
+
 fn as_column(e: &Expr) -> Option<&Column> {
     match e {
         Expr::Column(c) => Some(c),

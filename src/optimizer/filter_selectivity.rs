@@ -39,7 +39,15 @@ impl PhysicalOptimizerRule for FilterSelectivity {
             let Some(filter) = node.downcast_ref::<FilterExec>() else {
                 return Ok(Transformed::no(node));
             };
-            let Some(share) = string_share(filter.predicate(), &filter.input().schema()) else {
+            // Counts of few-valued columns the join order read from dictionary pages.
+            let counts = if crate::cluster::AugurOptions::enabled(config, |o| o.string_distinct) {
+                super::dictionary_distinct::cached_string_distincts(filter.input())
+            } else {
+                Default::default()
+            };
+            let distinct = |name: &str| counts.get(name).copied().unwrap_or(STRING_DISTINCT);
+            let Some(share) = string_share(filter.predicate(), &filter.input().schema(), &distinct)
+            else {
                 return Ok(Transformed::no(node));
             };
             // DataFusion takes whole percents: at least one, so no filter reports no rows.
@@ -66,32 +74,38 @@ impl PhysicalOptimizerRule for FilterSelectivity {
 
 /// The share of rows `predicate` keeps if it is only string equalities and `IN` lists of
 /// constants, joined by AND and OR; `None` for anything else.
-fn string_share(predicate: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Option<f64> {
+fn string_share(
+    predicate: &Arc<dyn PhysicalExpr>,
+    schema: &Schema,
+    distinct: &dyn Fn(&str) -> f64,
+) -> Option<f64> {
+    // The column's distinct count, if `e` is a string column.
     let string_column = |e: &Arc<dyn PhysicalExpr>| {
-        e.downcast_ref::<Column>().is_some()
-            && e.data_type(schema).is_ok_and(|t| {
-                matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
-            })
+        let column = e.downcast_ref::<Column>()?;
+        let string = e
+            .data_type(schema)
+            .is_ok_and(|t| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8));
+        string.then(|| distinct(column.name()).max(1.0))
     };
     let string_literal = |e: &Arc<dyn PhysicalExpr>| string_constant(e).is_some();
     if let Some(binary) = predicate.downcast_ref::<BinaryExpr>() {
         let (l, r) = (binary.left(), binary.right());
         return match binary.op() {
-            Operator::And => Some(string_share(l, schema)? * string_share(r, schema)?),
-            Operator::Or => Some((string_share(l, schema)? + string_share(r, schema)?).min(1.0)),
-            Operator::Eq
-                if (string_column(l) && string_literal(r))
-                    || (string_literal(l) && string_column(r)) =>
-            {
-                Some(1.0 / STRING_DISTINCT)
+            Operator::And => {
+                Some(string_share(l, schema, distinct)? * string_share(r, schema, distinct)?)
             }
+            Operator::Or => Some(
+                (string_share(l, schema, distinct)? + string_share(r, schema, distinct)?).min(1.0),
+            ),
+            Operator::Eq if string_literal(r) => string_column(l).map(|d| 1.0 / d),
+            Operator::Eq if string_literal(l) => string_column(r).map(|d| 1.0 / d),
             _ => None,
         };
     }
     let list = predicate.downcast_ref::<InListExpr>()?;
     let constants = list.list().iter().all(string_literal);
-    (!list.negated() && string_column(list.expr()) && constants)
-        .then(|| (list.list().len() as f64 / STRING_DISTINCT).min(1.0))
+    let d = string_column(list.expr())?;
+    (!list.negated() && constants).then(|| (list.list().len() as f64 / d).min(1.0))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 mod anti_build_side;
 pub mod decimal64;
+mod dictionary_distinct;
 pub mod eager_conjunctions;
 mod estimates;
 mod expression_rules;
