@@ -21,6 +21,7 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::parquet::basic::{Encoding, PageType, Type as PhysicalType};
 use datafusion::parquet::column::page::{Page, PageReader};
 use datafusion::parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData};
@@ -54,15 +55,15 @@ pub async fn string_distincts(
     session: &dyn Session,
 ) -> HashMap<String, f64> {
     let mut counts: HashMap<String, f64> = HashMap::new();
-    let Some(config) = parquet_scan(scan) else {
+    let Some((url, files)) = parquet_scan(scan) else {
         return counts;
     };
     let runtime = session.runtime_env();
-    let Ok(store) = runtime.object_store(&config.object_store_url) else {
+    let Ok(store) = runtime.object_store(&url) else {
         return counts;
     };
     let metadata_cache = runtime.cache_manager.get_file_metadata_cache();
-    for meta in files(&config) {
+    for meta in &files {
         let key = file_key(meta);
         let cached = cache().lock().ok().and_then(|c| c.get(&key).cloned());
         let file_counts = match cached {
@@ -93,13 +94,13 @@ pub async fn string_distincts(
 /// the scan was counted.
 pub fn cached_string_distincts(scan: &Arc<dyn ExecutionPlan>) -> HashMap<String, f64> {
     let mut counts = HashMap::new();
-    let Some(config) = parquet_scan(scan) else {
+    let Some((_, files)) = parquet_scan(scan) else {
         return counts;
     };
     let Ok(cache) = cache().lock() else {
         return counts;
     };
-    for meta in files(&config) {
+    for meta in &files {
         match cache.get(&file_key(meta)) {
             Some(found) => merge(&mut counts, found),
             None => return HashMap::new(),
@@ -109,33 +110,31 @@ pub fn cached_string_distincts(scan: &Arc<dyn ExecutionPlan>) -> HashMap<String,
     counts
 }
 
-/// The Parquet files `scan` reads, if it is a Parquet scan.
-fn parquet_scan(scan: &Arc<dyn ExecutionPlan>) -> Option<FileScanConfig> {
-    let mut config = None;
+/// The store and the first `FILES` distinct files (a file split in ranges appears once) of
+/// `scan`, if it is a Parquet scan.
+fn parquet_scan(scan: &Arc<dyn ExecutionPlan>) -> Option<(ObjectStoreUrl, Vec<ObjectMeta>)> {
+    let mut found = None;
     let _ = scan.apply(|node| {
         if let Some(source) = node.downcast_ref::<DataSourceExec>()
-            && let Some(files) = source.data_source().downcast_ref::<FileScanConfig>()
-            && files.file_source().file_type() == "parquet"
+            && let Some(config) = source.data_source().downcast_ref::<FileScanConfig>()
+            && config.file_source().file_type() == "parquet"
         {
-            config = Some(files.clone());
+            let mut seen = std::collections::HashSet::new();
+            let files = config
+                .file_groups
+                .iter()
+                .flat_map(|g| g.files().iter())
+                .map(|f| &f.object_meta)
+                .filter(|m| seen.insert(&m.location))
+                .take(FILES)
+                .cloned()
+                .collect();
+            found = Some((config.object_store_url.clone(), files));
             return Ok(TreeNodeRecursion::Stop);
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    config
-}
-
-/// The first `FILES` distinct files of `config` (a file split in ranges appears once).
-fn files(config: &FileScanConfig) -> Vec<&ObjectMeta> {
-    let mut seen = std::collections::HashSet::new();
-    config
-        .file_groups
-        .iter()
-        .flat_map(|g| g.files().iter())
-        .map(|f| &f.object_meta)
-        .filter(|m| seen.insert(&m.location))
-        .take(FILES)
-        .collect()
+    found
 }
 
 fn file_key(meta: &ObjectMeta) -> FileKey {

@@ -276,19 +276,12 @@ impl Estimates {
         let mut bounds: Vec<(&Column, Option<f64>, Option<f64>)> = vec![];
         let mut kept = 1.0;
         for predicate in predicates {
+            // A one-sided range's own share is its share of the column's range.
+            let share = self.selectivity(predicate, plan);
             let Some((column, below)) = one_sided(predicate) else {
-                kept *= self.selectivity(predicate, plan);
+                kept *= share;
                 continue;
             };
-            let Expr::BinaryExpr(BinaryExpr { left, op, right }) = predicate else {
-                continue;
-            };
-            let share = self.range(
-                left,
-                right,
-                plan,
-                matches!(op, Operator::Lt | Operator::LtEq),
-            );
             let at = match bounds.iter().position(|(c, _, _)| *c == column) {
                 Some(at) => at,
                 None => {

@@ -39,13 +39,19 @@ impl PhysicalOptimizerRule for FilterSelectivity {
             let Some(filter) = node.downcast_ref::<FilterExec>() else {
                 return Ok(Transformed::no(node));
             };
-            // Counts of few-valued columns the join order read from dictionary pages.
-            let counts = if crate::cluster::AugurOptions::enabled(config, |o| o.string_distinct) {
-                super::dictionary_distinct::cached_string_distincts(filter.input())
-            } else {
-                Default::default()
+            // Counts of few-valued columns the join order read from dictionary pages, looked
+            // up only for a filter on a string column.
+            let counts = std::cell::OnceCell::new();
+            let distinct = |name: &str| {
+                let counts = counts.get_or_init(|| {
+                    if crate::cluster::AugurOptions::enabled(config, |o| o.string_distinct) {
+                        super::dictionary_distinct::cached_string_distincts(filter.input())
+                    } else {
+                        Default::default()
+                    }
+                });
+                counts.get(name).copied().unwrap_or(STRING_DISTINCT)
             };
-            let distinct = |name: &str| counts.get(name).copied().unwrap_or(STRING_DISTINCT);
             let Some(share) = string_share(filter.predicate(), &filter.input().schema(), &distinct)
             else {
                 return Ok(Transformed::no(node));

@@ -45,6 +45,9 @@ const BITS_PER_KEY: usize = 16;
 /// stops testing once half the rows pass.
 const MAX_BITS_LOG2: u32 = 23;
 const MIN_BITS_LOG2: u32 = 12;
+/// Past this many keys a set would have under one bit per key, and over 63% of absent keys
+/// would pass: the build side stops recording.
+const MAX_KEYS: usize = 1 << MAX_BITS_LOG2;
 /// A probe side that kept half of its first 64K rows stops testing. A bit test costs about
 /// 1.5 ns a row, and a dropped row saves the join 2.5-4 ns (TPC-H Q21's joins, SF1): below
 /// half dropped, the tests and the copy of the kept rows cost what the join saves.
@@ -134,8 +137,7 @@ impl KeyBits {
     /// cannot hold it.
     fn build(keys: &[u64], reservation: MemoryReservation) -> Option<KeyBits> {
         let wanted = keys.len().saturating_mul(BITS_PER_KEY).max(1);
-        // Under one bit per key, over 63% of absent keys would pass.
-        if keys.len() > 1 << MAX_BITS_LOG2 {
+        if keys.len() > MAX_KEYS {
             return None;
         }
         let log2 = wanted
@@ -382,12 +384,8 @@ struct KeyStream {
 }
 
 impl KeyStream {
-    fn keys(&self, batch: &RecordBatch) -> Result<ArrayRef> {
-        self.key.evaluate(batch)?.into_array(batch.num_rows())
-    }
-
     fn record(&mut self, batch: &RecordBatch) -> Result<()> {
-        let keys = self.keys(batch)?;
+        let keys = self.key.evaluate(batch)?.into_array(batch.num_rows())?;
         let State::Build {
             keys: all,
             reservation,
@@ -398,7 +396,9 @@ impl KeyStream {
         let Some(held) = reservation else {
             return Ok(());
         };
-        if held.try_grow(keys.len() * 8).is_err() {
+        // Too many keys for a useful set (SF10 Q9's 15M orders), or no memory to hold them:
+        // stop copying them.
+        if all.len() + keys.len() > MAX_KEYS || held.try_grow(keys.len() * 8).is_err() {
             *all = Vec::new();
             *reservation = None;
             return Ok(());
@@ -419,7 +419,14 @@ impl KeyStream {
     }
 
     fn filter(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
-        let State::Probe { bits, testing, .. } = &mut self.state else {
+        let State::Probe {
+            bits,
+            seen,
+            kept,
+            testing,
+            dropped,
+        } = &mut self.state
+        else {
             return Ok(batch);
         };
         if !*testing {
@@ -428,20 +435,11 @@ impl KeyStream {
         if bits.is_none() {
             *bits = self.sets.get(self.partition);
         }
-        let Some(set) = bits.clone() else {
+        let Some(set) = bits else {
             return Ok(batch);
         };
-        let keep = set.test(&self.keys(&batch)?)?;
-        let State::Probe {
-            seen,
-            kept,
-            testing,
-            dropped,
-            ..
-        } = &mut self.state
-        else {
-            return Ok(batch);
-        };
+        let keys = self.key.evaluate(&batch)?.into_array(batch.num_rows())?;
+        let keep = set.test(&keys)?;
         let rows = keep.count_set_bits();
         *seen += batch.num_rows();
         *kept += rows;
