@@ -140,16 +140,18 @@ pub fn main(invocation: Invocation) -> i32 {
 }
 
 /// glibc's allocator, for the `augur` process (an embedding program keeps its own settings):
-/// blocks under 1 MiB come from the heap, and up to 64 MiB freed at a heap's top stays there.
-/// By default glibc maps many blocks of a few hundred KiB (a decoded Parquet page, a column
-/// of a batch) fresh from the kernel and unmaps them on free, so batches paid page faults and
-/// zeroing: TPC-H Q14 took 0.069 s instead of 0.099 (docs/PERFORMANCE.md). Larger blocks
-/// (training's shards) stay mapped: a 32 MiB threshold cost training 640 MB more peak memory.
+/// blocks under 8 MiB come from the heap, and up to 64 MiB freed at a heap's top stays there.
+/// By default glibc maps many blocks (a Parquet column chunk as read, a decompressed page, a
+/// column of a batch) fresh from the kernel and unmaps them on free, so every read paid page
+/// faults and zeroing. At 1 MiB, files written with 1 MiB pages (pyarrow's default) still
+/// did: summing 17 double columns of 10M rows took 1.5–1.9 s instead of 0.8
+/// (docs/PERFORMANCE.md). Larger blocks (training's shards) stay mapped: a 32 MiB threshold
+/// cost training 650 MB more peak memory and a second.
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes thresholds; it runs before any other thread starts.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 8 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
     }
 }

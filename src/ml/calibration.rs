@@ -253,13 +253,13 @@ pub fn fit(name: &str, version: u32, options: &TrainOptions, data: &TrainingData
     model.training.rows_dropped = prep.rows_read - points.len();
     model.training.rows_held_out = 0;
     model.created_unix = now_unix();
-    let scored: Vec<(f64, f64, f64)> = raw_points
+    let mut scored: Vec<(f64, f64, f64)> = raw_points
         .iter()
         .zip(&points)
         .map(|((r, y), (p, _))| (model.calibrated(*r, *p), *y, 1.0))
         .collect();
     model.training.metrics_on = "calibration rows".into();
-    model.set_metrics(&scored);
+    model.set_metrics(&mut scored);
     Ok(model)
 }
 
@@ -275,12 +275,16 @@ impl Model {
 
 /// Brier score and expected calibration error over `bins` equal-width bins, from
 /// (probability, label) pairs.
-pub fn brier_and_ece(points: &[(f64, f64)], bins: usize) -> (f64, f64) {
-    let n = points.len() as f64;
-    if points.is_empty() {
+/// Takes the pairs as an iterator: training's are 10M rows, not worth a copy.
+pub fn brier_and_ece(points: impl Iterator<Item = (f64, f64)> + Clone, bins: usize) -> (f64, f64) {
+    let (count, squares) = points.clone().fold((0usize, 0.0), |(c, s), (p, y)| {
+        (c + 1, s + (p - y) * (p - y))
+    });
+    if count == 0 {
         return (f64::NAN, f64::NAN);
     }
-    let brier = points.iter().map(|(p, y)| (p - y) * (p - y)).sum::<f64>() / n;
+    let n = count as f64;
+    let brier = squares / n;
     let ece = curve(points, bins)
         .iter()
         .map(|b| b.count / n * (b.mean_predicted - b.observed_rate).abs())
@@ -299,12 +303,12 @@ pub struct CurveBin {
 
 /// scikit-learn's `calibration_curve(strategy='uniform')`: edges i/bins; a probability on an
 /// inner edge belongs to the lower bin; empty bins are left out.
-pub fn curve(points: &[(f64, f64)], bins: usize) -> Vec<CurveBin> {
+pub fn curve(points: impl IntoIterator<Item = (f64, f64)>, bins: usize) -> Vec<CurveBin> {
     let step = 1.0 / bins as f64;
     let inner: Vec<f64> = (1..bins).map(|i| i as f64 * step).collect();
     let mut sums = vec![(0.0, 0.0, 0.0); bins];
     for (p, y) in points {
-        let b = inner.partition_point(|e| e < p);
+        let b = inner.partition_point(|e| *e < p);
         sums[b].0 += p;
         sums[b].1 += y;
         sums[b].2 += 1.0;
@@ -356,11 +360,11 @@ mod tests {
     #[test]
     fn curve_bins_follow_scikit_learn_edges() {
         let pts = [(0.2, 0.0), (0.1, 1.0), (0.5, 1.0), (0.55, 0.0)];
-        let c = curve(&pts, 5);
+        let c = curve(pts.iter().copied(), 5);
         assert_eq!(c.len(), 2);
         assert_eq!((c[0].bin, c[0].count), (0, 2.0));
         assert_eq!((c[1].bin, c[1].count), (2, 2.0));
-        let (brier, ece) = brier_and_ece(&pts, 5);
+        let (brier, ece) = brier_and_ece(pts.iter().copied(), 5);
         assert!((brier - (0.04 + 0.81 + 0.25 + 0.3025) / 4.0).abs() < 1e-12);
         assert!((ece - (0.5 * (0.15f64 - 0.5).abs() + 0.5 * (0.525f64 - 0.5).abs())).abs() < 1e-12);
     }

@@ -147,7 +147,7 @@ impl Accumulator for Points {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let bins = curve(&self.points, self.bins);
+        let bins = curve(self.points.iter().copied(), self.bins);
         let structs = StructArray::try_new(
             fields(),
             vec![

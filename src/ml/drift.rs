@@ -46,25 +46,47 @@ impl Distribution {
     /// [`Distribution::deciles`] of values already sorted in ascending order (non-finite
     /// ones are left out here).
     pub fn deciles_of_sorted(sorted: &[f64]) -> Option<Distribution> {
-        let first = sorted.partition_point(|v| !v.is_finite() && v.is_sign_negative());
-        let sorted = &sorted[first..];
-        let sorted = &sorted[..sorted.partition_point(|v| v.is_finite())];
-        if sorted.is_empty() {
+        Self::deciles_of_sorted_by(sorted.len(), |i| sorted[i])
+    }
+
+    /// [`Distribution::deciles_of_sorted`] of `len` values read by position (`at(i)`, in
+    /// ascending order): a trained model's scores are read from its sorted (score, label,
+    /// weight) rows backwards instead of being copied out.
+    pub fn deciles_of_sorted_by(len: usize, at: impl Fn(usize) -> f64) -> Option<Distribution> {
+        // The first position in start..end where `pred` stops holding (it holds on a prefix).
+        let partition_point = |mut start: usize, mut end: usize, pred: &dyn Fn(f64) -> bool| {
+            while start < end {
+                let mid = start + (end - start) / 2;
+                if pred(at(mid)) {
+                    start = mid + 1;
+                } else {
+                    end = mid;
+                }
+            }
+            start
+        };
+        let first = partition_point(0, len, &|v| !v.is_finite() && v.is_sign_negative());
+        let end = partition_point(first, len, &|v| v.is_finite());
+        let n = end - first;
+        if n == 0 {
             return None;
         }
         let mut cuts: Vec<f64> = vec![];
         for i in 1..10 {
-            let c = sorted[i * sorted.len() / 10];
-            if c > sorted[0] && cuts.last().is_none_or(|l| c > *l) {
+            let c = at(first + i * n / 10);
+            if c > at(first) && cuts.last().is_none_or(|l| c > *l) {
                 cuts.push(c);
             }
         }
         // Sorted: a bin's rows lie between the positions of its cuts.
         let mut edges = vec![0];
-        edges.extend(cuts.iter().map(|c| sorted.partition_point(|v| v < c)));
-        edges.push(sorted.len());
+        edges.extend(
+            cuts.iter()
+                .map(|c| partition_point(first, end, &|v| v < *c) - first),
+        );
+        edges.push(n);
         let counts: Vec<f64> = edges.windows(2).map(|w| (w[1] - w[0]) as f64).collect();
-        let n = sorted.len() as f64;
+        let n = n as f64;
         Some(Distribution {
             cuts,
             shares: counts.iter().map(|c| c / n).collect(),
@@ -364,6 +386,29 @@ impl Accumulator for DriftCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A model's score deciles are read backwards from its rows sorted highest first (NaN,
+    /// infinities and ties among them): the same bins as the deciles of the values.
+    #[test]
+    fn deciles_read_backwards_from_descending_rows_equal_the_deciles() {
+        let mut values: Vec<f64> = (0..997).map(|i| f64::from((i * 37) % 101) / 7.0).collect();
+        values.extend([
+            f64::NAN,
+            -f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            3.0,
+            3.0,
+        ]);
+        let mut rows: Vec<(f64, f64, f64)> = values.iter().map(|v| (*v, 0.0, 1.0)).collect();
+        crate::ml::metrics::sort_by_score(&mut rows);
+        let last = rows.len() - 1;
+        let got = Distribution::deciles_of_sorted_by(rows.len(), |i| rows[last - i].0).unwrap();
+        let expected = Distribution::deciles(&values).unwrap();
+        assert_eq!((got.cuts, got.shares), (expected.cuts, expected.shares));
+        let none = Distribution::deciles_of_sorted_by(2, |i| [f64::INFINITY, f64::NAN][i]);
+        assert!(none.is_none());
+    }
 
     #[test]
     fn deciles_split_evenly_and_repeated_values_share_a_bin() {

@@ -232,9 +232,9 @@ pub fn fit_encoded(
     } else {
         shards
     };
-    let scored = score_shards(&model, evaluated);
+    let mut scored = score_shards(&model, evaluated);
     model.mean_abs_contribution = mean_abs_contribution(&model, evaluated);
-    if let Some(m) = model.set_metrics(&scored)
+    if let Some(m) = model.set_metrics(&mut scored)
         && model.training.metrics_on == "training"
         && m.auc_roc >= 0.9999
         && options.reg_param == 0.0

@@ -291,7 +291,7 @@ fn trees_model(
     prep: &Prepared,
     hooks: &Hooks,
 ) -> Result<Model> {
-    let fitted = super::gbdt::train::fit(options, prep, hooks)?;
+    let mut fitted = super::gbdt::train::fit(options, prep, hooks)?;
     let mut options = options.clone();
     let binary = fitted.model.objective == Objective::Binary;
     options.model_type = if binary {
@@ -353,7 +353,7 @@ fn trees_model(
         calibration: None,
         created_unix: now_unix(),
     };
-    model.set_metrics(&fitted.scored);
+    model.set_metrics(&mut fitted.scored);
     Ok(model)
 }
 
@@ -407,20 +407,33 @@ impl Model {
         self.options.model_type.is_classifier()
     }
 
-    /// Metrics (and the ROC curve of classifiers) from (score, label, weight) triples.
+    /// Metrics (and the ROC curve of classifiers) from (score, label, weight) triples, which
+    /// a classifier leaves sorted by score, highest first.
     pub(crate) fn set_metrics(
         &mut self,
-        scored: &[(f64, f64, f64)],
+        scored: &mut [(f64, f64, f64)],
     ) -> Option<ClassificationMetrics> {
         if self.is_classifier() {
-            // One sort serves the curve and the score deciles.
-            let sorted = metrics::sorted_by_score(scored);
-            let ascending: Vec<f64> = sorted.iter().rev().map(|s| s.0).collect();
-            self.score_distribution = super::drift::Distribution::deciles_of_sorted(&ascending);
-            let (curve, auc_roc, auc_pr) = metrics::curve_summary(&sorted, ROC_POINTS);
-            drop(sorted);
-            let m =
-                metrics::classification_with_aucs(scored, auc_roc, auc_pr, self.options.threshold);
+            // The sums over rows first, in the rows' own order; then one sort in place serves
+            // the curve and the score deciles (10M rows: no 240 MB sorted copy).
+            let sums = metrics::classification_with_aucs(
+                scored,
+                f64::NAN,
+                f64::NAN,
+                self.options.threshold,
+            );
+            metrics::sort_by_score(scored);
+            let last = scored.len().saturating_sub(1);
+            self.score_distribution =
+                super::drift::Distribution::deciles_of_sorted_by(scored.len(), |i| {
+                    scored[last - i].0
+                });
+            let (curve, auc_roc, auc_pr) = metrics::curve_summary(scored, ROC_POINTS);
+            let m = ClassificationMetrics {
+                auc_roc,
+                auc_pr,
+                ..sums
+            };
             self.roc = curve;
             self.metrics = Some(Metrics::Classification(m.clone()));
             Some(m)
