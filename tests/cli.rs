@@ -39,6 +39,10 @@ pub fn trials() -> Vec<Trial> {
         ),
         Trial::test("cli::joins_filter_probe_rows", joins_filter_probe_rows),
         Trial::test(
+            "cli::joins_under_a_group_by_of_their_keys_partition",
+            joins_under_a_group_by_of_their_keys_partition,
+        ),
+        Trial::test(
             "cli::rules_off_plans_as_datafusion",
             rules_off_plans_as_datafusion,
         ),
@@ -440,6 +444,67 @@ fn joins_build_one_shared_table() -> R {
     check(modes == ["CollectLeft", "Partitioned"], || {
         format!("join modes {modes:?} in {out}")
     })?;
+    Ok(())
+}
+
+/// A join under a GROUP BY of exactly its build side's keys, building on 200,000 rows, is
+/// partitioned on them (the aggregate then runs in one phase per partition) instead of
+/// building one shared table; a build of 1,000 rows, and a GROUP BY of another column, keep
+/// the shared table, as does every join with `augur.grouped_join` off; answers are the same.
+fn joins_under_a_group_by_of_their_keys_partition() -> R {
+    let per_key = "SELECT count(*), sum(n), max(n) FROM (SELECT cust.c, count(ord.o) AS n \
+                   FROM cust LEFT JOIN ord ON cust.c = ord.c GROUP BY cust.c)";
+    let small = "SELECT count(*), sum(n) FROM (SELECT few.c, count(ord.o) AS n \
+                 FROM few LEFT JOIN ord ON few.c = ord.c GROUP BY few.c)";
+    let other = "SELECT count(*), sum(n) FROM (SELECT ord.o % 10 AS m, count(*) AS n \
+                 FROM cust JOIN ord ON cust.c = ord.c GROUP BY ord.o % 10)";
+    let mut args = vec![
+        "-c".to_string(),
+        "CREATE TABLE cust AS SELECT i AS c FROM generate_series(1, 200000) AS t(i)".into(),
+        "-c".into(),
+        "CREATE TABLE few AS SELECT i * 7 AS c FROM generate_series(1, 1000) AS t(i)".into(),
+        "-c".into(),
+        "CREATE TABLE ord AS SELECT i % 250000 AS c, i AS o FROM generate_series(1, 600000) AS t(i)"
+            .into(),
+    ];
+    for setting in ["true", "false"] {
+        args.extend(["-c".into(), format!("SET augur.grouped_join = {setting}")]);
+        for query in [per_key, small, other] {
+            args.extend([
+                "-c".into(),
+                format!("EXPLAIN {query}"),
+                "-c".into(),
+                query.into(),
+            ]);
+        }
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = ok(&augur(&args))?;
+    let modes = values_after(&out, "HashJoinExec: mode=");
+    let expected = [
+        "Partitioned",
+        "CollectLeft",
+        "CollectLeft",
+        "CollectLeft",
+        "CollectLeft",
+        "CollectLeft",
+    ];
+    check(modes == expected, || {
+        format!("join modes {modes:?} in {out}")
+    })?;
+    let single = out.matches("mode=SinglePartitioned").count();
+    check(single == 1, || {
+        format!("{single} one-phase aggregates in {out}")
+    })?;
+    // Each query's answer (count, sum[, max]) with the rule and without.
+    let answers: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    check(
+        answers.len() == 6 && answers[..3] == answers[3..] && answers[0].starts_with("200000,"),
+        || format!("answers {answers:?} in {out}"),
+    )?;
     Ok(())
 }
 

@@ -42,6 +42,10 @@ extensions_options! {
         /// The join order reads distinct counts of low-cardinality string columns from
         /// Parquet dictionary pages (false: 1/50 for an equality on any string column).
         pub string_distinct: bool, default = true
+        /// A join under a GROUP BY of exactly its build side's keys is partitioned on them
+        /// past 128K build rows, so the aggregate runs in one phase (false: one shared table
+        /// up to the 4M-row limit).
+        pub grouped_join: bool, default = true
     }
 }
 

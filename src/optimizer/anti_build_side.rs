@@ -22,9 +22,9 @@ pub struct AntiBuildSide;
 
 impl AntiBuildSide {
     /// DataFusion's physical rules with `FilterSelectivity` right before its build-side
-    /// choice (`join_selection`, which reads the filters' estimates) and this one right after
-    /// it: later rules build the joins' dynamic filters, after which a join's inputs can no
-    /// longer be swapped.
+    /// choice (`join_selection`, which reads the filters' estimates), this one right after
+    /// it (later rules build the joins' dynamic filters, after which a join's inputs can no
+    /// longer be swapped), then `GroupedJoin` (before the partitioning is enforced).
     pub fn with_defaults() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
         let mut rules = PhysicalOptimizer::new().rules;
         let at = rules
@@ -36,6 +36,8 @@ impl AntiBuildSide {
             Arc::new(super::filter_selectivity::FilterSelectivity),
         );
         rules.insert((at + 2).min(rules.len()), Arc::new(AntiBuildSide));
+        // Before the partitioning is enforced, which then repartitions both join sides.
+        rules.insert((at + 3).min(rules.len()), Arc::new(super::GroupedJoin));
         rules
     }
 }
