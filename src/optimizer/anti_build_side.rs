@@ -15,7 +15,8 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::joins::HashJoinExec;
-use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
+
+use super::estimates::plan_rows;
 
 #[derive(Debug, Default)]
 pub struct AntiBuildSide;
@@ -58,13 +59,7 @@ impl PhysicalOptimizerRule for AntiBuildSide {
             if *join.join_type() != JoinType::RightAnti {
                 return Ok(Transformed::no(node));
             }
-            let rows = |p: &Arc<dyn ExecutionPlan>| {
-                StatisticsContext::new()
-                    .compute(p.as_ref(), &StatisticsArgs::new())
-                    .ok()
-                    .and_then(|s| s.num_rows.get_value().copied())
-            };
-            match (rows(join.left()), rows(join.right())) {
+            match (plan_rows(join.left()), plan_rows(join.right())) {
                 (Some(build), Some(probe)) if build > probe.saturating_mul(10) => {
                     // A join whose inputs cannot be swapped any more stays as it is.
                     match join.swap_inputs(*join.partition_mode()) {

@@ -12,6 +12,7 @@
 //! anything else keeps 0.3.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
@@ -20,6 +21,7 @@ use datafusion::common::{Column, ScalarValue, Statistics, TableReference};
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, JoinType, LogicalPlan, Operator};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 
 use super::shapes::column_below;
@@ -436,6 +438,15 @@ impl TableStats {
 }
 
 /// The distinct values a min–max range can hold.
+/// The row count DataFusion's statistics give a physical plan, if it has one: what the
+/// physical rules that pick a join's build side or partitioning compare.
+pub(super) fn plan_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
+    StatisticsContext::new()
+        .compute(plan.as_ref(), &StatisticsArgs::new())
+        .ok()
+        .and_then(|s| s.num_rows.get_value().copied())
+}
+
 fn range(stats: &ColumnStats) -> Option<f64> {
     Some(stats.max? - stats.min? + 1.0)
 }

@@ -11,19 +11,16 @@ use std::sync::Arc;
 
 use datafusion::common::JoinType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::config::ConfigOptions;
+use datafusion::config::{ConfigOptions, OptimizerOptions};
 use datafusion::error::Result;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::projection::ProjectionExec;
-use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use datafusion::physical_plan::{ExecutionPlan, replace_children_if_necessary};
 
-/// DataFusion's default `hash_join_single_partition_threshold_rows`: builds smaller than this
-/// keep one shared table (partitioning them costs more than the aggregate saves).
-const DATAFUSION_SHARED_ROWS: usize = 128 * 1024;
+use super::estimates::plan_rows;
 
 #[derive(Debug, Default)]
 pub struct GroupedJoin;
@@ -118,24 +115,21 @@ fn partition(
     {
         return Ok(None);
     }
-    let mut keys = join
+    let Some(mut keys) = join
         .on()
         .iter()
         .map(|(left, _)| left.downcast_ref::<Column>().map(Column::index))
-        .collect::<Option<Vec<usize>>>();
-    let mut grouped = groups.to_vec();
-    grouped.sort_unstable();
-    if let Some(keys) = keys.as_mut() {
-        keys.sort_unstable();
-    }
-    if keys.as_ref() != Some(&grouped) {
+        .collect::<Option<Vec<usize>>>()
+    else {
         return Ok(None);
-    }
-    let build_rows = StatisticsContext::new()
-        .compute(join.left().as_ref(), &StatisticsArgs::new())
-        .ok()
-        .and_then(|s| s.num_rows.get_value().copied());
-    if build_rows.is_none_or(|rows| rows < DATAFUSION_SHARED_ROWS) {
+    };
+    let mut grouped = groups.to_vec();
+    keys.sort_unstable();
+    grouped.sort_unstable();
+    // Builds under DataFusion's own one-table limit keep their table: partitioning them
+    // costs more than the one-phase aggregate saves.
+    let shared = OptimizerOptions::default().hash_join_single_partition_threshold_rows;
+    if keys != grouped || plan_rows(join.left()).is_none_or(|rows| rows < shared) {
         return Ok(None);
     }
     let partitioned = join
