@@ -24,15 +24,16 @@ pub struct Partial {
     pub residual_sum: f64,
 }
 
-/// Evaluate margins m_i = offset + Σ_j a_j x_ij and, through `per_row(m, y, w) → (loss,
-/// residual)`, the loss and the residual-weighted feature sums over every row.
-pub fn fused_pass<F>(shards: &[Shard], a: &[f64], offset: f64, per_row: F) -> Partial
+/// Evaluate margins m_i = offset + Σ_j a_j x_ij and, through `per_block(margins, labels,
+/// weights) → (Σ loss, Σ residual)`, which turns a block's margins into its residuals, the loss
+/// and the residual-weighted feature sums over every row.
+pub fn fused_pass<F>(shards: &[Shard], a: &[f64], offset: f64, per_block: F) -> Partial
 where
-    F: Fn(f64, f64, f64) -> (f64, f64) + Sync,
+    F: Fn(&mut [f64], &[f64], Option<&[f64]>) -> (f64, f64) + Sync,
 {
     let features = a.len();
     let parts = parallel_chunks(shards, |shard, rows| {
-        chunk_pass(shard, rows, a, offset, &per_row)
+        chunk_pass(shard, rows, a, offset, &per_block)
     });
     let mut total = Partial {
         raw: vec![0.0; features],
@@ -48,9 +49,33 @@ where
     total
 }
 
-fn chunk_pass<F>(shard: &Shard, rows: Range<usize>, a: &[f64], offset: f64, per_row: &F) -> Partial
+/// A per-row `(margin, label, weight) → (loss, residual)` as the block function `fused_pass`
+/// takes.
+pub fn by_row(
+    per_row: impl Fn(f64, f64, f64) -> (f64, f64),
+) -> impl Fn(&mut [f64], &[f64], Option<&[f64]>) -> (f64, f64) {
+    move |margins, labels, weights| {
+        let (mut loss, mut residual_sum) = (0.0, 0.0);
+        for (i, m) in margins.iter_mut().enumerate() {
+            let w = weights.map_or(1.0, |w| w[i]);
+            let (l, r) = per_row(*m, labels[i], w);
+            loss += l;
+            residual_sum += r;
+            *m = r;
+        }
+        (loss, residual_sum)
+    }
+}
+
+fn chunk_pass<F>(
+    shard: &Shard,
+    rows: Range<usize>,
+    a: &[f64],
+    offset: f64,
+    per_block: &F,
+) -> Partial
 where
-    F: Fn(f64, f64, f64) -> (f64, f64),
+    F: Fn(&mut [f64], &[f64], Option<&[f64]>) -> (f64, f64),
 {
     let mut out = Partial {
         raw: vec![0.0; shard.columns.len()],
@@ -71,13 +96,9 @@ where
         let labels = &shard.label[start..end];
         let weights = (!shard.weight.is_empty()).then(|| &shard.weight[start..end]);
         // The margin buffer becomes the residual buffer.
-        for (i, m) in margin.iter_mut().enumerate() {
-            let w = weights.map_or(1.0, |w| w[i]);
-            let (loss, residual) = per_row(*m, labels[i], w);
-            out.loss += loss;
-            out.residual_sum += residual;
-            *m = residual;
-        }
+        let (loss, residual_sum) = per_block(margin, labels, weights);
+        out.loss += loss;
+        out.residual_sum += residual_sum;
         for (r, col) in out.raw.iter_mut().zip(&shard.columns) {
             *r += dot(margin, &col[start..end]);
         }
@@ -168,7 +189,7 @@ mod tests {
         let shards = vec![shard(200_001, 1), shard(3, 2), shard(70_000, 3)];
         let a = [0.3, -0.2, 0.1];
         let per_row = |m: f64, y: f64, w: f64| (w * (m - y) * (m - y), w * (m - y));
-        let got = fused_pass(&shards, &a, 0.5, per_row);
+        let got = fused_pass(&shards, &a, 0.5, by_row(per_row));
         let mut want = Partial {
             raw: vec![0.0; 3],
             ..Default::default()

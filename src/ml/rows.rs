@@ -5,7 +5,7 @@
 use datafusion::error::Result;
 
 use super::logistic::{Shard, Summary, summarize};
-use super::pass::{Partial, fused_pass};
+use super::pass::{Partial, by_row, fused_pass};
 
 /// The per-row loss of one objective evaluation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,6 +38,40 @@ impl Loss {
             }
         }
     }
+}
+
+/// Rows whose log(1 + e^−|m|) factors are multiplied before one logarithm: each factor is at
+/// most 2, so 512 of them stay below 2^512, far from overflow.
+const PRODUCT_ROWS: usize = 512;
+
+/// The logistic loss and residuals of a block of margins (`fused_pass`'s block function).
+/// Unweighted rows take one logarithm per `PRODUCT_ROWS` rows instead of a `log1p` per row
+/// (`perf`: `log1p` was a fifth of a 10M-row TRAIN): Σ log(1 + e_i) = log Π (1 + e_i). Each
+/// factor 1 + e_i is rounded once, an absolute error of at most 2^−53 in its logarithm, where
+/// the loss sums to about 0.2 a row: a relative change near 1e−15, below the sum's own
+/// rounding. Weighted rows keep `Loss::row`.
+fn logistic_block(margins: &mut [f64], labels: &[f64], weights: Option<&[f64]>) -> (f64, f64) {
+    if weights.is_some() {
+        return by_row(|m, y, w| Loss::Logistic.row(m, y, w))(margins, labels, weights);
+    }
+    let (mut loss, mut residual_sum) = (0.0, 0.0);
+    for (ms, ys) in margins
+        .chunks_mut(PRODUCT_ROWS)
+        .zip(labels.chunks(PRODUCT_ROWS))
+    {
+        let mut product = 1.0;
+        for (m, &y) in ms.iter_mut().zip(ys) {
+            let e = (-m.abs()).exp();
+            let factor = 1.0 + e;
+            product *= factor;
+            loss += m.max(0.0) - y * *m;
+            let p = if *m >= 0.0 { 1.0 / factor } else { e / factor };
+            *m = p - y;
+            residual_sum += *m;
+        }
+        loss += product.ln();
+    }
+    (loss, residual_sum)
 }
 
 /// The label's weighted moments a linear regression standardises with.
@@ -94,10 +128,13 @@ impl Rows for Vec<Shard> {
     fn pass(&self, a: &[f64], offset: f64, loss: Loss) -> Result<Partial> {
         // Each loss gets its own monomorphised pass: the match stays out of the row loop.
         Ok(match loss {
-            Loss::Logistic => fused_pass(self, a, offset, |m, y, w| Loss::Logistic.row(m, y, w)),
-            Loss::Squared { shift, scale } => fused_pass(self, a, offset, |m, y, w| {
-                Loss::Squared { shift, scale }.row(m, y, w)
-            }),
+            Loss::Logistic => fused_pass(self, a, offset, logistic_block),
+            Loss::Squared { shift, scale } => fused_pass(
+                self,
+                a,
+                offset,
+                by_row(|m, y, w| Loss::Squared { shift, scale }.row(m, y, w)),
+            ),
         })
     }
 }
@@ -125,5 +162,47 @@ impl FirstError {
             Ok(Some(e)) => Err(e),
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Loss, logistic_block};
+
+    /// The block's loss (one logarithm per 512 rows) is the per-row `log1p` sum to within
+    /// rounding, at margins from 0 to where e^−|m| underflows, both signs; the residuals are
+    /// the per-row ones exactly.
+    #[test]
+    fn logistic_block_sums_as_the_rows_do() {
+        let mut margins: Vec<f64> = (0..5000)
+            .map(|i| {
+                let t = ((i * 7919) % 2003) as f64 / 2003.0;
+                let m = (t * 2.0 - 1.0) * if i % 5 == 0 { 800.0 } else { 8.0 };
+                if i % 97 == 0 { 0.0 } else { m }
+            })
+            .collect();
+        let labels: Vec<f64> = (0..margins.len())
+            .map(|i| (i % 3 == 0) as u8 as f64)
+            .collect();
+        let (mut loss, mut residuals) = (0.0, vec![]);
+        for (m, y) in margins.iter().zip(&labels) {
+            let (l, r) = Loss::Logistic.row(*m, *y, 1.0);
+            loss += l;
+            residuals.push(r);
+        }
+        let (got, residual_sum) = logistic_block(&mut margins, &labels, None);
+        assert!((got - loss).abs() <= 1e-12 * loss.abs(), "{got} vs {loss}");
+        assert_eq!(margins, residuals);
+        assert_eq!(residual_sum, residuals.iter().sum::<f64>());
+        // Weighted rows take the per-row loss.
+        let weights = vec![0.5; labels.len()];
+        let mut again: Vec<f64> = (0..labels.len()).map(|i| i as f64 / 1000.0 - 2.0).collect();
+        let want: f64 = again
+            .iter()
+            .zip(&labels)
+            .map(|(m, y)| Loss::Logistic.row(*m, *y, 0.5).0)
+            .sum();
+        let (got, _) = logistic_block(&mut again, &labels, Some(&weights));
+        assert!((got - want).abs() <= 1e-12 * want.abs());
     }
 }
