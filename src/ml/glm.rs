@@ -289,16 +289,32 @@ fn mean_abs_contribution(model: &Model, shards: &[Shard]) -> Vec<f64> {
         owner.extend(std::iter::repeat_n(i, e.width()));
     }
     let inputs = model.inputs.len();
+    // Column by column over blocks of rows (the shards are column-major): each input's
+    // contributions for a block are built in its own buffer, adding the features in the same
+    // order as row by row, then their absolute values summed in row order, so the result is
+    // the row-by-row one to the bit. (Row by row, 4% of a 10M×16 TRAIN.)
+    const BLOCK: usize = 1024;
     let parts = super::pass::parallel_chunks(shards, |s, rows| {
         let mut sums = vec![0.0; inputs];
-        let mut row = vec![0.0; inputs];
-        for i in rows {
-            row.fill(0.0);
-            for (j, col) in s.columns.iter().enumerate() {
-                row[owner[j]] += model.coefficients[j] * (col[i] - model.feature_mean[j]);
+        let mut buffers = vec![[0.0f64; BLOCK]; inputs];
+        for start in rows.clone().step_by(BLOCK) {
+            let len = BLOCK.min(rows.end - start);
+            for b in buffers.iter_mut() {
+                b[..len].fill(0.0);
             }
-            for (t, v) in sums.iter_mut().zip(&row) {
-                *t += v.abs();
+            for (j, col) in s.columns.iter().enumerate() {
+                let (a, mean) = (model.coefficients[j], model.feature_mean[j]);
+                for (v, x) in buffers[owner[j]][..len]
+                    .iter_mut()
+                    .zip(&col[start..start + len])
+                {
+                    *v += a * (x - mean);
+                }
+            }
+            for (t, b) in sums.iter_mut().zip(&buffers) {
+                for v in &b[..len] {
+                    *t += v.abs();
+                }
             }
         }
         sums
