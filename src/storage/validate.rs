@@ -170,7 +170,36 @@ fn csv_structure(path: &Path, d: &CsvDialect) -> Result<(), String> {
         if n == 0 {
             break;
         }
-        for &b in &buf[..n] {
+        let mut i = 0;
+        while i < n {
+            // A whole line in the buffer with no quote character, at the start of a record
+            // past the header, is counted with vectorised scans instead of byte by byte: it
+            // has one field more than delimiters, and is blank if it holds only '\r'. The
+            // byte-by-byte loop below gives the same answer for it, at about a tenth of the
+            // speed (`perf`: this check was a fifth of reading a 535 MB CSV into a table).
+            if !in_comment
+                && state == State::FieldStart
+                && record_bytes == 0
+                && !records.first
+                && let Some(end) = memchr::memchr(b'\n', &buf[i..n])
+            {
+                let text = &buf[i..i + end];
+                let first = text.iter().find(|&&b| b != b'\r');
+                let plain = memchr::memchr(d.quote, text).is_none()
+                    && (d.comment.is_none() || first != d.comment.as_ref());
+                if plain {
+                    if first.is_some() {
+                        let delimiters = text.iter().filter(|&&b| b == d.delimiter).count();
+                        records.end(1 + delimiters, record_line, &header)?;
+                    }
+                    line += 1;
+                    record_line = line;
+                    i += end + 1;
+                    continue;
+                }
+            }
+            let b = buf[i];
+            i += 1;
             if in_comment {
                 if b == b'\n' {
                     in_comment = false;
@@ -333,6 +362,42 @@ mod tests {
     fn ragged_row_names_its_line() {
         let err = check("a,b,c\n1,2,3\n4,5\n").unwrap_err();
         assert!(err.contains(":3:3: row has 2 fields but 3"), "{err}");
+    }
+
+    /// Lines the whole-line scan takes (no quote) mixed with lines it leaves to the
+    /// byte-by-byte loop (quotes, comments, the header), CRLF and blank lines, across the 1 MiB
+    /// buffer boundary: accepted as a whole, and a ragged row named by its line either way.
+    #[test]
+    fn whole_line_scan_counts_as_the_byte_loop() {
+        let mut text = String::from("a,b,c\n");
+        let mut rows = 0;
+        while text.len() < (1 << 20) + 5000 {
+            rows += 1;
+            text.push_str(match rows % 5 {
+                0 => "1,\"x,y\",3\r\n",
+                1 => "\r\n",
+                2 => "\"multi\nline\",2,3\n",
+                _ => "10,20,30\n",
+            });
+        }
+        assert!(check(&text).is_ok());
+        let lines = text.matches('\n').count() as u64;
+        let err = check(&format!("{text}4,5\n7,8,9\n")).unwrap_err();
+        assert!(
+            err.contains(&format!(":{}:3: row has 2 fields but 3", lines + 1)),
+            "{err}"
+        );
+        let err = check(&format!("{text}\"4\",5,6,7\n")).unwrap_err();
+        assert!(
+            err.contains(&format!(":{}:4: row has 4 fields but 3", lines + 1)),
+            "{err}"
+        );
+        let mut comments = dialect();
+        comments.comment = Some(b'#');
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(format!("{text}# a,comment\n1,2,3\n").as_bytes())
+            .unwrap();
+        assert!(csv_structure(f.path(), &comments).is_ok());
     }
 
     #[test]
