@@ -49,11 +49,15 @@ where
     total
 }
 
+/// A loss over a block: `(margins, labels, weights) → (Σ loss, Σ residual)`, the margins
+/// replaced by the residuals.
+pub trait BlockLoss: Fn(&mut [f64], &[f64], Option<&[f64]>) -> (f64, f64) {}
+
+impl<F: Fn(&mut [f64], &[f64], Option<&[f64]>) -> (f64, f64)> BlockLoss for F {}
+
 /// A per-row `(margin, label, weight) → (loss, residual)` as the block function `fused_pass`
 /// takes.
-pub fn by_row(
-    per_row: impl Fn(f64, f64, f64) -> (f64, f64),
-) -> impl Fn(&mut [f64], &[f64], Option<&[f64]>) -> (f64, f64) {
+pub fn by_row(per_row: impl Fn(f64, f64, f64) -> (f64, f64)) -> impl BlockLoss {
     move |margins, labels, weights| {
         let (mut loss, mut residual_sum) = (0.0, 0.0);
         for (i, m) in margins.iter_mut().enumerate() {
