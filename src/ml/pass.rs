@@ -29,7 +29,7 @@ pub struct Partial {
 /// and the residual-weighted feature sums over every row.
 pub fn fused_pass<F>(shards: &[Shard], a: &[f64], offset: f64, per_block: F) -> Partial
 where
-    F: Fn(&mut [f64], &[f64], Option<&[f64]>) -> (f64, f64) + Sync,
+    F: BlockLoss + Sync,
 {
     let features = a.len();
     let parts = parallel_chunks(shards, |shard, rows| {
@@ -79,7 +79,7 @@ fn chunk_pass<F>(
     per_block: &F,
 ) -> Partial
 where
-    F: Fn(&mut [f64], &[f64], Option<&[f64]>) -> (f64, f64),
+    F: BlockLoss,
 {
     let mut out = Partial {
         raw: vec![0.0; shard.columns.len()],
