@@ -28,9 +28,10 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::glm_sums::{GlmSums, Kind};
-use super::logistic::{Shard, Summary};
+use super::logistic::Summary;
 use super::pass::Partial;
 use super::rows::{LabelMoments, Loss, Rows};
+use super::shard::Shard;
 
 /// Rows per written file: files are the cluster's tasks, so a few per executor slot.
 const FILE_ROWS: usize = 1 << 19;
@@ -161,7 +162,11 @@ impl ClusterRows {
                 slice(&shard.weight)
             });
         }
-        columns.extend(shard.columns.iter().map(|c| slice(c)));
+        // A one-hot level goes to the cluster as its 0/1 column: the workers' sums read
+        // dense files.
+        columns.extend((0..self.features).map(|j| {
+            Arc::new(Float64Array::from(shard.column(j, start..end).into_owned())) as ArrayRef
+        }));
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
         let mut bytes = vec![];
         let mut writer = ArrowWriter::try_new(&mut bytes, Arc::clone(&self.schema), None)?;

@@ -11,10 +11,10 @@ use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema};
 use datafusion::error::Result;
 
-use super::logistic::Shard;
 use super::model::{Prepared, plan_err};
 use super::options::{ModelType, NullPolicy, TrainOptions};
 use super::preprocess::{self, Encoder};
+use super::shard::{Hot, Shard};
 
 /// Where a training query's columns go, and what the options say about its rows.
 #[derive(Debug, Clone)]
@@ -58,6 +58,7 @@ impl ShardBuilder {
                 columns: vec![Vec::with_capacity(rows); width],
                 label: Vec::with_capacity(rows),
                 weight: Vec::with_capacity(if weighted { rows } else { 0 }),
+                hot: vec![],
             },
             ..Default::default()
         }
@@ -386,10 +387,9 @@ struct Columns<'a> {
 
 impl Columns<'_> {
     /// Impute each numeric feature's NULL rows with its mean; replace each category's index
-    /// column by its one-hot columns, where a NULL (imputed) is all zeros, like an unknown
-    /// value.
+    /// column by its one-hot group, held as each row's level, where a NULL (imputed) is no
+    /// level, all zeros, like an unknown value.
     fn complete(&self, shard: &mut Shard, nulls: &[Vec<usize>]) {
-        let rows = shard.rows();
         let read = std::mem::take(&mut shard.columns);
         for (j, mut column) in read.into_iter().enumerate() {
             if !self.category[j] {
@@ -399,18 +399,29 @@ impl Columns<'_> {
                 shard.columns.push(column);
                 continue;
             }
-            let mut hot = vec![vec![0.0; rows]; self.categories[j].len()];
-            for (i, index) in column.iter().enumerate() {
-                if let Some(Some(k)) = self.slots[j].get(*index as usize) {
-                    hot[*k][i] = 1.0;
-                }
+            let levels = self.categories[j].len();
+            if levels == 0 {
+                continue;
             }
+            let none = levels as u32;
+            let mut level: Vec<u32> = column
+                .iter()
+                .map(|index| match self.slots[j].get(*index as usize) {
+                    Some(Some(k)) => *k as u32,
+                    _ => none,
+                })
+                .collect();
             for &i in &nulls[j] {
-                for h in hot.iter_mut() {
-                    h[i] = 0.0;
-                }
+                level[i] = none;
             }
-            shard.columns.extend(hot);
+            shard.hot.push(Hot {
+                first: shard.columns.len(),
+                levels,
+                level,
+            });
+            shard
+                .columns
+                .extend(std::iter::repeat_with(Vec::new).take(levels));
         }
     }
 }
@@ -422,6 +433,14 @@ fn append(into: &mut ShardBuilder, part: ShardBuilder) {
     }
     for (target, column) in into.shard.columns.iter_mut().zip(part.shard.columns) {
         target.extend(column);
+    }
+    // Every partition has the same groups: the categories are counted over all of them.
+    if into.shard.hot.is_empty() {
+        into.shard.hot = part.shard.hot;
+    } else {
+        for (target, group) in into.shard.hot.iter_mut().zip(part.shard.hot) {
+            target.level.extend(group.level);
+        }
     }
     into.shard.label.extend(part.shard.label);
     into.shard.weight.extend(part.shard.weight);
@@ -651,6 +670,11 @@ mod tests {
                 );
             }
             assert!(close(a.intercept, b.intercept), "{case}");
+            // The streamed rows hold the category as levels, the others as 0/1 columns.
+            for (p, q) in a.mean_abs_contribution.iter().zip(&b.mean_abs_contribution) {
+                assert!(close(*p, *q), "{case}: {p} vs {q}");
+            }
+            assert_eq!(a.mean_abs_contribution.len(), 4, "{case}");
             // Means and σ summed per partition first: equal to rounding.
             for (p, q) in a.encoders.iter().zip(&b.encoders) {
                 match (p, q) {

@@ -7,12 +7,13 @@ use datafusion::error::{DataFusionError, Result};
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
 use super::encoded::{Encoded, Layout, ShardBuilder};
-use super::logistic::{self, Shard};
+use super::logistic;
 use super::model::{Hooks, Model, Prepared, TrainingSummary, now_unix, plan_err};
 use super::optim::Iteration;
 use super::options::TrainOptions;
 use super::preprocess;
 use super::rows::Rows;
+use super::shard::{Part, Shard};
 
 /// Fit on `prep`; the encoders are learned from the training rows unless given (a
 /// scorecard's WoE bins).
@@ -268,9 +269,20 @@ fn score_shards(model: &Model, shards: &[Shard]) -> Vec<(f64, f64, f64)> {
         for (o, i) in chunk.iter_mut().zip(rows.clone()) {
             *o = (model.intercept, s.label[i], s.w(i));
         }
-        for (col, b) in s.columns.iter().zip(&model.coefficients) {
-            for (o, x) in chunk.iter_mut().zip(&col[rows.clone()]) {
-                o.0 += b * x;
+        for part in s.parts() {
+            match part {
+                Part::Dense(j, col) => {
+                    let b = model.coefficients[j];
+                    for (o, x) in chunk.iter_mut().zip(&col[rows.clone()]) {
+                        o.0 += b * x;
+                    }
+                }
+                Part::Hot(_, h) => {
+                    let t = h.table(&model.coefficients);
+                    for (o, &l) in chunk.iter_mut().zip(&h.level[rows.clone()]) {
+                        o.0 += t[l as usize];
+                    }
+                }
             }
         }
         if model.is_classifier() {
@@ -297,18 +309,33 @@ fn mean_abs_contribution(model: &Model, shards: &[Shard]) -> Vec<f64> {
     let parts = super::pass::parallel_chunks(shards, |s, rows| {
         let mut sums = vec![0.0; inputs];
         let mut buffers = vec![[0.0f64; BLOCK]; inputs];
+        let parts = s.parts();
+        let tables: Vec<Vec<f64>> = s.hot.iter().map(|h| level_contribution(model, h)).collect();
         for start in rows.clone().step_by(BLOCK) {
             let len = BLOCK.min(rows.end - start);
             for b in buffers.iter_mut() {
                 b[..len].fill(0.0);
             }
-            for (j, col) in s.columns.iter().enumerate() {
-                let (a, mean) = (model.coefficients[j], model.feature_mean[j]);
-                for (v, x) in buffers[owner[j]][..len]
-                    .iter_mut()
-                    .zip(&col[start..start + len])
-                {
-                    *v += a * (x - mean);
+            for part in &parts {
+                match *part {
+                    Part::Dense(j, col) => {
+                        let (a, mean) = (model.coefficients[j], model.feature_mean[j]);
+                        for (v, x) in buffers[owner[j]][..len]
+                            .iter_mut()
+                            .zip(&col[start..start + len])
+                        {
+                            *v += a * (x - mean);
+                        }
+                    }
+                    Part::Hot(g, h) => {
+                        let t = &tables[g];
+                        for (v, &l) in buffers[owner[h.first]][..len]
+                            .iter_mut()
+                            .zip(&h.level[start..start + len])
+                        {
+                            *v += t[l as usize];
+                        }
+                    }
                 }
             }
             for (t, b) in sums.iter_mut().zip(&buffers) {
@@ -327,4 +354,28 @@ fn mean_abs_contribution(model: &Model, shards: &[Shard]) -> Vec<f64> {
         }
     }
     total.iter().map(|t| t / rows.max(1) as f64).collect()
+}
+
+/// A one-hot group's Σ_k a_k·(x_k − mean_k) for a row at each level, then at none: summed
+/// over the levels in order as the dense columns add them (the same bits), up to 256 levels;
+/// beyond, a_l − Σ_k a_k·mean_k (levels² additions would not do).
+fn level_contribution(model: &Model, h: &super::shard::Hot) -> Vec<f64> {
+    let features = h.first..h.first + h.levels;
+    let (a, mean) = (
+        &model.coefficients[features.clone()],
+        &model.feature_mean[features],
+    );
+    if h.levels > 256 {
+        let shift: f64 = a.iter().zip(mean).map(|(a, m)| a * m).sum();
+        return a.iter().map(|a| a - shift).chain([-shift]).collect();
+    }
+    (0..=h.levels)
+        .map(|l| {
+            let mut v = 0.0;
+            for k in 0..h.levels {
+                v += a[k] * (f64::from(u8::from(k == l)) - mean[k]);
+            }
+            v
+        })
+        .collect()
 }

@@ -164,7 +164,7 @@ pub fn fit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ml::logistic::Shard;
+    use crate::ml::shard::Shard;
 
     #[test]
     fn ordinary_least_squares_recovers_an_exact_linear_model() {

@@ -6,29 +6,7 @@ use datafusion::error::Result;
 
 use super::optim::{self, Iteration, Options, StopReason};
 use super::rows::{FirstError, Loss, Rows};
-
-/// Rows of one partition, column-major: `columns[j][i]` is feature j of row i.
-#[derive(Debug, Clone, Default)]
-pub struct Shard {
-    pub columns: Vec<Vec<f64>>,
-    pub label: Vec<f64>,
-    /// Row weights; empty means every weight is 1.
-    pub weight: Vec<f64>,
-}
-
-impl Shard {
-    pub fn rows(&self) -> usize {
-        self.label.len()
-    }
-
-    pub(crate) fn w(&self, i: usize) -> f64 {
-        if self.weight.is_empty() {
-            1.0
-        } else {
-            self.weight[i]
-        }
-    }
-}
+use super::shard::{Hot, Part, Shard};
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -79,8 +57,22 @@ pub fn summarize(shards: &[Shard], features: usize) -> Summary {
             w2_sum += w * w;
             pos += w * s.label[i];
         }
-        for (j, col) in s.columns.iter().enumerate() {
-            sum[j] += col.iter().enumerate().map(|(i, x)| s.w(i) * x).sum::<f64>();
+        for part in s.parts() {
+            match part {
+                Part::Dense(j, col) => {
+                    sum[j] += col.iter().enumerate().map(|(i, x)| s.w(i) * x).sum::<f64>();
+                }
+                Part::Hot(_, h) => {
+                    // w·1 where the level is k, w·0 elsewhere: the same sum per level.
+                    let mut level_sum = vec![0.0; h.levels + 1];
+                    for (i, &l) in h.level.iter().enumerate() {
+                        level_sum[l as usize] += s.w(i);
+                    }
+                    for (k, v) in level_sum[..h.levels].iter().enumerate() {
+                        sum[h.first + k] += v;
+                    }
+                }
+            }
         }
     }
     let mean: Vec<f64> = sum
@@ -90,12 +82,17 @@ pub fn summarize(shards: &[Shard], features: usize) -> Summary {
     // Second pass for the variance: stable where sums of squares would cancel.
     let mut m2 = vec![0.0; features];
     for s in shards {
-        for (j, col) in s.columns.iter().enumerate() {
-            m2[j] += col
-                .iter()
-                .enumerate()
-                .map(|(i, x)| s.w(i) * (x - mean[j]).powi(2))
-                .sum::<f64>();
+        for part in s.parts() {
+            match part {
+                Part::Dense(j, col) => {
+                    m2[j] += col
+                        .iter()
+                        .enumerate()
+                        .map(|(i, x)| s.w(i) * (x - mean[j]).powi(2))
+                        .sum::<f64>();
+                }
+                Part::Hot(_, h) => hot_squares(s, h, &mean, &mut m2),
+            }
         }
     }
     let denominator = w_sum - if w_sum > 0.0 { w2_sum / w_sum } else { 0.0 };
@@ -115,6 +112,37 @@ pub fn summarize(shards: &[Shard], features: usize) -> Summary {
         weight_sum: w_sum,
         positive_weight: pos,
         rows,
+    }
+}
+
+/// Σ w(x − mean)² over a one-hot group's features. Up to 64 levels, row by row as the dense
+/// columns sum (the same bits); beyond, from each level's weight (rows × levels would not do).
+fn hot_squares(s: &Shard, h: &Hot, mean: &[f64], m2: &mut [f64]) {
+    let mean = &mean[h.first..h.first + h.levels];
+    let one: Vec<f64> = mean.iter().map(|m| (1.0 - m).powi(2)).collect();
+    let zero: Vec<f64> = mean.iter().map(|m| (0.0 - m).powi(2)).collect();
+    let m2 = &mut m2[h.first..h.first + h.levels];
+    if h.levels <= 64 {
+        let mut acc = vec![0.0; h.levels];
+        for (i, &l) in h.level.iter().enumerate() {
+            let w = s.w(i);
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a += w * if k == l as usize { one[k] } else { zero[k] };
+            }
+        }
+        for (m, a) in m2.iter_mut().zip(acc) {
+            *m += a;
+        }
+        return;
+    }
+    let mut level_weight = vec![0.0; h.levels + 1];
+    let mut total = 0.0;
+    for (i, &l) in h.level.iter().enumerate() {
+        level_weight[l as usize] += s.w(i);
+        total += s.w(i);
+    }
+    for k in 0..h.levels {
+        m2[k] += level_weight[k] * one[k] + (total - level_weight[k]) * zero[k];
     }
 }
 
@@ -339,6 +367,25 @@ mod tests {
             s.label.push(y);
         }
         out
+    }
+
+    /// A category held as levels has the statistics of its 0/1 columns: to the bit up to 64
+    /// levels, to rounding beyond.
+    #[test]
+    fn summaries_of_levels_match_their_dense_columns() {
+        use crate::ml::shard::tests::{mixed, wide};
+        for weighted in [false, true] {
+            let hot = vec![mixed(10_001, 3, weighted), mixed(17, 4, weighted)];
+            let dense: Vec<Shard> = hot.iter().map(Shard::dense).collect();
+            assert_eq!(summarize(&hot, 5), summarize(&dense, 5));
+        }
+        let hot = vec![wide(20_000, 100)];
+        let dense: Vec<Shard> = hot.iter().map(Shard::dense).collect();
+        let (got, want) = (summarize(&hot, 101), summarize(&dense, 101));
+        assert_eq!(got.mean, want.mean);
+        for (g, w) in got.std.iter().zip(&want.std) {
+            assert!((g - w).abs() <= 1e-12 * w.max(1.0), "{g} vs {w}");
+        }
     }
 
     fn tight(reg: f64, alpha: f64) -> Params {

@@ -35,6 +35,7 @@ pub mod registry;
 pub mod relations;
 pub mod rows;
 pub mod scorecard;
+pub mod shard;
 pub mod shipping;
 pub mod spark_import;
 pub mod sql_export;

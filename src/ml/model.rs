@@ -13,12 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use super::gbdt::TreeModel;
 use super::gbdt::params::Objective;
-use super::logistic::Shard;
 use super::metrics::{self, ClassificationMetrics, RegressionMetrics, RocPoint};
 use super::optim::Iteration;
 use super::options::{ModelType, NullPolicy, TrainOptions};
 use super::preprocess::{self, Encoder};
 use super::rows::Rows;
+use super::shard::Shard;
 
 /// Most ROC points stored with a model: exact below this many distinct scores, thinned
 /// (evenly, ends kept) above; `confusion_matrix(model, t)` reads the curve.

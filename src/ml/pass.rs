@@ -5,7 +5,7 @@
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::logistic::Shard;
+use super::shard::{Hot, Part, Shard};
 
 /// Rows per block: the block's margins and the feature slices it touches stay in L2 while
 /// they are read twice (margin, then gradient).
@@ -85,15 +85,27 @@ where
         raw: vec![0.0; shard.columns.len()],
         ..Default::default()
     };
+    let parts = shard.parts();
+    let tables: Vec<Vec<f64>> = shard.hot.iter().map(|h| h.table(a)).collect();
+    let mut sums = HotSums::default();
     let mut buffer = [0.0f64; BLOCK];
     for start in rows.clone().step_by(BLOCK) {
         let end = (start + BLOCK).min(rows.end);
         let margin = &mut buffer[..end - start];
         margin.fill(offset);
-        for (col, &aj) in shard.columns.iter().zip(a) {
-            if aj != 0.0 {
-                for (m, x) in margin.iter_mut().zip(&col[start..end]) {
-                    *m += aj * x;
+        for part in &parts {
+            match part {
+                Part::Dense(j, col) if a[*j] != 0.0 => {
+                    for (m, x) in margin.iter_mut().zip(&col[start..end]) {
+                        *m += a[*j] * x;
+                    }
+                }
+                Part::Dense(..) => {}
+                Part::Hot(g, h) => {
+                    let t = &tables[*g];
+                    for (m, &l) in margin.iter_mut().zip(&h.level[start..end]) {
+                        *m += t[l as usize];
+                    }
                 }
             }
         }
@@ -103,11 +115,56 @@ where
         let (loss, residual_sum) = per_block(margin, labels, weights);
         out.loss += loss;
         out.residual_sum += residual_sum;
-        for (r, col) in out.raw.iter_mut().zip(&shard.columns) {
-            *r += dot(margin, &col[start..end]);
+        for part in &parts {
+            match part {
+                Part::Dense(j, col) => out.raw[*j] += dot(margin, &col[start..end]),
+                Part::Hot(_, h) => sums.add(h, margin, &h.level[start..end], &mut out.raw),
+            }
         }
     }
     out
+}
+
+/// Per level of a one-hot group, the residuals of the rows at that level: what `dot` gives
+/// against the level's 0/1 column, to the bit (four lanes and a tail, summed per block the
+/// same way). Past `LANE_LEVELS` levels, clearing the lanes per block would cost more than
+/// the rows, so each residual goes straight into its feature's sum.
+#[derive(Default)]
+struct HotSums {
+    lanes: Vec<[f64; 4]>,
+    tail: Vec<f64>,
+}
+
+const LANE_LEVELS: usize = 512;
+
+impl HotSums {
+    fn add(&mut self, h: &Hot, residuals: &[f64], levels: &[u32], raw: &mut [f64]) {
+        let raw = &mut raw[h.first..h.first + h.levels];
+        if h.levels > LANE_LEVELS {
+            for (&r, &l) in residuals.iter().zip(levels) {
+                if let Some(v) = raw.get_mut(l as usize) {
+                    *v += r;
+                }
+            }
+            return;
+        }
+        self.lanes.clear();
+        self.lanes.resize(h.levels + 1, [0.0; 4]);
+        self.tail.clear();
+        self.tail.resize(h.levels + 1, 0.0);
+        let (r4, l4) = (residuals.chunks_exact(4), levels.chunks_exact(4));
+        for (r, l) in r4.remainder().iter().zip(l4.remainder()) {
+            self.tail[*l as usize] += r;
+        }
+        for (r, l) in r4.zip(l4) {
+            for k in 0..4 {
+                self.lanes[l[k] as usize][k] += r[k];
+            }
+        }
+        for ((v, lane), tail) in raw.iter_mut().zip(&self.lanes).zip(&self.tail) {
+            *v += lane[0] + lane[1] + lane[2] + lane[3] + tail;
+        }
+    }
 }
 
 /// Run `f` over every shard's rows in CHUNK-sized ranges on all cores; results in chunk order.
@@ -184,7 +241,7 @@ mod tests {
                 .map(|j| (0..rows).map(|i| value(i, j)).collect())
                 .collect(),
             label: (0..rows).map(|i| (i % 3 == 0) as u8 as f64).collect(),
-            weight: vec![],
+            ..Default::default()
         }
     }
 
@@ -214,6 +271,42 @@ mod tests {
         assert!(close(got.residual_sum, want.residual_sum));
         for j in 0..3 {
             assert!(close(got.raw[j], want.raw[j]));
+        }
+    }
+
+    /// One-hot groups held as levels give the dense layout's sums to the bit, weighted or not,
+    /// over uneven shards whose last blocks have tails.
+    #[test]
+    fn levels_sum_as_their_dense_columns_do() {
+        use crate::ml::shard::tests::mixed;
+        for weighted in [false, true] {
+            let hot = vec![mixed(200_003, 1, weighted), mixed(5, 2, weighted)];
+            let dense: Vec<Shard> = hot.iter().map(Shard::dense).collect();
+            let a = [0.3, -0.2, 0.0, 0.7, 0.1];
+            let per_row = |m: f64, y: f64, w: f64| (w * (m - y) * (m - y), w * (m - y));
+            let got = fused_pass(&hot, &a, 0.5, by_row(per_row));
+            let want = fused_pass(&dense, &a, 0.5, by_row(per_row));
+            assert_eq!(got.loss.to_bits(), want.loss.to_bits());
+            assert_eq!(got.residual_sum.to_bits(), want.residual_sum.to_bits());
+            assert_eq!(got.raw, want.raw);
+        }
+    }
+
+    /// Past the lanes' level count each residual goes straight to its level: equal to rounding.
+    #[test]
+    fn many_levels_sum_to_their_dense_columns_to_rounding() {
+        use crate::ml::shard::tests::wide;
+        let hot = vec![wide(30_001, 600)];
+        let dense: Vec<Shard> = hot.iter().map(Shard::dense).collect();
+        let a: Vec<f64> = (0..601)
+            .map(|j| ((j * 37) % 11) as f64 / 10.0 - 0.5)
+            .collect();
+        let per_row = |m: f64, y: f64, w: f64| (w * (m - y) * (m - y), w * (m - y));
+        let got = fused_pass(&hot, &a, 0.1, by_row(per_row));
+        let want = fused_pass(&dense, &a, 0.1, by_row(per_row));
+        assert_eq!(got.loss, want.loss);
+        for (g, w) in got.raw.iter().zip(&want.raw) {
+            assert!((g - w).abs() <= 1e-9 * w.abs().max(1.0), "{g} vs {w}");
         }
     }
 

@@ -4,8 +4,9 @@
 
 use datafusion::error::Result;
 
-use super::logistic::{Shard, Summary, summarize};
+use super::logistic::{Summary, summarize};
 use super::pass::{Partial, by_row, fused_pass};
+use super::shard::Shard;
 
 /// The per-row loss of one objective evaluation.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -28,11 +28,11 @@ use futures::StreamExt;
 use crate::ml::cluster_rows::ClusterRows;
 use crate::ml::encoded::Streamed;
 use crate::ml::logical::train_model::output_schema;
-use crate::ml::logistic::Shard;
 use crate::ml::model::{self, Metrics, TrainingData};
 use crate::ml::options::TrainOptions;
 use crate::ml::registry::Registry;
 use crate::ml::rows::Rows;
+use crate::ml::shard::Shard;
 use crate::notices::Notices;
 
 /// Live progress, read by the shell's progress bar.
