@@ -5,7 +5,7 @@
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::shard::{Hot, Part, Shard};
+use super::shard::{Hot, Part, Shard, add_levels};
 
 /// Rows per block: the block's margins and the feature slices it touches stay in L2 while
 /// they are read twice (margin, then gradient).
@@ -101,12 +101,7 @@ where
                     }
                 }
                 Part::Dense(..) => {}
-                Part::Hot(g, h) => {
-                    let t = &tables[*g];
-                    for (m, &l) in margin.iter_mut().zip(&h.level[start..end]) {
-                        *m += t[l as usize];
-                    }
-                }
+                Part::Hot(g, h) => add_levels(margin, &h.level[start..end], &tables[*g]),
             }
         }
         let labels = &shard.label[start..end];
@@ -148,17 +143,21 @@ impl HotSums {
             }
             return;
         }
+        // A power-of-two length masks the index in bounds, as in `add_levels`.
+        let size = (h.levels + 1).next_power_of_two();
+        let mask = size - 1;
         self.lanes.clear();
-        self.lanes.resize(h.levels + 1, [0.0; 4]);
+        self.lanes.resize(size, [0.0; 4]);
         self.tail.clear();
-        self.tail.resize(h.levels + 1, 0.0);
+        self.tail.resize(size, 0.0);
+        let (lanes, tail) = (&mut self.lanes[..=mask], &mut self.tail[..=mask]);
         let (r4, l4) = (residuals.chunks_exact(4), levels.chunks_exact(4));
         for (r, l) in r4.remainder().iter().zip(l4.remainder()) {
-            self.tail[*l as usize] += r;
+            tail[*l as usize & mask] += r;
         }
         for (r, l) in r4.zip(l4) {
             for k in 0..4 {
-                self.lanes[l[k] as usize][k] += r[k];
+                lanes[l[k] as usize & mask][k] += r[k];
             }
         }
         for ((v, lane), tail) in raw.iter_mut().zip(&self.lanes).zip(&self.tail) {

@@ -24,7 +24,7 @@ impl Loss {
         match self {
             Loss::Logistic => {
                 // One exp for both log(1 + e^m) and the probability, stable for either sign.
-                let e = (-m.abs()).exp();
+                let e = exp_nonpositive(-m.abs());
                 let log1pexp = m.max(0.0) + e.ln_1p();
                 let p = if m >= 0.0 {
                     1.0 / (1.0 + e)
@@ -56,23 +56,80 @@ fn logistic_block(margins: &mut [f64], labels: &[f64], weights: Option<&[f64]>) 
         return by_row(|m, y, w| Loss::Logistic.row(m, y, w))(margins, labels, weights);
     }
     let (mut loss, mut residual_sum) = (0.0, 0.0);
+    let mut exps = [0.0f64; PRODUCT_ROWS];
     for (ms, ys) in margins
         .chunks_mut(PRODUCT_ROWS)
         .zip(labels.chunks(PRODUCT_ROWS))
     {
-        let mut product = 1.0;
-        for (m, &y) in ms.iter_mut().zip(ys) {
-            let e = (-m.abs()).exp();
-            let factor = 1.0 + e;
-            product *= factor;
-            loss += m.max(0.0) - y * *m;
-            let p = if *m >= 0.0 { 1.0 / factor } else { e / factor };
-            *m = p - y;
-            residual_sum += *m;
+        // First e^−|m| for the whole block (a loop of four rows at a time), then the sums in
+        // four lanes, so neither waits on the one before.
+        let exps = &mut exps[..ms.len()];
+        for (e, m) in exps.iter_mut().zip(ms.iter()) {
+            *e = exp_nonpositive(-m.abs());
         }
-        loss += product.ln();
+        let mut lanes = [[0.0f64, 0.0, 1.0]; 4];
+        let row = |lane: &mut [f64; 3], m: &mut f64, y: f64, e: f64| {
+            let factor = 1.0 + e;
+            lane[0] += m.max(0.0) - y * *m;
+            lane[2] *= factor;
+            let p = if *m >= 0.0 { 1.0 } else { e } / factor;
+            *m = p - y;
+            lane[1] += *m;
+        };
+        let (m4, y4, e4) = (
+            ms.chunks_exact_mut(4),
+            ys.chunks_exact(4),
+            exps.chunks_exact(4),
+        );
+        let (y_tail, e_tail) = (y4.remainder(), e4.remainder());
+        let mut m4 = m4;
+        for ((m, y), e) in m4.by_ref().zip(y4).zip(e4) {
+            for k in 0..4 {
+                row(&mut lanes[k], &mut m[k], y[k], e[k]);
+            }
+        }
+        for ((m, y), e) in m4.into_remainder().iter_mut().zip(y_tail).zip(e_tail) {
+            row(&mut lanes[0], m, *y, *e);
+        }
+        let product = lanes[0][2] * lanes[1][2] * lanes[2][2] * lanes[3][2];
+        loss += lanes[0][0] + lanes[1][0] + lanes[2][0] + lanes[3][0] + product.ln();
+        residual_sum += lanes[0][1] + lanes[1][1] + lanes[2][1] + lanes[3][1];
     }
     (loss, residual_sum)
+}
+
+/// e^x for x ≤ 0 within about an ulp, without branches or calls, so a loop of them runs four
+/// rows at a time (the C library's `exp` is a call per row: a third of a data pass).
+/// x = k·ln2 + r with |r| ≤ ln2/2; e^r by its Taylor series to r¹³ (the first term left out
+/// is below 2⁻⁵⁵ of it); 2^k as two normal powers, so results down to 2⁻¹⁰⁷⁴ round once.
+#[inline(always)]
+pub fn exp_nonpositive(x: f64) -> f64 {
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    // 1.5·2⁵²: adding it rounds to an integer, held in the low bits.
+    const ROUND: f64 = 6_755_399_441_055_744.0;
+    const TAYLOR: [f64; 14] = {
+        let mut c = [1.0f64; 14];
+        let mut i = 1;
+        while i < 14 {
+            c[i] = c[i - 1] / i as f64;
+            i += 1;
+        }
+        c
+    };
+    // e^−745.2 is below half the smallest subnormal: 0. NaN stays NaN through `r`.
+    let x = if x < -745.2 { -745.2 } else { x };
+    let t = x * std::f64::consts::LOG2_E + ROUND;
+    let k = t - ROUND;
+    let r = (x - k * LN2_HI) - k * LN2_LO;
+    let mut p = TAYLOR[13];
+    for c in TAYLOR[..13].iter().rev() {
+        p = p * r + c;
+    }
+    let k = t.to_bits() as i64 - ROUND.to_bits() as i64;
+    let half = k >> 1;
+    let power = |k: i64| f64::from_bits(((k + 1023) as u64) << 52);
+    p * power(half) * power(k - half)
 }
 
 /// The label's weighted moments a linear regression standardises with.
@@ -168,7 +225,7 @@ impl FirstError {
 
 #[cfg(test)]
 mod tests {
-    use super::{Loss, logistic_block};
+    use super::{Loss, exp_nonpositive, logistic_block};
 
     /// The block's loss (one logarithm per 512 rows) is the per-row `log1p` sum to within
     /// rounding, at margins from 0 to where e^−|m| underflows, both signs; the residuals are
@@ -194,7 +251,8 @@ mod tests {
         let (got, residual_sum) = logistic_block(&mut margins, &labels, None);
         assert!((got - loss).abs() <= 1e-12 * loss.abs(), "{got} vs {loss}");
         assert_eq!(margins, residuals);
-        assert_eq!(residual_sum, residuals.iter().sum::<f64>());
+        let want: f64 = residuals.iter().sum();
+        assert!((residual_sum - want).abs() <= 1e-12 * want.abs().max(1.0));
         // Weighted rows take the per-row loss.
         let weights = vec![0.5; labels.len()];
         let mut again: Vec<f64> = (0..labels.len()).map(|i| i as f64 / 1000.0 - 2.0).collect();
@@ -205,5 +263,27 @@ mod tests {
             .sum();
         let (got, _) = logistic_block(&mut again, &labels, Some(&weights));
         assert!((got - want).abs() <= 1e-12 * want.abs());
+    }
+
+    /// Within 2 ulp of the C library's exp over the whole non-positive range, subnormal
+    /// results within one subnormal step, and 0, 1 and NaN where they should be.
+    #[test]
+    fn exp_nonpositive_agrees_with_exp() {
+        let mut x = 0.0f64;
+        let mut worst = 0.0f64;
+        while x > -760.0 {
+            let (got, want) = (exp_nonpositive(x), x.exp());
+            if want >= f64::MIN_POSITIVE {
+                worst = worst.max((got - want).abs() / (want * f64::EPSILON));
+            } else {
+                assert!((got - want).abs() <= 4.95e-324, "{x}: {got} vs {want}");
+            }
+            x -= 0.000_731 + x.abs() * 1e-5;
+        }
+        assert!(worst <= 2.0, "{worst} ulp");
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert_eq!(exp_nonpositive(-0.0), 1.0);
+        assert_eq!(exp_nonpositive(f64::NEG_INFINITY), 0.0);
+        assert!(exp_nonpositive(f64::NAN).is_nan());
     }
 }

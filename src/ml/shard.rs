@@ -35,11 +35,24 @@ pub enum Part<'a> {
 }
 
 impl Hot {
-    /// Per level, then for "none", the coefficient the level's row adds: `a[first + k]`, 0.
+    /// Per level, then for "none", the coefficient the level's row adds: `a[first + k]`, 0;
+    /// zeros after, to a power-of-two length for `add_levels`.
     pub fn table(&self, a: &[f64]) -> Vec<f64> {
         let mut t = a[self.first..self.first + self.levels].to_vec();
-        t.push(0.0);
+        t.resize((self.levels + 1).next_power_of_two(), 0.0);
         t
+    }
+}
+
+/// `out[i] += table[level[i]]`. The table's power-of-two length lets the index be masked
+/// (levels are below it, so the mask changes none): no bounds check is left in the loop, and
+/// it loads four rows' entries at a time.
+pub fn add_levels(out: &mut [f64], level: &[u32], table: &[f64]) {
+    debug_assert!(table.len().is_power_of_two());
+    let mask = table.len().saturating_sub(1);
+    let table = &table[..=mask];
+    for (o, &l) in out.iter_mut().zip(level) {
+        *o += table[l as usize & mask];
     }
 }
 
