@@ -3,10 +3,10 @@
 //! (numeric and categorical features), so the Arrow input is dropped batch by batch instead
 //! of held beside its encoded copy.
 
-use std::collections::HashMap;
+use datafusion::common::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, Float64Array, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray, Float64Array, Float64Builder, RecordBatch};
 use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema};
 use datafusion::error::Result;
@@ -481,22 +481,18 @@ impl StreamedPartition {
                 continue;
             }
             let dictionary = &mut self.dictionaries[j];
-            let values = cast(&columns[c], &DataType::Utf8)?;
-            let indices: Float64Array = values
-                .as_string::<i32>()
-                .iter()
-                .map(|v| {
-                    v.map(|v| match dictionary.get(v) {
-                        Some(k) => f64::from(*k),
-                        None => {
-                            let k = dictionary.len() as u32;
-                            dictionary.insert(v.to_string(), k);
-                            f64::from(k)
-                        }
-                    })
-                })
-                .collect();
-            columns[c] = Arc::new(indices);
+            let mut indices = Float64Builder::with_capacity(batch.num_rows());
+            preprocess::each_str(&columns[c], |_, v| {
+                indices.append_option(v.map(|v| match dictionary.get(v) {
+                    Some(k) => f64::from(*k),
+                    None => {
+                        let k = dictionary.len() as u32;
+                        dictionary.insert(v.to_string(), k);
+                        f64::from(k)
+                    }
+                }))
+            })?;
+            columns[c] = Arc::new(indices.finish());
         }
         Ok(RecordBatch::try_new(Arc::clone(&s.indexed), columns)?)
     }

@@ -4,7 +4,7 @@
 //! StringIndexer + OneHotEncoder defaults; unseen or NULL → all zeros), dates and timestamps
 //! as days since 1970-01-01, month and ISO weekday.
 
-use std::collections::HashMap;
+use datafusion::common::HashMap;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -160,10 +160,15 @@ pub fn fit(batches: &[RecordBatch], schema: &Schema, columns: &[String]) -> Resu
                 Some("category") => {
                     let mut counts: HashMap<String, u64> = HashMap::new();
                     for b in batches {
-                        let col = cast(b.column(index), &DataType::Utf8)?;
-                        for v in col.as_string::<i32>().iter().flatten() {
-                            *counts.entry(v.to_string()).or_default() += 1;
-                        }
+                        each_str(b.column(index), |_, v| {
+                            let Some(v) = v else { return };
+                            match counts.get_mut(v) {
+                                Some(n) => *n += 1,
+                                None => {
+                                    counts.insert(v.to_string(), 1);
+                                }
+                            }
+                        })?;
                     }
                     Ok(one_hot(name.clone(), counts.into_iter().collect()))
                 }
@@ -250,6 +255,34 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// Call `f(row, value)` for each row of a string column (`None` for NULL): Utf8, LargeUtf8
+/// and Utf8View (what stored tables read as) in place, anything else cast to Utf8 first.
+pub fn each_str(column: &ArrayRef, mut f: impl FnMut(usize, Option<&str>)) -> Result<()> {
+    match column.data_type() {
+        DataType::Utf8View => column
+            .as_string_view()
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| f(i, v)),
+        DataType::Utf8 => column
+            .as_string::<i32>()
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| f(i, v)),
+        DataType::LargeUtf8 => column
+            .as_string::<i64>()
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| f(i, v)),
+        _ => cast(column, &DataType::Utf8)?
+            .as_string::<i32>()
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| f(i, v)),
+    }
+    Ok(())
+}
+
 /// Encode `batch` into feature columns (appended to `out`, one Vec per feature). A row's
 /// `valid` entry turns false when it has a NULL that `impute` does not fill.
 pub fn encode(
@@ -296,12 +329,10 @@ pub fn encode(
                     .enumerate()
                     .map(|(k, c)| (c.as_str(), k))
                     .collect();
-                let values = cast(column, &DataType::Utf8)?;
-                let strings = values.as_string::<i32>();
                 for k in 0..categories.len() {
-                    out[slot + k].reserve(strings.len());
+                    out[slot + k].reserve(column.len());
                 }
-                for (i, v) in strings.iter().enumerate() {
+                each_str(column, |i, v| {
                     let hit = match (v, unknown) {
                         (Some(v), _) => index.get(v).copied(),
                         (None, Unknown::Zeros) => {
@@ -316,7 +347,7 @@ pub fn encode(
                     for k in 0..categories.len() {
                         out[slot + k].push(if Some(k) == hit { 1.0 } else { 0.0 });
                     }
-                }
+                })?;
             }
             Encoder::Woe { binning, .. } => out[slot].extend(binning.woe_of(column)?),
             Encoder::Date { means, .. } => {
