@@ -6,7 +6,7 @@
 use datafusion::common::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, Float64Array, Float64Builder, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray, Float64Builder, RecordBatch};
 use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema};
 use datafusion::error::Result;
@@ -555,7 +555,7 @@ fn note_nulls(
 mod tests {
     use super::*;
     use crate::ml::model::{Hooks, TrainingData, train};
-    use datafusion::arrow::array::{BooleanArray, Int32Array, StringArray};
+    use datafusion::arrow::array::{BooleanArray, Float64Array, Int32Array, StringArray};
     use datafusion::arrow::datatypes::Field;
 
     /// Two partitions of rows with NULL features, NULL and negative weights, a NULL label.

@@ -157,7 +157,7 @@ pub(crate) mod tests {
                 },
             ],
             label: (0..rows)
-                .map(|i| ((i + seed) % 3 == 0) as u8 as f64)
+                .map(|i| (i + seed).is_multiple_of(3) as u8 as f64)
                 .collect(),
             weight: if weighted {
                 (0..rows).map(|i| 0.5 + (i % 7) as f64 / 4.0).collect()
