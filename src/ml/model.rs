@@ -473,13 +473,37 @@ impl Model {
             let values = t.values(&self.inputs, batch)?;
             return Ok((t.raw(&values, n), vec![true; n]));
         }
-        let (columns, valid) = self.encode(batch)?;
+        // Feature by feature in order, as the dense columns would add them (a one-hot group
+        // adds its row's category's coefficient: b·1, and b·0 changes nothing), so the same
+        // bits without a 0/1 column per category.
+        preprocess::check_columns(&self.encoders, batch)?;
+        let impute = self.options.handle_nulls == NullPolicy::Impute;
         let mut margin = vec![self.intercept; n];
-        for (j, col) in columns.iter().enumerate() {
-            let b = self.coefficients[j];
-            if b != 0.0 {
-                for (m, x) in margin.iter_mut().zip(col) {
-                    *m += b * x;
+        let mut valid = vec![true; n];
+        let mut slot = 0;
+        for encoder in &self.encoders {
+            let b = &self.coefficients[slot..slot + encoder.width()];
+            slot += encoder.width();
+            let column = batch.column(batch.schema().index_of(encoder.column())?);
+            let positions =
+                preprocess::one_hot_positions(encoder, column, impute, &mut valid, |i, hit| {
+                    if let Some(&b) = hit.and_then(|k| b.get(k))
+                        && b != 0.0
+                    {
+                        margin[i] += b;
+                    }
+                })?;
+            if positions {
+                continue;
+            }
+            let mut columns = vec![Vec::with_capacity(n); b.len()];
+            let one = std::slice::from_ref(encoder);
+            preprocess::encode(one, batch, impute, &mut columns, &mut valid)?;
+            for (col, &b) in columns.iter().zip(b) {
+                if b != 0.0 {
+                    for (m, x) in margin.iter_mut().zip(col) {
+                        *m += b * x;
+                    }
                 }
             }
         }

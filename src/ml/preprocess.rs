@@ -283,15 +283,8 @@ pub fn each_str(column: &ArrayRef, mut f: impl FnMut(usize, Option<&str>)) -> Re
     Ok(())
 }
 
-/// Encode `batch` into feature columns (appended to `out`, one Vec per feature). A row's
-/// `valid` entry turns false when it has a NULL that `impute` does not fill.
-pub fn encode(
-    encoders: &[Encoder],
-    batch: &RecordBatch,
-    impute: bool,
-    out: &mut [Vec<f64>],
-    valid: &mut [bool],
-) -> Result<()> {
+/// An error naming every column the encoders need that `batch` lacks.
+pub fn check_columns(encoders: &[Encoder], batch: &RecordBatch) -> Result<()> {
     let missing: Vec<&str> = encoders
         .iter()
         .map(|e| e.column())
@@ -303,6 +296,60 @@ pub fn encode(
             missing.join(", ")
         )));
     }
+    Ok(())
+}
+
+/// Call `f(row, position)` with each row's position among a one-hot encoder's categories
+/// (`None`: NULL or unknown, all zeros), turning `valid` false where the unknown policy or a
+/// NULL `impute` does not fill says so. Scoring adds the position's coefficient instead of
+/// building a 0/1 column per category. Ok(false) for any other encoder.
+pub fn one_hot_positions(
+    encoder: &Encoder,
+    column: &ArrayRef,
+    impute: bool,
+    valid: &mut [bool],
+    mut f: impl FnMut(usize, Option<usize>),
+) -> Result<bool> {
+    let Encoder::OneHot {
+        categories,
+        unknown,
+        ..
+    } = encoder
+    else {
+        return Ok(false);
+    };
+    let index: HashMap<&str, usize> = categories
+        .iter()
+        .enumerate()
+        .map(|(k, c)| (c.as_str(), k))
+        .collect();
+    each_str(column, |i, v| {
+        let hit = match (v, unknown) {
+            (Some(v), _) => index.get(v).copied(),
+            (None, Unknown::Zeros) => {
+                valid[i] &= impute;
+                None
+            }
+            (None, _) => None,
+        };
+        if hit.is_none() && *unknown == Unknown::Unscored {
+            valid[i] = false;
+        }
+        f(i, hit);
+    })?;
+    Ok(true)
+}
+
+/// Encode `batch` into feature columns (appended to `out`, one Vec per feature). A row's
+/// `valid` entry turns false when it has a NULL that `impute` does not fill.
+pub fn encode(
+    encoders: &[Encoder],
+    batch: &RecordBatch,
+    impute: bool,
+    out: &mut [Vec<f64>],
+    valid: &mut [bool],
+) -> Result<()> {
+    check_columns(encoders, batch)?;
     let mut slot = 0;
     for encoder in encoders {
         let column = batch.column(batch.schema().index_of(encoder.column())?);
@@ -319,31 +366,11 @@ pub fn encode(
                     });
                 }
             }
-            Encoder::OneHot {
-                categories,
-                unknown,
-                ..
-            } => {
-                let index: HashMap<&str, usize> = categories
-                    .iter()
-                    .enumerate()
-                    .map(|(k, c)| (c.as_str(), k))
-                    .collect();
+            Encoder::OneHot { categories, .. } => {
                 for k in 0..categories.len() {
                     out[slot + k].reserve(column.len());
                 }
-                each_str(column, |i, v| {
-                    let hit = match (v, unknown) {
-                        (Some(v), _) => index.get(v).copied(),
-                        (None, Unknown::Zeros) => {
-                            valid[i] &= impute;
-                            None
-                        }
-                        (None, _) => None,
-                    };
-                    if hit.is_none() && *unknown == Unknown::Unscored {
-                        valid[i] = false;
-                    }
+                one_hot_positions(encoder, column, impute, valid, |_, hit| {
                     for k in 0..categories.len() {
                         out[slot + k].push(if Some(k) == hit { 1.0 } else { 0.0 });
                     }
