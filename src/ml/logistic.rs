@@ -4,6 +4,8 @@
 
 use datafusion::error::Result;
 
+use rayon::prelude::*;
+
 use super::optim::{self, Iteration, Options, StopReason};
 use super::rows::{FirstError, Loss, Rows};
 use super::shard::{Hot, Part, Shard};
@@ -48,7 +50,6 @@ pub fn summarize(shards: &[Shard], features: usize) -> Summary {
     let mut w2_sum = 0.0;
     let mut pos = 0.0;
     let mut rows = 0;
-    let mut sum = vec![0.0; features];
     for s in shards {
         rows += s.rows();
         for i in 0..s.rows() {
@@ -57,6 +58,12 @@ pub fn summarize(shards: &[Shard], features: usize) -> Summary {
             w2_sum += w * w;
             pos += w * s.label[i];
         }
+    }
+    // Each shard's column sums on its own core, added in shard order: the same bits as one
+    // shard after another.
+    let mut sum = vec![0.0; features];
+    let per_shard = shards.par_iter().map(|s| {
+        let mut sum = vec![0.0; features];
         for part in s.parts() {
             match part {
                 Part::Dense(j, col) => {
@@ -74,6 +81,12 @@ pub fn summarize(shards: &[Shard], features: usize) -> Summary {
                 }
             }
         }
+        sum
+    });
+    for part in per_shard.collect::<Vec<_>>() {
+        for (t, v) in sum.iter_mut().zip(part) {
+            *t += v;
+        }
     }
     let mean: Vec<f64> = sum
         .iter()
@@ -81,7 +94,8 @@ pub fn summarize(shards: &[Shard], features: usize) -> Summary {
         .collect();
     // Second pass for the variance: stable where sums of squares would cancel.
     let mut m2 = vec![0.0; features];
-    for s in shards {
+    let per_shard = shards.par_iter().map(|s| {
+        let mut m2 = vec![0.0; features];
         for part in s.parts() {
             match part {
                 Part::Dense(j, col) => {
@@ -93,6 +107,12 @@ pub fn summarize(shards: &[Shard], features: usize) -> Summary {
                 }
                 Part::Hot(_, h) => hot_squares(s, h, &mean, &mut m2),
             }
+        }
+        m2
+    });
+    for part in per_shard.collect::<Vec<_>>() {
+        for (t, v) in m2.iter_mut().zip(part) {
+            *t += v;
         }
     }
     let denominator = w_sum - if w_sum > 0.0 { w2_sum / w_sum } else { 0.0 };
