@@ -102,12 +102,15 @@ def measured(args, cwd=None):
     t0 = time.perf_counter()
     proc = psutil.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
     peak = [0]
+    seen = {}
     done = threading.Event()
 
     def sample():
         while not done.is_set():
             try:
-                tree = [proc] + proc.children(recursive=True)
+                children = proc.children(recursive=True)
+                seen.update((c.pid, c) for c in children)
+                tree = [proc] + children
                 rss = 0
                 for p in tree:
                     try:
@@ -125,6 +128,9 @@ def measured(args, cwd=None):
     seconds = time.perf_counter() - t0
     done.set()
     sampler.join()
+    # The time ends when the command does, but the next run waits for its whole tree (Spark's
+    # JVM can outlive the Python driver by seconds, still using both cores).
+    psutil.wait_procs(list(seen.values()), timeout=60)
     if proc.returncode != 0:
         raise RuntimeError(f"{args[0]} failed:\n{err[-3000:]}")
     return seconds, peak[0] / 2**20, out, err
