@@ -61,9 +61,7 @@ pub fn summarize(shards: &[Shard], features: usize) -> Summary {
     }
     // Each shard's column sums on its own core, added in shard order: the same bits as one
     // shard after another.
-    let mut sum = vec![0.0; features];
-    let per_shard = shards.par_iter().map(|s| {
-        let mut sum = vec![0.0; features];
+    let sum = per_shard_sums(shards, features, |s, sum| {
         for part in s.parts() {
             match part {
                 Part::Dense(j, col) => {
@@ -81,21 +79,13 @@ pub fn summarize(shards: &[Shard], features: usize) -> Summary {
                 }
             }
         }
-        sum
     });
-    for part in per_shard.collect::<Vec<_>>() {
-        for (t, v) in sum.iter_mut().zip(part) {
-            *t += v;
-        }
-    }
     let mean: Vec<f64> = sum
         .iter()
         .map(|v| if w_sum > 0.0 { v / w_sum } else { 0.0 })
         .collect();
     // Second pass for the variance: stable where sums of squares would cancel.
-    let mut m2 = vec![0.0; features];
-    let per_shard = shards.par_iter().map(|s| {
-        let mut m2 = vec![0.0; features];
+    let m2 = per_shard_sums(shards, features, |s, m2| {
         for part in s.parts() {
             match part {
                 Part::Dense(j, col) => {
@@ -105,16 +95,10 @@ pub fn summarize(shards: &[Shard], features: usize) -> Summary {
                         .map(|(i, x)| s.w(i) * (x - mean[j]).powi(2))
                         .sum::<f64>();
                 }
-                Part::Hot(_, h) => hot_squares(s, h, &mean, &mut m2),
+                Part::Hot(_, h) => hot_squares(s, h, &mean, m2),
             }
         }
-        m2
     });
-    for part in per_shard.collect::<Vec<_>>() {
-        for (t, v) in m2.iter_mut().zip(part) {
-            *t += v;
-        }
-    }
     let denominator = w_sum - if w_sum > 0.0 { w2_sum / w_sum } else { 0.0 };
     let std = m2
         .iter()
@@ -133,6 +117,29 @@ pub fn summarize(shards: &[Shard], features: usize) -> Summary {
         positive_weight: pos,
         rows,
     }
+}
+
+/// `add(shard, sums)` for every shard on all cores, each into its own zeroed sums, then the
+/// shards' sums added in shard order.
+fn per_shard_sums<F>(shards: &[Shard], features: usize, add: F) -> Vec<f64>
+where
+    F: Fn(&Shard, &mut [f64]) + Sync,
+{
+    let parts: Vec<Vec<f64>> = shards
+        .par_iter()
+        .map(|s| {
+            let mut sums = vec![0.0; features];
+            add(s, &mut sums);
+            sums
+        })
+        .collect();
+    let mut total = vec![0.0; features];
+    for part in parts {
+        for (t, v) in total.iter_mut().zip(part) {
+            *t += v;
+        }
+    }
+    total
 }
 
 /// Σ w(x − mean)² over a one-hot group's features. Up to 64 levels, row by row as the dense
