@@ -13,7 +13,7 @@ use super::optim::Iteration;
 use super::options::TrainOptions;
 use super::preprocess;
 use super::rows::Rows;
-use super::shard::{Part, Shard};
+use super::shard::{Hot, Part, Shard, add_levels};
 
 /// Fit on `prep`; the encoders are learned from the training rows unless given (a
 /// scorecard's WoE bins).
@@ -327,15 +327,11 @@ fn mean_abs_contribution(model: &Model, shards: &[Shard]) -> Vec<f64> {
                             *v += a * (x - mean);
                         }
                     }
-                    Part::Hot(g, h) => {
-                        let t = &tables[g];
-                        for (v, &l) in buffers[owner[h.first]][..len]
-                            .iter_mut()
-                            .zip(&h.level[start..start + len])
-                        {
-                            *v += t[l as usize];
-                        }
-                    }
+                    Part::Hot(g, h) => add_levels(
+                        &mut buffers[owner[h.first]][..len],
+                        &h.level[start..start + len],
+                        &tables[g],
+                    ),
                 }
             }
             for (t, b) in sums.iter_mut().zip(&buffers) {
@@ -356,26 +352,29 @@ fn mean_abs_contribution(model: &Model, shards: &[Shard]) -> Vec<f64> {
     total.iter().map(|t| t / rows.max(1) as f64).collect()
 }
 
-/// A one-hot group's Σ_k a_k·(x_k − mean_k) for a row at each level, then at none: summed
-/// over the levels in order as the dense columns add them (the same bits), up to 256 levels;
-/// beyond, a_l − Σ_k a_k·mean_k (levels² additions would not do).
-fn level_contribution(model: &Model, h: &super::shard::Hot) -> Vec<f64> {
+/// A one-hot group's Σ_k a_k·(x_k − mean_k) for a row at each level, then at none, padded
+/// for `add_levels`: summed over the levels in order as the dense columns add them (the same
+/// bits), up to 256 levels; beyond, a_l − Σ_k a_k·mean_k (levels² additions would not do).
+fn level_contribution(model: &Model, h: &Hot) -> Vec<f64> {
     let features = h.first..h.first + h.levels;
     let (a, mean) = (
         &model.coefficients[features.clone()],
         &model.feature_mean[features],
     );
-    if h.levels > 256 {
+    let mut table: Vec<f64> = if h.levels > 256 {
         let shift: f64 = a.iter().zip(mean).map(|(a, m)| a * m).sum();
-        return a.iter().map(|a| a - shift).chain([-shift]).collect();
-    }
-    (0..=h.levels)
-        .map(|l| {
-            let mut v = 0.0;
-            for k in 0..h.levels {
-                v += a[k] * (f64::from(u8::from(k == l)) - mean[k]);
-            }
-            v
-        })
-        .collect()
+        a.iter().map(|a| a - shift).chain([-shift]).collect()
+    } else {
+        (0..=h.levels)
+            .map(|l| {
+                let mut v = 0.0;
+                for k in 0..h.levels {
+                    v += a[k] * (f64::from(u8::from(k == l)) - mean[k]);
+                }
+                v
+            })
+            .collect()
+    };
+    table.resize(table.len().next_power_of_two(), 0.0);
+    table
 }

@@ -258,27 +258,22 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// Call `f(row, value)` for each row of a string column (`None` for NULL): Utf8, LargeUtf8
 /// and Utf8View (what stored tables read as) in place, anything else cast to Utf8 first.
 pub fn each_str(column: &ArrayRef, mut f: impl FnMut(usize, Option<&str>)) -> Result<()> {
+    fn walk<'a>(
+        values: impl Iterator<Item = Option<&'a str>>,
+        f: &mut impl FnMut(usize, Option<&str>),
+    ) {
+        for (i, v) in values.enumerate() {
+            f(i, v);
+        }
+    }
     match column.data_type() {
-        DataType::Utf8View => column
-            .as_string_view()
-            .iter()
-            .enumerate()
-            .for_each(|(i, v)| f(i, v)),
-        DataType::Utf8 => column
-            .as_string::<i32>()
-            .iter()
-            .enumerate()
-            .for_each(|(i, v)| f(i, v)),
-        DataType::LargeUtf8 => column
-            .as_string::<i64>()
-            .iter()
-            .enumerate()
-            .for_each(|(i, v)| f(i, v)),
-        _ => cast(column, &DataType::Utf8)?
-            .as_string::<i32>()
-            .iter()
-            .enumerate()
-            .for_each(|(i, v)| f(i, v)),
+        DataType::Utf8View => walk(column.as_string_view().iter(), &mut f),
+        DataType::Utf8 => walk(column.as_string::<i32>().iter(), &mut f),
+        DataType::LargeUtf8 => walk(column.as_string::<i64>().iter(), &mut f),
+        _ => walk(
+            cast(column, &DataType::Utf8)?.as_string::<i32>().iter(),
+            &mut f,
+        ),
     }
     Ok(())
 }

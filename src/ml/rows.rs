@@ -76,13 +76,9 @@ fn logistic_block(margins: &mut [f64], labels: &[f64], weights: Option<&[f64]>) 
             *m = p - y;
             lane[1] += *m;
         };
-        let (m4, y4, e4) = (
-            ms.chunks_exact_mut(4),
-            ys.chunks_exact(4),
-            exps.chunks_exact(4),
-        );
+        let mut m4 = ms.chunks_exact_mut(4);
+        let (y4, e4) = (ys.chunks_exact(4), exps.chunks_exact(4));
         let (y_tail, e_tail) = (y4.remainder(), e4.remainder());
-        let mut m4 = m4;
         for ((m, y), e) in m4.by_ref().zip(y4).zip(e4) {
             for k in 0..4 {
                 row(&mut lanes[k], &mut m[k], y[k], e[k]);
