@@ -4,20 +4,23 @@
 //! key type, as `GROUP BY` uses them), and each group's list sits at its number in one vector.
 //! Past `BLOCK` groups that vector no longer fits in cache and every row would cost a miss,
 //! so rows wait in a buffer per block of `BLOCK` group numbers and enter a block's lists
-//! together, while they are in cache.
+//! together, while they are in cache. With one fixed-width order column and groups that fit
+//! in cache, each group also keeps the bits of the key a row must beat (`OrderBits`), and a
+//! row that cannot is rejected before its row-format key is made.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt64Array};
-use datafusion::arrow::compute::{cast, interleave_record_batch};
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion::arrow::row::Rows;
+use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array, UInt64Array};
+use datafusion::arrow::compute::{SortOptions, cast, interleave_record_batch, take};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::error::Result;
 use datafusion::execution::memory_pool::MemoryReservation;
 use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 use smallvec::SmallVec;
 
+use super::order_bits::OrderBits;
 use super::top_per_group::Ranking;
 
 /// Batches retained before the kept rows may be copied into one: when the batches hold more
@@ -112,8 +115,18 @@ pub struct Tops {
     lists: Vec<List>,
     /// The group number of each row of the batch being added.
     numbers: Vec<usize>,
+    /// Makes the order keys (row-format bytes) of a batch's rows.
+    converter: RowConverter,
+    /// One fixed-width order column: its values' bits; each group's `bound` (a row whose bits
+    /// are above it cannot enter the group's list; never below the list's worst key: it may
+    /// lag behind, not lead); scratch for a batch's bits and the rows within their bounds.
+    bits: Option<OrderBits>,
+    bounds: Vec<u64>,
+    values: Vec<u64>,
+    candidates: Vec<u32>,
     /// Once past one block of groups: the rows read since the last flush, by block.
-    pending: Vec<Vec<(u32, Entry)>>,
+    /// (the group numbers apart, so the lists can be prefetched ahead of their rows).
+    pending: Vec<(Vec<u32>, Vec<Entry>)>,
     pending_rows: usize,
     batches: Vec<RecordBatch>,
     /// Rows kept now, and rows read.
@@ -126,13 +139,32 @@ pub struct Tops {
 }
 
 impl Tops {
-    pub fn new(ranking: Ranking, k: usize, reservation: MemoryReservation) -> Tops {
-        Tops {
+    /// `order`: the ORDER BY columns' types and sort options.
+    pub fn new(
+        ranking: Ranking,
+        k: usize,
+        order: &[(DataType, SortOptions)],
+        reservation: MemoryReservation,
+    ) -> Result<Tops> {
+        let fields = order
+            .iter()
+            .map(|(t, o)| SortField::new_with_options(t.clone(), *o))
+            .collect();
+        let bits = match order {
+            [(t, o)] => OrderBits::new(t, *o),
+            _ => None,
+        };
+        Ok(Tops {
             ranking,
             k,
             groups: None,
             lists: vec![],
             numbers: vec![],
+            converter: RowConverter::new(fields)?,
+            bits,
+            bounds: vec![],
+            values: vec![],
+            candidates: vec![],
             pending: vec![],
             pending_rows: 0,
             batches: vec![],
@@ -141,7 +173,7 @@ impl Tops {
             reservation,
             block: BLOCK,
             flush_rows: FLUSH_ROWS,
-        }
+        })
     }
 
     /// Rows kept so far, counting those still waiting for their block.
@@ -150,8 +182,13 @@ impl Tops {
     }
 
     /// Offer the rows of `batch`, whose PARTITION BY values are `groups` (none: one group)
-    /// and whose ORDER BY keys are `keys`.
-    pub fn add(&mut self, batch: RecordBatch, groups: &[ArrayRef], keys: &Rows) -> Result<()> {
+    /// and whose ORDER BY values are `order`.
+    pub fn add(
+        &mut self,
+        batch: RecordBatch,
+        groups: &[ArrayRef],
+        order: &[ArrayRef],
+    ) -> Result<()> {
         let rows = batch.num_rows();
         self.numbers.clear();
         if groups.is_empty() {
@@ -174,30 +211,13 @@ impl Tops {
                 self.lists.resize_with(values.len(), List::new);
             }
         }
-        let (ranking, k) = (self.ranking, self.k);
-        let index = self.batches.len() as u32;
-        let mut kept = false;
-        let entries = self.numbers.iter().enumerate().map(|(row, &group)| {
-            let entry = Entry {
-                key: Key::new(keys.row(row).data()),
-                batch: index,
-                row: row as u32,
-            };
-            (group, entry)
-        });
-        if self.lists.len() <= self.block && self.pending_rows == 0 {
-            for (group, entry) in entries {
-                kept |= enter(&mut self.lists[group], entry, ranking, k, &mut self.live);
+        let direct = self.lists.len() <= self.block && self.pending_rows == 0;
+        let kept = match self.bits {
+            Some(bits) if direct && bits.values(&order[0], &mut self.values) => {
+                self.add_bounded(bits, &order[0])?
             }
-        } else {
-            self.pending
-                .resize_with(self.lists.len().div_ceil(self.block), Vec::new);
-            for (group, entry) in entries {
-                self.pending[group / self.block].push((group as u32, entry));
-            }
-            self.pending_rows += rows;
-            kept = rows > 0;
-        }
+            _ => self.add_all(order, direct)?,
+        };
         self.seen += rows;
         if kept {
             self.batches.push(batch);
@@ -217,14 +237,96 @@ impl Tops {
         self.reserve()
     }
 
+    /// Every row of the batch (its group numbers in `numbers`) offered to its list, or put
+    /// in its block's buffer when not `direct`; true if any may be kept.
+    fn add_all(&mut self, order: &[ArrayRef], direct: bool) -> Result<bool> {
+        let keys = self.converter.convert_columns(order)?;
+        let (ranking, k) = (self.ranking, self.k);
+        let index = self.batches.len() as u32;
+        let entries = self.numbers.iter().enumerate().map(|(row, &group)| {
+            let entry = Entry {
+                key: Key::new(keys.row(row).data()),
+                batch: index,
+                row: row as u32,
+            };
+            (group, entry)
+        });
+        if direct {
+            let mut kept = false;
+            for (group, entry) in entries {
+                kept |= enter(&mut self.lists[group], entry, ranking, k, &mut self.live);
+            }
+            return Ok(kept);
+        }
+        self.pending
+            .resize_with(self.lists.len().div_ceil(self.block), Default::default);
+        for (group, entry) in entries {
+            let (groups, waiting) = &mut self.pending[group / self.block];
+            groups.push(group as u32);
+            waiting.push(entry);
+        }
+        self.pending_rows += self.numbers.len();
+        Ok(!self.numbers.is_empty())
+    }
+
+    /// The rows whose bits (in `values`) are within their group's bound offered to their
+    /// lists, the others rejected without a key; true if any is kept.
+    fn add_bounded(&mut self, bits: OrderBits, column: &ArrayRef) -> Result<bool> {
+        let rows = self.numbers.len();
+        self.bounds.resize(self.lists.len(), u64::MAX);
+        // Written at every row, counted only where within bounds: no branch to mispredict.
+        self.candidates.resize(rows, 0);
+        let mut n = 0;
+        for (row, (&group, &value)) in self.numbers.iter().zip(&self.values).enumerate() {
+            self.candidates[n] = row as u32;
+            n += usize::from(value <= self.bounds[group]);
+        }
+        self.candidates.truncate(n);
+        if n == 0 {
+            return Ok(false);
+        }
+        let keys = if n == rows {
+            self.converter
+                .convert_columns(std::slice::from_ref(column))?
+        } else {
+            let at = UInt32Array::from_iter_values(self.candidates.iter().copied());
+            self.converter
+                .convert_columns(&[take(column.as_ref(), &at, None)?])?
+        };
+        let (ranking, k) = (self.ranking, self.k);
+        let index = self.batches.len() as u32;
+        let mut kept = false;
+        for (i, &row) in self.candidates.iter().enumerate() {
+            let group = self.numbers[row as usize];
+            let list = &mut self.lists[group];
+            let entry = Entry {
+                key: Key::new(keys.row(i).data()),
+                batch: index,
+                row,
+            };
+            if enter(list, entry, ranking, k, &mut self.live) {
+                kept = true;
+                self.bounds[group] = bound(list, ranking, k)
+                    .and_then(|key| key.with_bytes(|b| bits.of_key(b)))
+                    .unwrap_or(u64::MAX);
+            }
+        }
+        Ok(kept)
+    }
+
     /// The waiting rows enter their lists, one block at a time.
     fn flush(&mut self) {
         let (ranking, k) = (self.ranking, self.k);
-        for pending in self.pending.iter_mut() {
-            for (group, entry) in pending.drain(..) {
-                let list = &mut self.lists[group as usize];
+        for (groups, waiting) in self.pending.iter_mut() {
+            for (i, entry) in waiting.drain(..).enumerate() {
+                // The block's lists are mostly not in cache yet: ask for the one a few rows on.
+                if let Some(&ahead) = groups.get(i + PREFETCH) {
+                    prefetch(&self.lists, ahead as usize);
+                }
+                let list = &mut self.lists[groups[i] as usize];
                 enter(list, entry, ranking, k, &mut self.live);
             }
+            groups.clear();
         }
         self.pending_rows = 0;
     }
@@ -238,10 +340,15 @@ impl Tops {
             .sum();
         let groups = self.groups.as_ref().map_or(0, |g| g.size());
         let lists = self.lists.capacity() * size_of::<List>();
-        let pending: usize = self.pending.iter().map(Vec::capacity).sum();
-        let pending = pending * size_of::<(u32, Entry)>();
+        let pending: usize = self
+            .pending
+            .iter()
+            .map(|(g, w)| g.capacity() * size_of::<u32>() + w.capacity() * size_of::<Entry>())
+            .sum();
+        let bounds = (self.bounds.capacity() + self.values.capacity()) * size_of::<u64>()
+            + self.candidates.capacity() * size_of::<u32>();
         self.reservation
-            .try_resize(batches + groups + lists + pending)
+            .try_resize(batches + groups + lists + pending + bounds)
     }
 
     /// Copy the kept rows into one batch, so the batches they came from can go.
@@ -306,6 +413,26 @@ impl Tops {
     }
 }
 
+/// Rows ahead whose lists are prefetched.
+const PREFETCH: usize = 16;
+
+/// Ask the CPU to bring `slice[index]` (both its ends) into cache; a hint only.
+#[inline(always)]
+fn prefetch<T>(slice: &[T], index: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(p) = slice.get(index) {
+        let p = (p as *const T).cast::<i8>();
+        // SAFETY: prefetching reads nothing architecturally; the addresses are in the slice.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            _mm_prefetch::<_MM_HINT_T0>(p);
+            _mm_prefetch::<_MM_HINT_T0>(p.add(size_of::<T>() - 1));
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (slice, index);
+}
+
 /// Offer a row to its group's `list`, keeping `live` (the rows kept) up to date; true if the
 /// row is kept.
 // Inlined into both loops (direct and buffered entry): called once per row, and most rows
@@ -325,16 +452,7 @@ fn enter(list: &mut List, entry: Entry, ranking: Ranking, k: usize, live: &mut u
 #[inline(always)]
 fn offer(list: &mut List, entry: Entry, ranking: Ranking, k: usize) -> bool {
     let key = &entry.key;
-    let full = match ranking {
-        Ranking::RowNumber | Ranking::Rank => list.len() >= k,
-        Ranking::DenseRank => distinct(list) >= k,
-    };
-    if full {
-        let worst = match ranking {
-            Ranking::RowNumber => &list[list.len() - 1].key,
-            Ranking::Rank => &list[k - 1].key,
-            Ranking::DenseRank => &list[list.len() - 1].key,
-        };
+    if let Some(worst) = bound(list, ranking, k) {
         let admitted = match ranking {
             // Ties with the last kept row would rank after it: the earlier row stays.
             Ranking::RowNumber => key < worst,
@@ -363,6 +481,19 @@ fn offer(list: &mut List, entry: Entry, ranking: Ranking, k: usize) -> bool {
     true
 }
 
+/// The key a row must not be worse than to enter `list`; None while the list is not full.
+#[inline(always)]
+fn bound(list: &[Entry], ranking: Ranking, k: usize) -> Option<&Key> {
+    let full = match ranking {
+        Ranking::RowNumber | Ranking::Rank => list.len() >= k,
+        Ranking::DenseRank => distinct(list) >= k,
+    };
+    full.then(|| match ranking {
+        Ranking::RowNumber | Ranking::DenseRank => &list[list.len() - 1].key,
+        Ranking::Rank => &list[k - 1].key,
+    })
+}
+
 fn distinct(list: &[Entry]) -> usize {
     list.iter()
         .enumerate()
@@ -379,7 +510,6 @@ mod tests {
     use datafusion::arrow::compute::SortOptions;
     use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, UInt64Type};
     use datafusion::arrow::record_batch::RecordBatch;
-    use datafusion::arrow::row::{RowConverter, SortField};
     use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, UnboundedMemoryPool};
 
     use super::{Entry, Key, List, Ranking, Tops, offer};
@@ -451,10 +581,10 @@ mod tests {
         long_groups: bool,
         block: usize,
         brute: bool,
-    ) -> Vec<(String, i64, u64)> {
+    ) -> Vec<(String, Option<i64>, u64)> {
         let mut next = numbers(11);
-        let rows: Vec<(String, i64)> = (0..3000)
-            .map(|_| {
+        let rows: Vec<(String, Option<i64>)> = (0..3000)
+            .map(|row| {
                 let g = next(400);
                 // Past 16 bytes a key is kept on the heap.
                 let g = if long_groups {
@@ -462,17 +592,20 @@ mod tests {
                 } else {
                     g.to_string()
                 };
-                (g, next(20) as i64)
+                // NULLs in every third batch of 37 rows: those take the path without bounds.
+                let null = (row / 37) % 3 == 0 && next(5) == 0;
+                (g, (!null).then(|| next(20) as i64))
             })
             .collect();
         let mut out = vec![];
         if brute {
-            let mut groups: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+            let mut groups: BTreeMap<&str, Vec<Option<i64>>> = BTreeMap::new();
             for (g, v) in &rows {
                 groups.entry(g).or_default().push(*v);
             }
             for (g, mut vs) in groups {
-                vs.sort_by(|a, b| b.cmp(a));
+                // Descending, NULLs last.
+                vs.sort_by(|a, b| a.is_none().cmp(&b.is_none()).then(b.cmp(a)));
                 let (mut rank, mut dense) = (0, 0);
                 for (i, v) in vs.iter().enumerate() {
                     if i == 0 || vs[i - 1] != *v {
@@ -493,29 +626,26 @@ mod tests {
         }
         let schema = Arc::new(Schema::new(vec![
             Field::new("g", DataType::Utf8, false),
-            Field::new("v", DataType::Int64, false),
+            Field::new("v", DataType::Int64, true),
         ]));
         let numbered = Arc::new(Schema::new(vec![
             Field::new("g", DataType::Utf8, false),
-            Field::new("v", DataType::Int64, false),
+            Field::new("v", DataType::Int64, true),
             Field::new("rank", DataType::UInt64, false),
         ]));
         let pool: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
-        let mut tops = Tops::new(ranking, k, MemoryConsumer::new("test").register(&pool));
-        (tops.block, tops.flush_rows) = (block, 50);
         let descending = SortOptions::new(true, false);
-        let keys = RowConverter::new(vec![SortField::new_with_options(
-            DataType::Int64,
-            descending,
-        )])
-        .unwrap();
+        let order = [(DataType::Int64, descending)];
+        let reservation = MemoryConsumer::new("test").register(&pool);
+        let mut tops = Tops::new(ranking, k, &order, reservation).unwrap();
+        (tops.block, tops.flush_rows) = (block, 50);
         for chunk in rows.chunks(37) {
             let g: ArrayRef = Arc::new(StringArray::from_iter_values(chunk.iter().map(|r| &r.0)));
-            let v: ArrayRef = Arc::new(Int64Array::from_iter_values(chunk.iter().map(|r| r.1)));
+            let v: ArrayRef = Arc::new(Int64Array::from_iter(chunk.iter().map(|r| r.1)));
             let batch = RecordBatch::try_new(Arc::clone(&schema), vec![g, v]).unwrap();
-            let key_rows = keys.convert_columns(&batch.columns()[1..]).unwrap();
             let groups = batch.columns()[..1].to_vec();
-            tops.add(batch, &groups, &key_rows).unwrap();
+            let order = batch.columns()[1..].to_vec();
+            tops.add(batch, &groups, &order).unwrap();
         }
         for batch in tops.finish(&numbered, true, 100).unwrap() {
             assert!(batch.num_rows() <= 100);
@@ -525,7 +655,8 @@ mod tests {
                 batch.column(2).as_primitive::<UInt64Type>(),
             );
             for i in 0..g.len() {
-                out.push((g.value(i).to_string(), v.value(i), r.value(i)));
+                let value = (!v.is_null(i)).then(|| v.value(i));
+                out.push((g.value(i).to_string(), value, r.value(i)));
             }
         }
         out.sort();

@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
@@ -204,31 +203,18 @@ impl ExecutionPlan for TopPerGroupExec {
             .register(context.memory_pool());
         let batch_size = context.session_config().batch_size();
         let run = async move {
-            let key_fields = |b: &RecordBatch| -> Result<Vec<SortField>> {
-                order_by
-                    .iter()
-                    .map(|s| {
-                        Ok(SortField::new_with_options(
-                            s.expr.data_type(&b.schema())?,
-                            s.options,
-                        ))
-                    })
-                    .collect()
-            };
-            let mut tops = Tops::new(ranking, k, reservation);
-            let mut converter: Option<RowConverter> = None;
+            let input_schema = input.schema();
+            let order = order_by
+                .iter()
+                .map(|s| Ok((s.expr.data_type(&input_schema)?, s.options)))
+                .collect::<Result<Vec<_>>>()?;
+            let mut tops = Tops::new(ranking, k, &order, reservation)?;
             while let Some(batch) = input.next().await {
                 let batch = batch?;
                 if batch.num_rows() == 0 {
                     continue;
                 }
                 let timer = metrics.elapsed_compute().timer();
-                if converter.is_none() {
-                    converter = Some(RowConverter::new(key_fields(&batch)?)?);
-                }
-                let Some(keys) = converter.as_mut() else {
-                    continue;
-                };
                 let evaluate = |exprs: &mut dyn Iterator<Item = &Arc<dyn PhysicalExpr>>| {
                     exprs
                         .map(|e| e.evaluate(&batch)?.into_array(batch.num_rows()))
@@ -236,9 +222,8 @@ impl ExecutionPlan for TopPerGroupExec {
                 };
                 // No PARTITION BY: no group columns, one group.
                 let groups = evaluate(&mut partition_by.iter())?;
-                let key_rows =
-                    keys.convert_columns(&evaluate(&mut order_by.iter().map(|s| &s.expr))?)?;
-                tops.add(batch, &groups, &key_rows)?;
+                let order = evaluate(&mut order_by.iter().map(|s| &s.expr))?;
+                tops.add(batch, &groups, &order)?;
                 drop(timer);
                 if !is_final && tops.seen >= PARTIAL_PROBE_ROWS && tops.kept() * 2 > tops.seen {
                     // Nearly every row is kept: the final phase will do this work anyway.
