@@ -212,12 +212,7 @@ impl Tops {
             }
         }
         let direct = self.lists.len() <= self.block && self.pending_rows == 0;
-        let kept = match self.bits {
-            Some(bits) if direct && bits.values(&order[0], &mut self.values) => {
-                self.add_bounded(bits, &order[0])?
-            }
-            _ => self.add_all(order, direct)?,
-        };
+        let kept = self.offer_rows(order, direct)?;
         self.seen += rows;
         if kept {
             self.batches.push(batch);
@@ -237,81 +232,71 @@ impl Tops {
         self.reserve()
     }
 
-    /// Every row of the batch (its group numbers in `numbers`) offered to its list, or put
-    /// in its block's buffer when not `direct`; true if any may be kept.
-    fn add_all(&mut self, order: &[ArrayRef], direct: bool) -> Result<bool> {
-        let keys = self.converter.convert_columns(order)?;
+    /// The rows of the batch (their group numbers in `numbers`) offered to their lists, or
+    /// put in their blocks' buffers when not `direct`; true if any may be kept. With bits,
+    /// only the rows within their groups' bounds: the others cannot enter, and get no key.
+    fn offer_rows(&mut self, order: &[ArrayRef], direct: bool) -> Result<bool> {
+        let rows = self.numbers.len();
+        let bits = self.bits.filter(|b| b.values(&order[0], &mut self.values));
+        self.candidates.clear();
+        if bits.is_some() {
+            self.bounds.resize(self.lists.len(), u64::MAX);
+            // Written at every row, counted only where within bounds: no branch to mispredict.
+            self.candidates.resize(rows, 0);
+            let mut n = 0;
+            for (row, (&group, &value)) in self.numbers.iter().zip(&self.values).enumerate() {
+                self.candidates[n] = row as u32;
+                n += usize::from(value <= self.bounds[group]);
+            }
+            self.candidates.truncate(n);
+        } else {
+            self.candidates.extend(0..rows as u32);
+        }
+        let n = self.candidates.len();
+        if n == 0 {
+            return Ok(false);
+        }
+        let keys = if n == rows {
+            self.converter.convert_columns(order)?
+        } else {
+            let at = UInt32Array::from_iter_values(self.candidates.iter().copied());
+            let some = order
+                .iter()
+                .map(|c| take(c.as_ref(), &at, None))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            self.converter.convert_columns(&some)?
+        };
         let (ranking, k) = (self.ranking, self.k);
         let index = self.batches.len() as u32;
-        let entries = self.numbers.iter().enumerate().map(|(row, &group)| {
-            let entry = Entry {
-                key: Key::new(keys.row(row).data()),
-                batch: index,
-                row: row as u32,
-            };
-            (group, entry)
-        });
+        // Loops rather than one iterator of entries: its closure was not inlined, and reading
+        // the entry it returned stalled on a store of different width (42% of `add`).
+        let entry = |i: usize, row: u32| Entry {
+            key: Key::new(keys.row(i).data()),
+            batch: index,
+            row,
+        };
         if direct {
             let mut kept = false;
-            for (group, entry) in entries {
-                kept |= enter(&mut self.lists[group], entry, ranking, k, &mut self.live);
+            for (i, &row) in self.candidates.iter().enumerate() {
+                let group = self.numbers[row as usize];
+                let list = &mut self.lists[group];
+                if enter(list, entry(i, row), ranking, k, &mut self.live) {
+                    kept = true;
+                    tighten(&mut self.bounds, group, list, self.bits, ranking, k);
+                }
             }
             return Ok(kept);
         }
         self.pending
             .resize_with(self.lists.len().div_ceil(self.block), Default::default);
-        for (group, entry) in entries {
-            let (groups, waiting) = &mut self.pending[group / self.block];
-            groups.push(group as u32);
-            waiting.push(entry);
-        }
-        self.pending_rows += self.numbers.len();
-        Ok(!self.numbers.is_empty())
-    }
-
-    /// The rows whose bits (in `values`) are within their group's bound offered to their
-    /// lists, the others rejected without a key; true if any is kept.
-    fn add_bounded(&mut self, bits: OrderBits, column: &ArrayRef) -> Result<bool> {
-        let rows = self.numbers.len();
-        self.bounds.resize(self.lists.len(), u64::MAX);
-        // Written at every row, counted only where within bounds: no branch to mispredict.
-        self.candidates.resize(rows, 0);
-        let mut n = 0;
-        for (row, (&group, &value)) in self.numbers.iter().zip(&self.values).enumerate() {
-            self.candidates[n] = row as u32;
-            n += usize::from(value <= self.bounds[group]);
-        }
-        self.candidates.truncate(n);
-        if n == 0 {
-            return Ok(false);
-        }
-        let keys = if n == rows {
-            self.converter
-                .convert_columns(std::slice::from_ref(column))?
-        } else {
-            let at = UInt32Array::from_iter_values(self.candidates.iter().copied());
-            self.converter
-                .convert_columns(&[take(column.as_ref(), &at, None)?])?
-        };
-        let (ranking, k) = (self.ranking, self.k);
-        let index = self.batches.len() as u32;
-        let mut kept = false;
         for (i, &row) in self.candidates.iter().enumerate() {
             let group = self.numbers[row as usize];
-            let list = &mut self.lists[group];
-            let entry = Entry {
-                key: Key::new(keys.row(i).data()),
-                batch: index,
-                row,
-            };
-            if enter(list, entry, ranking, k, &mut self.live) {
-                kept = true;
-                self.bounds[group] = bound(list, ranking, k)
-                    .and_then(|key| key.with_bytes(|b| bits.of_key(b)))
-                    .unwrap_or(u64::MAX);
-            }
+            let (groups, waiting) = &mut self.pending[group / self.block];
+            groups.push(group as u32);
+            waiting.push(entry(i, row));
         }
-        Ok(kept)
+        self.pending_rows += n;
+        Ok(true)
     }
 
     /// The waiting rows enter their lists, one block at a time.
@@ -323,8 +308,11 @@ impl Tops {
                 if let Some(&ahead) = groups.get(i + PREFETCH) {
                     prefetch(&self.lists, ahead as usize);
                 }
-                let list = &mut self.lists[groups[i] as usize];
-                enter(list, entry, ranking, k, &mut self.live);
+                let group = groups[i] as usize;
+                let list = &mut self.lists[group];
+                if enter(list, entry, ranking, k, &mut self.live) {
+                    tighten(&mut self.bounds, group, list, self.bits, ranking, k);
+                }
             }
             groups.clear();
         }
@@ -479,6 +467,24 @@ fn offer(list: &mut List, entry: Entry, ranking: Ranking, k: usize) -> bool {
         }
     }
     true
+}
+
+/// A group's bound after its list took a row: the bits of the key a row must not be worse
+/// than to enter (all bits while it is not full, or that key is a NULL's).
+#[inline(always)]
+fn tighten(
+    bounds: &mut [u64],
+    group: usize,
+    list: &[Entry],
+    bits: Option<OrderBits>,
+    ranking: Ranking,
+    k: usize,
+) {
+    if let (Some(bits), Some(at)) = (bits, bounds.get_mut(group)) {
+        *at = bound(list, ranking, k)
+            .and_then(|key| key.with_bytes(|b| bits.of_key(b)))
+            .unwrap_or(u64::MAX);
+    }
 }
 
 /// The key a row must not be worse than to enter `list`; None while the list is not full.
