@@ -20,6 +20,7 @@ use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 use smallvec::SmallVec;
 
+use super::group_numbers::{GroupNumbers, prefetch};
 use super::order_bits::OrderBits;
 use super::top_per_group::Ranking;
 
@@ -109,8 +110,10 @@ struct Entry {
 pub struct Tops {
     ranking: Ranking,
     k: usize,
-    /// The groups' numbers (made at the first batch; none without PARTITION BY: one group).
+    /// The groups' numbers (made at the first batch; none without PARTITION BY: one group):
+    /// our own table for one fixed-width column, else DataFusion's.
     groups: Option<Box<dyn GroupValues>>,
+    fixed: Option<GroupNumbers>,
     /// Each group's kept rows, at its number.
     lists: Vec<List>,
     /// The group number of each row of the batch being added.
@@ -158,6 +161,7 @@ impl Tops {
             ranking,
             k,
             groups: None,
+            fixed: None,
             lists: vec![],
             numbers: vec![],
             converter: RowConverter::new(fields)?,
@@ -197,7 +201,16 @@ impl Tops {
                 self.lists.push(List::new());
             }
         } else {
-            if self.groups.is_none() {
+            if self.groups.is_none() && self.fixed.is_none() {
+                self.fixed = match groups {
+                    [column] => GroupNumbers::new(column),
+                    _ => None,
+                };
+            }
+            if let Some(fixed) = self.fixed.as_mut() {
+                fixed.intern(&groups[0], &mut self.numbers);
+                self.lists.resize_with(fixed.len(), List::new);
+            } else if self.groups.is_none() {
                 let fields: Vec<Field> = groups
                     .iter()
                     .enumerate()
@@ -326,7 +339,8 @@ impl Tops {
             .iter()
             .map(RecordBatch::get_array_memory_size)
             .sum();
-        let groups = self.groups.as_ref().map_or(0, |g| g.size());
+        let groups = self.groups.as_ref().map_or(0, |g| g.size())
+            + self.fixed.as_ref().map_or(0, GroupNumbers::size);
         let lists = self.lists.capacity() * size_of::<List>();
         let pending: usize = self
             .pending
@@ -403,23 +417,6 @@ impl Tops {
 
 /// Rows ahead whose lists are prefetched.
 const PREFETCH: usize = 16;
-
-/// Ask the CPU to bring `slice[index]` (both its ends) into cache; a hint only.
-#[inline(always)]
-fn prefetch<T>(slice: &[T], index: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(p) = slice.get(index) {
-        let p = (p as *const T).cast::<i8>();
-        // SAFETY: prefetching reads nothing architecturally; the addresses are in the slice.
-        unsafe {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            _mm_prefetch::<_MM_HINT_T0>(p);
-            _mm_prefetch::<_MM_HINT_T0>(p.add(size_of::<T>() - 1));
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (slice, index);
-}
 
 /// Offer a row to its group's `list`, keeping `live` (the rows kept) up to date; true if the
 /// row is kept.
@@ -649,7 +646,14 @@ mod tests {
             let g: ArrayRef = Arc::new(StringArray::from_iter_values(chunk.iter().map(|r| &r.0)));
             let v: ArrayRef = Arc::new(Int64Array::from_iter(chunk.iter().map(|r| r.1)));
             let batch = RecordBatch::try_new(Arc::clone(&schema), vec![g, v]).unwrap();
-            let groups = batch.columns()[..1].to_vec();
+            // Short names are numbers: grouped as Int64 (by `GroupNumbers`), the long ones as
+            // strings (by DataFusion's `GroupValues`).
+            let groups: Vec<ArrayRef> = if long_groups {
+                batch.columns()[..1].to_vec()
+            } else {
+                let numbers = chunk.iter().map(|r| r.0.parse::<i64>().unwrap());
+                vec![Arc::new(Int64Array::from_iter_values(numbers))]
+            };
             let order = batch.columns()[1..].to_vec();
             tops.add(batch, &groups, &order).unwrap();
         }

@@ -52,8 +52,14 @@ impl OrderBits {
     /// Every value of `array` as its bits into `out`; false (and `out` unspecified) when the
     /// array has NULLs, whose keys order by the NULL placement instead.
     pub fn values(&self, array: &ArrayRef, out: &mut Vec<u64>) -> bool {
+        array.null_count() == 0 && self.all_values(array, out)
+    }
+
+    /// Every slot of `array` as bits into `out`, NULL or not (a NULL's bits are whatever its
+    /// slot holds); false if `array` is not of this type's layout.
+    pub fn all_values(&self, array: &ArrayRef, out: &mut Vec<u64>) -> bool {
         let data = array.to_data();
-        if array.null_count() > 0 || data.buffers().is_empty() {
+        if data.buffers().is_empty() {
             return false;
         }
         let invert = if self.descending { self.mask() } else { 0 };
