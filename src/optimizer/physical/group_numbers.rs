@@ -155,7 +155,7 @@ mod tests {
             let values: Vec<Option<i64>> = (0..500)
                 .map(|_| {
                     state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
-                    let v = (state >> 40) as i64 % (300 * (batch + 1)) << 32;
+                    let v = ((state >> 40) as i64 % (300 * (batch + 1))) << 32;
                     (v % 7 != 0 || batch % 2 == 0).then_some(v - (1 << 40))
                 })
                 .collect();
