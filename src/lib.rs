@@ -38,6 +38,8 @@ pub mod output;
 pub mod parser;
 /// The one extension planner: physical operators for Augur's logical nodes.
 pub mod planner;
+/// The software-prefetch hint shared by the hot loops of operators and training.
+pub mod prefetch;
 /// Running scripts (`-f`, `-c`, stdin) statement by statement.
 pub mod script;
 /// `augur serve`: the Postgres wire protocol (psql, psycopg, JDBC, BI tools) over a database.

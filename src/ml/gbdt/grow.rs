@@ -10,6 +10,7 @@ use super::hist::{self, Binned, Hist};
 use super::params::TreeParams;
 use super::split::{FeatureMeta, Search, Split, Sums};
 use super::tree::{CATEGORICAL, DEFAULT_LEFT, MISSING_NAN, Tree};
+use crate::prefetch::prefetch;
 
 /// Rows above which a leaf is partitioned on several threads.
 const PARALLEL_PARTITION: usize = 16 * 1024;
@@ -337,7 +338,7 @@ fn partition(binned: &Binned, rows: &mut [u32], rule: &NodeRule) -> usize {
         let (mut nl, mut nr) = (0usize, 0usize);
         for (i, &r) in rows.iter().enumerate() {
             if let Some(&ahead) = rows.get(i + hist::PREFETCH) {
-                hist::prefetch(column, ahead as usize);
+                prefetch(column, ahead as usize);
             }
             let go = goes[column[r as usize] as usize];
             left[nl] = r;

@@ -7,6 +7,8 @@
 
 use rayon::prelude::*;
 
+use crate::prefetch::prefetch;
+
 /// Sums of (gradient, hessian) for the 256 possible bins of one feature.
 pub type FeatureHist = [[i64; 2]; 256];
 
@@ -52,22 +54,6 @@ impl Binned {
 
 /// Rows ahead whose bins are prefetched while gathering.
 pub const PREFETCH: usize = 32;
-
-/// Ask the CPU to bring `slice[index]` into cache (a hint: nothing happens elsewhere).
-#[inline(always)]
-pub fn prefetch(slice: &[u8], index: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(p) = slice.get(index) {
-        // SAFETY: prefetching reads nothing architecturally; the address is in the slice.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                (p as *const u8).cast::<i8>(),
-            )
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (slice, index);
-}
 
 pub fn zeroed(features: usize) -> Hist {
     vec![[[0i64; 2]; 256]; features]

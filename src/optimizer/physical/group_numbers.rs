@@ -7,6 +7,7 @@
 use datafusion::arrow::array::{Array, ArrayRef};
 
 use super::order_bits::OrderBits;
+use crate::prefetch::prefetch;
 
 /// Slots probed ahead of the row being numbered.
 const AHEAD: usize = 16;
@@ -116,23 +117,6 @@ fn mix(mut x: u64) -> u64 {
     x ^= x >> 33;
     x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     x ^ x >> 33
-}
-
-/// Ask the CPU to bring `slice[index]` into cache; a hint only.
-#[inline(always)]
-pub fn prefetch<T>(slice: &[T], index: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(p) = slice.get(index) {
-        let p = (p as *const T).cast::<i8>();
-        // SAFETY: prefetching reads nothing architecturally; the addresses are in the slice.
-        unsafe {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            _mm_prefetch::<_MM_HINT_T0>(p);
-            _mm_prefetch::<_MM_HINT_T0>(p.add(size_of::<T>() - 1));
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (slice, index);
 }
 
 #[cfg(test)]

@@ -20,9 +20,10 @@ use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 use smallvec::SmallVec;
 
-use super::group_numbers::{GroupNumbers, prefetch};
+use super::group_numbers::GroupNumbers;
 use super::order_bits::OrderBits;
 use super::top_per_group::Ranking;
+use crate::prefetch::prefetch;
 
 /// Batches retained before the kept rows may be copied into one: when the batches hold more
 /// than twice the rows still kept.
