@@ -14,9 +14,7 @@ const AHEAD: usize = 16;
 
 pub struct GroupNumbers {
     bits: OrderBits,
-    /// (bits, number + 1); 0 marks an empty slot. A power of two long, at most half full.
-    slots: Vec<(u64, u32)>,
-    groups: usize,
+    slots: Slots,
     /// The number of the NULL group, once seen.
     null: Option<usize>,
     /// Scratch: a batch's bits and their slots' starting positions.
@@ -30,8 +28,7 @@ impl GroupNumbers {
         let bits = OrderBits::new(column.data_type(), Default::default())?;
         Some(GroupNumbers {
             bits,
-            slots: vec![(0, 0); 1024],
-            groups: 0,
+            slots: Slots::new(1024),
             null: None,
             values: vec![],
             starts: vec![],
@@ -40,57 +37,123 @@ impl GroupNumbers {
 
     /// Groups numbered so far.
     pub fn len(&self) -> usize {
-        self.groups
+        self.slots.groups
+    }
+
+    /// How the column's values become the bits numbered.
+    pub fn bits(&self) -> OrderBits {
+        self.bits
     }
 
     /// Bytes held.
     pub fn size(&self) -> usize {
-        self.slots.capacity() * size_of::<(u64, u32)>()
+        self.slots.size()
             + self.values.capacity() * size_of::<u64>()
             + self.starts.capacity() * size_of::<usize>()
+    }
+
+    /// Every group: its value's bits (None for the NULL group) and its number.
+    pub fn groups(&self) -> impl Iterator<Item = (Option<u64>, usize)> + '_ {
+        let null = self.null.map(|n| (None, n));
+        self.slots.entries().map(|(b, n)| (Some(b), n)).chain(null)
     }
 
     /// The group number of every row of `column` into `out` (replaced), new values numbered
     /// in order of first appearance.
     pub fn intern(&mut self, column: &ArrayRef, out: &mut Vec<usize>) {
         let rows = column.len();
-        if (self.groups + rows) * 2 > self.slots.len() {
-            self.grow((self.groups + rows) * 2);
-        }
+        self.slots.reserve(rows);
         self.bits.all_values(column, &mut self.values);
-        let mask = self.slots.len() - 1;
         self.starts.clear();
         self.starts
-            .extend(self.values.iter().map(|&v| mix(v) as usize & mask));
+            .extend(self.values.iter().map(|&v| self.slots.start(v)));
         out.clear();
         let nulls = column.logical_nulls();
         for row in 0..rows {
             if let Some(&ahead) = self.starts.get(row + AHEAD) {
-                prefetch(&self.slots, ahead);
+                prefetch(&self.slots.slots, ahead);
             }
             if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
-                let next = self.groups;
+                let next = self.slots.groups;
                 let number = *self.null.get_or_insert(next);
-                self.groups += usize::from(number == next);
+                self.slots.groups += usize::from(number == next);
                 out.push(number);
                 continue;
             }
-            let value = self.values[row];
-            let mut at = self.starts[row];
-            let number = loop {
-                let (bits, number) = self.slots[at];
-                if number == 0 {
-                    self.slots[at] = (value, self.groups as u32 + 1);
-                    self.groups += 1;
-                    break self.groups - 1;
-                }
-                if bits == value {
-                    break number as usize - 1;
-                }
-                at = (at + 1) & mask;
-            };
-            out.push(number);
+            out.push(self.slots.number(self.values[row], self.starts[row]));
         }
+    }
+}
+
+/// An open-addressing table from values' bits to their numbers, in order of first
+/// appearance (its `groups` may count numbers given outside it, such as a NULL group's).
+pub struct Slots {
+    /// (bits, number + 1); 0 marks an empty slot. A power of two long, at most half full.
+    slots: Vec<(u64, u32)>,
+    pub groups: usize,
+}
+
+impl Slots {
+    pub fn new(slots: usize) -> Slots {
+        Slots {
+            slots: vec![(0, 0); slots.next_power_of_two()],
+            groups: 0,
+        }
+    }
+
+    /// Room for `more` new values, at most half full.
+    pub fn reserve(&mut self, more: usize) {
+        if (self.groups + more) * 2 > self.slots.len() {
+            self.grow((self.groups + more) * 2);
+        }
+    }
+
+    /// Where a value's probe starts.
+    #[inline(always)]
+    pub fn start(&self, value: u64) -> usize {
+        mix(value) as usize & (self.slots.len() - 1)
+    }
+
+    /// The number of `value`, whose probe starts at `at` (numbered now if new; room for it
+    /// reserved).
+    #[inline(always)]
+    pub fn number(&mut self, value: u64, mut at: usize) -> usize {
+        let mask = self.slots.len() - 1;
+        loop {
+            let (bits, number) = self.slots[at];
+            if number == 0 {
+                self.slots[at] = (value, self.groups as u32 + 1);
+                self.groups += 1;
+                return self.groups - 1;
+            }
+            if bits == value {
+                return number as usize - 1;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// The number of `value`, the table grown first if it may need to be.
+    #[inline(always)]
+    pub fn number_of(&mut self, value: u64) -> usize {
+        self.reserve(1);
+        self.number(value, self.start(value))
+    }
+
+    /// Ask for every cache line of the table.
+    pub fn fetch(&self) {
+        crate::prefetch::prefetch_all(&self.slots);
+    }
+
+    /// Bytes held.
+    pub fn size(&self) -> usize {
+        self.slots.capacity() * size_of::<(u64, u32)>()
+    }
+
+    /// Every value's bits and number.
+    pub fn entries(&self) -> impl Iterator<Item = (u64, usize)> + '_ {
+        let used = self.slots.iter().filter(|s| s.1 != 0);
+        used.map(|&(bits, number)| (bits, number as usize - 1))
     }
 
     /// Rehash into at least `want` slots.
@@ -111,7 +174,7 @@ impl GroupNumbers {
 /// A 64-bit finaliser (MurmurHash3's): every input bit moves every output bit, so values
 /// differing only in high bits (timestamps, dates) spread over the slots too.
 #[inline(always)]
-fn mix(mut x: u64) -> u64 {
+pub fn mix(mut x: u64) -> u64 {
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
     x ^= x >> 33;

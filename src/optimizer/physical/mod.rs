@@ -2,6 +2,7 @@
 //! file name) and of its physical rewrites (`probe_filter`, placed by the rule of that name).
 
 mod group_numbers;
+mod group_parts;
 mod group_tops;
 mod order_bits;
 pub mod probe_filter;

@@ -106,6 +106,15 @@ impl OrderBits {
         }
     }
 
+    /// The row-format key of a valid value with these bits (`of_key` undone): a 1 byte, then
+    /// the value's bytes, big-endian; the first `1 + width` bytes of the array.
+    pub fn key(&self, bits: u64) -> ([u8; 9], usize) {
+        let mut key = [0u8; 9];
+        key[0] = 1;
+        key[1..=self.width].copy_from_slice(&bits.to_be_bytes()[8 - self.width..]);
+        (key, 1 + self.width)
+    }
+
     fn mask(&self) -> u64 {
         u64::MAX >> (64 - 8 * self.width)
     }
@@ -171,6 +180,8 @@ mod tests {
                 assert_eq!(values.len(), column.len());
                 for (i, v) in values.iter().enumerate() {
                     assert_eq!(bits.of_key(rows.row(i).data()), Some(*v), "{column:?} {i}");
+                    let (key, len) = bits.key(*v);
+                    assert_eq!(&key[..len], rows.row(i).data(), "{column:?} {i}");
                     for (j, w) in values.iter().enumerate() {
                         assert_eq!(v.cmp(w), rows.row(i).cmp(&rows.row(j)), "{column:?}");
                     }

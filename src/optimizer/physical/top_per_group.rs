@@ -209,6 +209,7 @@ impl ExecutionPlan for TopPerGroupExec {
                 .map(|s| Ok((s.expr.data_type(&input_schema)?, s.options)))
                 .collect::<Result<Vec<_>>>()?;
             let mut tops = Tops::new(ranking, k, &order, reservation)?;
+            let mut probe = PARTIAL_PROBE_ROWS;
             while let Some(batch) = input.next().await {
                 let batch = batch?;
                 if batch.num_rows() == 0 {
@@ -225,11 +226,16 @@ impl ExecutionPlan for TopPerGroupExec {
                 let order = evaluate(&mut order_by.iter().map(|s| &s.expr))?;
                 tops.add(batch, &groups, &order)?;
                 drop(timer);
-                if !is_final && tops.seen >= PARTIAL_PROBE_ROWS && tops.kept() * 2 > tops.seen {
-                    // Nearly every row is kept: the final phase will do this work anyway.
-                    let kept = tops.finish(&schema, false, batch_size)?;
-                    let kept = futures::stream::iter(kept.into_iter().map(Ok));
-                    return Ok::<_, DataFusionError>(kept.chain(input).boxed());
+                // Judged again at each doubling of the rows read: counting the rows kept may
+                // first make the waiting rows enter their lists.
+                if !is_final && tops.seen >= probe {
+                    probe = tops.seen * 2;
+                    if tops.kept() * 2 > tops.seen {
+                        // Nearly every row is kept: the final phase will do this work anyway.
+                        let kept = tops.finish(&schema, false, batch_size)?;
+                        let kept = futures::stream::iter(kept.into_iter().map(Ok));
+                        return Ok::<_, DataFusionError>(kept.chain(input).boxed());
+                    }
                 }
             }
             let timer = metrics.elapsed_compute().timer();
