@@ -15,8 +15,6 @@ const AHEAD: usize = 16;
 pub struct GroupNumbers {
     bits: OrderBits,
     slots: Slots,
-    /// The number of the NULL group, once seen.
-    null: Option<usize>,
     /// Scratch: a batch's bits and their slots' starting positions.
     values: Vec<u64>,
     starts: Vec<usize>,
@@ -29,7 +27,6 @@ impl GroupNumbers {
         Some(GroupNumbers {
             bits,
             slots: Slots::new(1024),
-            null: None,
             values: vec![],
             starts: vec![],
         })
@@ -54,7 +51,7 @@ impl GroupNumbers {
 
     /// Every group: its value's bits (None for the NULL group) and its number.
     pub fn groups(&self) -> impl Iterator<Item = (Option<u64>, usize)> + '_ {
-        let null = self.null.map(|n| (None, n));
+        let null = self.slots.null.map(|n| (None, n));
         self.slots.entries().map(|(b, n)| (Some(b), n)).chain(null)
     }
 
@@ -73,24 +70,23 @@ impl GroupNumbers {
             if let Some(&ahead) = self.starts.get(row + AHEAD) {
                 prefetch(&self.slots.slots, ahead);
             }
-            if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
-                let next = self.slots.groups;
-                let number = *self.null.get_or_insert(next);
-                self.slots.groups += usize::from(number == next);
-                out.push(number);
-                continue;
-            }
-            out.push(self.slots.number(self.values[row], self.starts[row]));
+            out.push(if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
+                self.slots.null_number()
+            } else {
+                self.slots.number(self.values[row], self.starts[row])
+            });
         }
     }
 }
 
 /// An open-addressing table from values' bits to their numbers, in order of first
-/// appearance (its `groups` may count numbers given outside it, such as a NULL group's).
+/// appearance, NULL (numbered apart) among them.
 pub struct Slots {
     /// (bits, number + 1); 0 marks an empty slot. A power of two long, at most half full.
     slots: Vec<(u64, u32)>,
-    pub groups: usize,
+    groups: usize,
+    /// The number of the NULL group, once seen.
+    null: Option<usize>,
 }
 
 impl Slots {
@@ -98,6 +94,7 @@ impl Slots {
         Slots {
             slots: vec![(0, 0); slots.next_power_of_two()],
             groups: 0,
+            null: None,
         }
     }
 
@@ -131,6 +128,15 @@ impl Slots {
             }
             at = (at + 1) & mask;
         }
+    }
+
+    /// The number of the NULL group, numbered now if new.
+    #[inline(always)]
+    pub fn null_number(&mut self) -> usize {
+        *self.null.get_or_insert_with(|| {
+            self.groups += 1;
+            self.groups - 1
+        })
     }
 
     /// The number of `value`, the table grown first if it may need to be.

@@ -8,6 +8,7 @@
 //! and its key is made from its bits, only once it is within that bound.
 
 use datafusion::arrow::array::{Array, ArrayRef};
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::common::internal_err;
 use datafusion::error::Result;
 
@@ -35,11 +36,10 @@ struct Waiting {
     row: u32,
 }
 
-/// The groups of one part: their numbers (a NULL group apart), sorted lists and bounds.
+/// The groups of one part: their numbers, sorted lists and bounds.
 #[derive(Default)]
 struct Part {
     slots: Option<Slots>,
-    null: Option<usize>,
     lists: Vec<List>,
     bounds: Vec<u64>,
     waiting: Vec<Waiting>,
@@ -63,10 +63,7 @@ impl Part {
         let slots = self.slots.get_or_insert_with(|| Slots::new(16));
         let number = match bits {
             Some(bits) => slots.number_of(bits),
-            None => *self.null.get_or_insert_with(|| {
-                slots.groups += 1;
-                slots.groups - 1
-            }),
+            None => slots.null_number(),
         };
         if number == self.lists.len() {
             self.lists.push(List::new());
@@ -130,8 +127,8 @@ impl Parts {
             return internal_err!("top-N per group: a column changed type between batches");
         }
         let (group_nulls, order_nulls) = (group.logical_nulls(), order.logical_nulls());
-        let null = |nulls: &Option<_>, row, flag| match nulls {
-            Some(n) if datafusion::arrow::buffer::NullBuffer::is_null(n, row) => flag,
+        let null = |nulls: &Option<NullBuffer>, row, flag| match nulls {
+            Some(n) if n.is_null(row) => flag,
             _ => 0,
         };
         for (row, (&g, &o)) in self.groups.iter().zip(&self.orders).enumerate() {

@@ -267,7 +267,7 @@ impl Tops {
             self.flush();
         }
         if self.lists.len() > self.block {
-            self.split_into_parts()?;
+            self.split_into_parts();
         }
         if kept {
             self.compact_if_sparse()?;
@@ -277,18 +277,19 @@ impl Tops {
 
     /// Past `block` groups, with one fixed-width column to partition by and one to order by:
     /// every group moves to its part, and the rows from here on wait in theirs.
-    fn split_into_parts(&mut self) -> Result<()> {
-        let (Some(_), Some(bits), Some(null_key)) = (&self.fixed, self.bits, &self.null_key) else {
-            return Ok(());
+    fn split_into_parts(&mut self) {
+        let (Some(bits), Some(null_key)) = (self.bits, self.null_key.clone()) else {
+            return;
         };
-        let null_key = null_key.clone();
+        if self.fixed.is_none() {
+            return;
+        }
         self.flush();
-        let (Some(fixed), lists) = (self.fixed.take(), std::mem::take(&mut self.lists)) else {
-            return Ok(());
-        };
-        let parts = Parts::new(&fixed, lists, &self.bounds, bits, null_key);
-        (self.parts, self.bounds) = (Some(parts), vec![]);
-        Ok(())
+        if let Some(fixed) = self.fixed.take() {
+            let lists = std::mem::take(&mut self.lists);
+            let bounds = std::mem::take(&mut self.bounds);
+            self.parts = Some(Parts::new(&fixed, lists, &bounds, bits, null_key));
+        }
     }
 
     /// Copy the kept rows into one batch once the retained batches hold more than twice as
