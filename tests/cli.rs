@@ -43,6 +43,10 @@ pub fn trials() -> Vec<Trial> {
             joins_under_a_group_by_of_their_keys_partition,
         ),
         Trial::test(
+            "cli::grouped_quantiles_run_in_one_phase",
+            grouped_quantiles_run_in_one_phase,
+        ),
+        Trial::test(
             "cli::rules_off_plans_as_datafusion",
             rules_off_plans_as_datafusion,
         ),
@@ -503,6 +507,75 @@ fn joins_under_a_group_by_of_their_keys_partition() -> R {
         .collect();
     check(
         answers.len() == 6 && answers[..3] == answers[3..] && answers[0].starts_with("200000,"),
+        || format!("answers {answers:?} in {out}"),
+    )?;
+    Ok(())
+}
+
+/// A grouped median or percentile_cont runs as one `SinglePartitioned` aggregate over its
+/// rows, hash repartitioned, when every column its input carries is grouped or read by the
+/// quantile (a count and an average of the same column beside it); a sum of another column
+/// beside it keeps the two phases, as does every query with `augur.one_phase_quantiles` off.
+/// Answers are the same either way.
+fn grouped_quantiles_run_in_one_phase() -> R {
+    // Sums of doubles rounded: the groups arrive in either order.
+    let beside = "SELECT count(*), round(sum(m), 6), round(sum(p), 6), sum(n), round(sum(a), 6) FROM (SELECT g, median(f) AS m, \
+                  percentile_cont(0.9) WITHIN GROUP (ORDER BY f) AS p, count(*) AS n, \
+                  avg(f) AS a FROM t GROUP BY g)";
+    let other = "SELECT count(*), round(sum(m), 6), sum(s) FROM (SELECT g % 10 AS h, median(f) AS m, \
+                 sum(i) AS s FROM t GROUP BY g % 10)";
+    let mut args = vec![
+        "-c".to_string(),
+        "SET datafusion.execution.target_partitions = 2".into(),
+        "-c".into(),
+        "CREATE TABLE t AS SELECT CASE WHEN i % 13 = 0 THEN NULL ELSE i % 1000 END AS g, \
+         CAST(i % 7 AS DOUBLE) AS f, i FROM generate_series(1, 100000) AS x(i)"
+            .into(),
+    ];
+    for setting in ["true", "false"] {
+        args.extend(["-c".into(), format!("SET augur.one_phase_quantiles = {setting}")]);
+        for query in [beside, other] {
+            args.extend([
+                "-c".into(),
+                format!("EXPLAIN {query}"),
+                "-c".into(),
+                query.into(),
+            ]);
+        }
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = ok(&augur(&args))?;
+    let modes = values_after(&out, "AggregateExec: mode=");
+    // Each plan's outer aggregate (count and sums of the groups) then the grouped one(s).
+    let expected = [
+        "Final",
+        "Partial",
+        "SinglePartitioned",
+        "Final",
+        "Partial",
+        "FinalPartitioned",
+        "Partial",
+        "Final",
+        "Partial",
+        "FinalPartitioned",
+        "Partial",
+        "Final",
+        "Partial",
+        "FinalPartitioned",
+        "Partial",
+    ];
+    check(modes == expected, || {
+        format!("aggregate modes {modes:?} in {out}")
+    })?;
+    let answers: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    check(
+        answers.len() == 4
+            && answers[..2] == answers[2..]
+            && answers[0].starts_with("1001,")
+            && answers[1].starts_with("11,"),
         || format!("answers {answers:?} in {out}"),
     )?;
     Ok(())

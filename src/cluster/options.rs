@@ -46,6 +46,9 @@ extensions_options! {
         /// past 128K build rows, so the aggregate runs in one phase (false: one shared table
         /// up to the 4M-row limit).
         pub grouped_join: bool, default = true
+        /// A grouped median or percentile_cont repartitions its input rows and aggregates
+        /// in one phase (false: partial lists of values, repartitioned, then merged).
+        pub one_phase_quantiles: bool, default = true
     }
 }
 

@@ -148,6 +148,7 @@ impl Session {
             .with_physical_optimizer_rule(Arc::new(crate::optimizer::eager_conjunctions::rule()))
             .with_physical_optimizer_rule(Arc::new(crate::optimizer::view_equality::rule()))
             .with_physical_optimizer_rule(Arc::new(crate::optimizer::ProbeFilter))
+            .with_physical_optimizer_rule(Arc::new(crate::optimizer::OnePhaseQuantiles))
             .with_physical_optimizer_rule(Arc::new(crate::cluster::ShipToCluster))
             .with_type_planner(postgres::type_planner())
             .with_query_planner(Arc::new(AugurQueryPlanner::new(Registry::new(Arc::clone(
