@@ -320,10 +320,13 @@ impl Tops {
             self.bounds.resize(self.lists.len(), u64::MAX);
             // Written at every row, counted only where within bounds: no branch to mispredict.
             self.candidates.resize(rows, 0);
+            // Borrowed apart, so the loop keeps each vector's address in a register rather
+            // than reloading it after every store.
+            let (candidates, bounds) = (self.candidates.as_mut_slice(), self.bounds.as_slice());
             let mut n = 0;
             for (row, (&group, &value)) in self.numbers.iter().zip(&self.values).enumerate() {
-                self.candidates[n] = row as u32;
-                n += usize::from(value <= self.bounds[group]);
+                candidates[n] = row as u32;
+                n += usize::from(value <= bounds[group]);
             }
             self.candidates.truncate(n);
         } else {
