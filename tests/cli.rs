@@ -533,7 +533,10 @@ fn grouped_quantiles_run_in_one_phase() -> R {
             .into(),
     ];
     for setting in ["true", "false"] {
-        args.extend(["-c".into(), format!("SET augur.one_phase_quantiles = {setting}")]);
+        args.extend([
+            "-c".into(),
+            format!("SET augur.one_phase_quantiles = {setting}"),
+        ]);
         for query in [beside, other] {
             args.extend([
                 "-c".into(),

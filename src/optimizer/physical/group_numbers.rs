@@ -88,7 +88,10 @@ impl GroupNumbers {
         self.slots.size()
             + self.values.capacity() * size_of::<u64>()
             + self.starts.capacity() * size_of::<usize>()
-            + self.dense.as_ref().map_or(0, |d| d.numbers.capacity() * size_of::<u32>())
+            + self
+                .dense
+                .as_ref()
+                .map_or(0, |d| d.numbers.capacity() * size_of::<u32>())
     }
 
     /// Every group: its value's bits (None for the NULL group) and its number.
@@ -344,7 +347,11 @@ mod tests {
             groups.intern(&column, &mut out);
             for (v, n) in values.iter().zip(&out) {
                 let next = expected.len();
-                assert_eq!(*expected.entry(*v).or_insert(next), *n, "batch {batch}: {v:?}");
+                assert_eq!(
+                    *expected.entry(*v).or_insert(next),
+                    *n,
+                    "batch {batch}: {v:?}"
+                );
             }
             assert_eq!(groups.dense.is_some(), batch < 8, "batch {batch}");
             assert_eq!(groups.len(), expected.len());
