@@ -451,6 +451,28 @@ fn joins_build_one_shared_table() -> R {
     Ok(())
 }
 
+/// The output of `setup` (`-c` arguments) then, with `setting` true and then false, each of
+/// `queries`' plan (`EXPLAIN`) and answer.
+fn plans_on_and_off(
+    mut args: Vec<String>,
+    setting: &str,
+    queries: &[&str],
+) -> Result<String, String> {
+    for value in ["true", "false"] {
+        args.extend(["-c".into(), format!("SET {setting} = {value}")]);
+        for query in queries {
+            args.extend([
+                "-c".into(),
+                format!("EXPLAIN {query}"),
+                "-c".into(),
+                query.to_string(),
+            ]);
+        }
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&augur(&args))
+}
+
 /// A join under a GROUP BY of exactly its build side's keys, building on 200,000 rows, is
 /// partitioned on them (the aggregate then runs in one phase per partition) instead of
 /// building one shared table; a build of 1,000 rows, and a GROUP BY of another column, keep
@@ -462,7 +484,7 @@ fn joins_under_a_group_by_of_their_keys_partition() -> R {
                  FROM few LEFT JOIN ord ON few.c = ord.c GROUP BY few.c)";
     let other = "SELECT count(*), sum(n) FROM (SELECT ord.o % 10 AS m, count(*) AS n \
                  FROM cust JOIN ord ON cust.c = ord.c GROUP BY ord.o % 10)";
-    let mut args = vec![
+    let args = vec![
         "-c".to_string(),
         "CREATE TABLE cust AS SELECT i AS c FROM generate_series(1, 200000) AS t(i)".into(),
         "-c".into(),
@@ -471,19 +493,7 @@ fn joins_under_a_group_by_of_their_keys_partition() -> R {
         "CREATE TABLE ord AS SELECT i % 250000 AS c, i AS o FROM generate_series(1, 600000) AS t(i)"
             .into(),
     ];
-    for setting in ["true", "false"] {
-        args.extend(["-c".into(), format!("SET augur.grouped_join = {setting}")]);
-        for query in [per_key, small, other] {
-            args.extend([
-                "-c".into(),
-                format!("EXPLAIN {query}"),
-                "-c".into(),
-                query.into(),
-            ]);
-        }
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = ok(&augur(&args))?;
+    let out = plans_on_and_off(args, "augur.grouped_join", &[per_key, small, other])?;
     let modes = values_after(&out, "HashJoinExec: mode=");
     let expected = [
         "Partitioned",
@@ -524,7 +534,7 @@ fn grouped_quantiles_run_in_one_phase() -> R {
                   avg(f) AS a FROM t GROUP BY g)";
     let other = "SELECT count(*), round(sum(m), 6), sum(s) FROM (SELECT g % 10 AS h, median(f) AS m, \
                  sum(i) AS s FROM t GROUP BY g % 10)";
-    let mut args = vec![
+    let args = vec![
         "-c".to_string(),
         "SET datafusion.execution.target_partitions = 2".into(),
         "-c".into(),
@@ -532,22 +542,7 @@ fn grouped_quantiles_run_in_one_phase() -> R {
          CAST(i % 7 AS DOUBLE) AS f, i FROM generate_series(1, 100000) AS x(i)"
             .into(),
     ];
-    for setting in ["true", "false"] {
-        args.extend([
-            "-c".into(),
-            format!("SET augur.one_phase_quantiles = {setting}"),
-        ]);
-        for query in [beside, other] {
-            args.extend([
-                "-c".into(),
-                format!("EXPLAIN {query}"),
-                "-c".into(),
-                query.into(),
-            ]);
-        }
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = ok(&augur(&args))?;
+    let out = plans_on_and_off(args, "augur.one_phase_quantiles", &[beside, other])?;
     let modes = values_after(&out, "AggregateExec: mode=");
     // Each plan's outer aggregate (count and sums of the groups) then the grouped one(s).
     let expected = [
