@@ -473,6 +473,13 @@ fn plans_on_and_off(
     ok(&augur(&args))
 }
 
+/// The lines of `out` that are answers (they start with a digit), not plans or headers.
+fn answer_lines(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+        .collect()
+}
+
 /// A join under a GROUP BY of exactly its build side's keys, building on 200,000 rows, is
 /// partitioned on them (the aggregate then runs in one phase per partition) instead of
 /// building one shared table; a build of 1,000 rows, and a GROUP BY of another column, keep
@@ -511,10 +518,7 @@ fn joins_under_a_group_by_of_their_keys_partition() -> R {
         format!("{single} one-phase aggregates in {out}")
     })?;
     // Each query's answer (count, sum[, max]) with the rule and without.
-    let answers: Vec<&str> = out
-        .lines()
-        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
-        .collect();
+    let answers = answer_lines(&out);
     check(
         answers.len() == 6 && answers[..3] == answers[3..] && answers[0].starts_with("200000,"),
         || format!("answers {answers:?} in {out}"),
@@ -565,10 +569,7 @@ fn grouped_quantiles_run_in_one_phase() -> R {
     check(modes == expected, || {
         format!("aggregate modes {modes:?} in {out}")
     })?;
-    let answers: Vec<&str> = out
-        .lines()
-        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
-        .collect();
+    let answers = answer_lines(&out);
     check(
         answers.len() == 4
             && answers[..2] == answers[2..]

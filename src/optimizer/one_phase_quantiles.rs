@@ -94,26 +94,20 @@ fn one_phase(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPl
     // The columns the lists and the groups carry anyway; every input column must be one of
     // them, and so must every column another aggregate (a count or an average beside the
     // median) reads.
-    let columns = |exprs: &mut dyn Iterator<Item = Arc<dyn PhysicalExpr>>| {
-        exprs
-            .flat_map(|e| collect_columns(&e).into_iter().map(|c| c.index()))
-            .collect::<HashSet<usize>>()
-    };
-    let read = |a: &AggregateFunctionExpr, f: &Option<Arc<dyn PhysicalExpr>>| {
-        columns(&mut a.expressions().into_iter().chain(f.clone()))
-    };
-    let mut carried = columns(&mut groups.expr().iter().map(|(e, _)| Arc::clone(e)));
-    for (a, f) in aggregates.iter().zip(filters) {
+    let reads: Vec<HashSet<usize>> = aggregates
+        .iter()
+        .zip(filters)
+        .map(|(a, f)| columns(a.expressions().into_iter().chain(f.clone())))
+        .collect();
+    let mut carried = columns(groups.expr().iter().map(|(e, _)| Arc::clone(e)));
+    for (a, read) in aggregates.iter().zip(&reads) {
         if whole(a) {
-            carried.extend(read(a, f));
+            carried.extend(read);
         }
     }
     let input = partial.input();
     if carried.len() != input.schema().fields().len()
-        || !aggregates
-            .iter()
-            .zip(filters)
-            .all(|(a, f)| read(a, f).is_subset(&carried))
+        || !reads.iter().all(|read| read.is_subset(&carried))
     {
         return Ok(None);
     }
@@ -134,4 +128,11 @@ fn one_phase(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPl
         return Ok(None);
     }
     Ok(Some(Arc::new(single)))
+}
+
+/// The input columns (by index) `exprs` read.
+fn columns(exprs: impl Iterator<Item = Arc<dyn PhysicalExpr>>) -> HashSet<usize> {
+    exprs
+        .flat_map(|e| collect_columns(&e).into_iter().map(|c| c.index()))
+        .collect()
 }

@@ -52,7 +52,12 @@ impl Dense {
         let span = (hi - lo + 1) as usize;
         if lo != self.base || span != self.numbers.len() {
             let mut numbers = vec![0; span];
-            let at = (self.base - lo.min(self.base)) as usize;
+            // Those held move up by as much as the span grew downwards (none held: nothing).
+            let at = if self.numbers.is_empty() {
+                0
+            } else {
+                (self.base - lo) as usize
+            };
             numbers[at..at + self.numbers.len()].copy_from_slice(&self.numbers);
             *self = Dense { base: lo, numbers };
         }
@@ -125,9 +130,7 @@ impl GroupNumbers {
             });
         }
     }
-}
 
-impl GroupNumbers {
     /// The numbers of the batch's `values` through the array, if they and every value before
     /// them lie within its span (false, and nothing in `out`, once they do not).
     fn intern_dense(&mut self, nulls: Option<&NullBuffer>, out: &mut Vec<usize>) -> bool {
@@ -282,6 +285,25 @@ mod tests {
 
     use super::GroupNumbers;
 
+    /// `column` (holding `values`) interned into `numbers` (made on the first batch), each
+    /// row's number checked against `expected`, the numbers in order of first appearance.
+    fn interned_in_order<'a, T: Copy + Eq + std::hash::Hash + std::fmt::Debug>(
+        numbers: &'a mut Option<GroupNumbers>,
+        column: &ArrayRef,
+        values: &[Option<T>],
+        expected: &mut HashMap<Option<T>, usize>,
+    ) -> &'a mut GroupNumbers {
+        let groups = numbers.get_or_insert_with(|| GroupNumbers::new(column).unwrap());
+        let mut out = vec![];
+        groups.intern(column, &mut out);
+        for (v, n) in values.iter().zip(&out) {
+            let next = expected.len();
+            assert_eq!(*expected.entry(*v).or_insert(next), *n, "{v:?}");
+        }
+        assert_eq!(groups.len(), expected.len());
+        groups
+    }
+
     /// Numbers in order of first appearance across batches, NULL its own group, -0.0 and 0.0
     /// apart (as the window's sort tells them apart), through several rehashes.
     #[test]
@@ -298,15 +320,7 @@ mod tests {
                 })
                 .collect();
             let column: ArrayRef = Arc::new(Int64Array::from(values.clone()));
-            let numbers: &mut GroupNumbers =
-                groups.get_or_insert_with(|| GroupNumbers::new(&column).unwrap());
-            let mut out = vec![];
-            numbers.intern(&column, &mut out);
-            for (v, n) in values.iter().zip(&out) {
-                let next = expected.len();
-                assert_eq!(*expected.entry(*v).or_insert(next), *n, "{v:?}");
-            }
-            assert_eq!(numbers.len(), expected.len());
+            interned_in_order(&mut groups, &column, &values, &mut expected);
         }
         let floats: ArrayRef =
             Arc::new(Float64Array::from(vec![0.0, -0.0, 0.0, f64::NAN, f64::NAN]));
@@ -341,20 +355,8 @@ mod tests {
                 })
                 .collect();
             let column: ArrayRef = Arc::new(Int32Array::from(values.clone()));
-            let groups: &mut GroupNumbers =
-                numbers.get_or_insert_with(|| GroupNumbers::new(&column).unwrap());
-            let mut out = vec![];
-            groups.intern(&column, &mut out);
-            for (v, n) in values.iter().zip(&out) {
-                let next = expected.len();
-                assert_eq!(
-                    *expected.entry(*v).or_insert(next),
-                    *n,
-                    "batch {batch}: {v:?}"
-                );
-            }
+            let groups = interned_in_order(&mut numbers, &column, &values, &mut expected);
             assert_eq!(groups.dense.is_some(), batch < 8, "batch {batch}");
-            assert_eq!(groups.len(), expected.len());
             let mut listed: Vec<usize> = groups.groups().map(|(_, n)| n).collect();
             listed.sort_unstable();
             assert_eq!(listed, (0..expected.len()).collect::<Vec<_>>());
