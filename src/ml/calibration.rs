@@ -275,21 +275,14 @@ impl Model {
 
 /// Brier score and expected calibration error over `bins` equal-width bins, from
 /// (probability, label) pairs.
-/// Takes the pairs as an iterator: training's are 10M rows, not worth a copy.
-pub fn brier_and_ece(points: impl Iterator<Item = (f64, f64)> + Clone, bins: usize) -> (f64, f64) {
-    let (count, squares) = points.clone().fold((0usize, 0.0), |(c, s), (p, y)| {
-        (c + 1, s + (p - y) * (p - y))
-    });
-    if count == 0 {
-        return (f64::NAN, f64::NAN);
+pub fn brier_and_ece(points: impl Iterator<Item = (f64, f64)>, bins: usize) -> (f64, f64) {
+    let mut sums = Bins::new(bins);
+    let mut squares = 0.0;
+    for (p, y) in points {
+        sums.add(p, y);
+        squares += (p - y) * (p - y);
     }
-    let n = count as f64;
-    let brier = squares / n;
-    let ece = curve(points, bins)
-        .iter()
-        .map(|b| b.count / n * (b.mean_predicted - b.observed_rate).abs())
-        .sum();
-    (brier, ece)
+    (squares / sums.rows(), sums.ece())
 }
 
 /// One bin of a calibration curve.
@@ -301,28 +294,81 @@ pub struct CurveBin {
     pub count: f64,
 }
 
+/// Per equal-width bin, the sums of probabilities and labels and the count of rows: built
+/// over parts of the rows apart (training's 10M on every core), then merged in order.
+#[derive(Debug, Clone)]
+pub struct Bins {
+    inner: Vec<f64>,
+    sums: Vec<[f64; 3]>,
+}
+
+impl Bins {
+    /// Edges i/bins; a probability on an inner edge belongs to the lower bin.
+    pub fn new(bins: usize) -> Bins {
+        let step = 1.0 / bins as f64;
+        Bins {
+            inner: (1..bins).map(|i| i as f64 * step).collect(),
+            sums: vec![[0.0; 3]; bins],
+        }
+    }
+
+    pub fn add(&mut self, p: f64, y: f64) {
+        let b = self.inner.partition_point(|e| *e < p);
+        let s = &mut self.sums[b];
+        s[0] += p;
+        s[1] += y;
+        s[2] += 1.0;
+    }
+
+    pub fn merge(&mut self, other: &Bins) {
+        for (s, o) in self.sums.iter_mut().zip(&other.sums) {
+            for k in 0..3 {
+                s[k] += o[k];
+            }
+        }
+    }
+
+    pub fn rows(&self) -> f64 {
+        self.sums.iter().map(|s| s[2]).sum()
+    }
+
+    /// The non-empty bins.
+    pub fn curve(&self) -> Vec<CurveBin> {
+        self.sums
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s[2] > 0.0)
+            .map(|(i, s)| CurveBin {
+                bin: i,
+                mean_predicted: s[0] / s[2],
+                observed_rate: s[1] / s[2],
+                count: s[2],
+            })
+            .collect()
+    }
+
+    /// Expected calibration error: the bins' |mean probability − observed rate| weighted
+    /// by their share of the rows (NaN without rows).
+    pub fn ece(&self) -> f64 {
+        let n = self.rows();
+        if n == 0.0 {
+            return f64::NAN;
+        }
+        self.curve()
+            .iter()
+            .map(|b| b.count / n * (b.mean_predicted - b.observed_rate).abs())
+            .sum()
+    }
+}
+
 /// scikit-learn's `calibration_curve(strategy='uniform')`: edges i/bins; a probability on an
 /// inner edge belongs to the lower bin; empty bins are left out.
 pub fn curve(points: impl IntoIterator<Item = (f64, f64)>, bins: usize) -> Vec<CurveBin> {
-    let step = 1.0 / bins as f64;
-    let inner: Vec<f64> = (1..bins).map(|i| i as f64 * step).collect();
-    let mut sums = vec![(0.0, 0.0, 0.0); bins];
+    let mut sums = Bins::new(bins);
     for (p, y) in points {
-        let b = inner.partition_point(|e| *e < p);
-        sums[b].0 += p;
-        sums[b].1 += y;
-        sums[b].2 += 1.0;
+        sums.add(p, y);
     }
-    sums.iter()
-        .enumerate()
-        .filter(|(_, s)| s.2 > 0.0)
-        .map(|(i, s)| CurveBin {
-            bin: i,
-            mean_predicted: s.0 / s.2,
-            observed_rate: s.1 / s.2,
-            count: s.2,
-        })
-        .collect()
+    sums.curve()
 }
 
 #[cfg(test)]

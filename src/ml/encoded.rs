@@ -55,7 +55,9 @@ impl ShardBuilder {
     pub fn with_capacity(width: usize, rows: usize, weighted: bool) -> ShardBuilder {
         ShardBuilder {
             shard: Shard {
-                columns: vec![Vec::with_capacity(rows); width],
+                // Not `vec![Vec::with_capacity(rows); width]`: a clone of an empty Vec has no
+                // capacity, so all but the last column would grow by doubling.
+                columns: (0..width).map(|_| Vec::with_capacity(rows)).collect(),
                 label: Vec::with_capacity(rows),
                 weight: Vec::with_capacity(if weighted { rows } else { 0 }),
                 hot: vec![],
@@ -71,12 +73,20 @@ impl ShardBuilder {
         encoders: &[Encoder],
         batch: &RecordBatch,
     ) -> Result<Vec<bool>> {
-        let width = self.shard.columns.len();
         let n = batch.num_rows();
-        let mut columns = vec![Vec::with_capacity(n); width];
+        // Encoded straight onto the shard's columns; rows not kept are squeezed out after.
+        let start = self.shard.rows();
         let mut valid = vec![true; n];
         let impute = layout.handle_nulls == NullPolicy::Impute;
-        preprocess::encode(encoders, batch, impute, &mut columns, &mut valid)?;
+        let encoded =
+            preprocess::encode(encoders, batch, impute, &mut self.shard.columns, &mut valid);
+        if encoded.is_err() || valid.iter().any(|v| !v) && layout.handle_nulls == NullPolicy::Error
+        {
+            for column in &mut self.shard.columns {
+                column.truncate(start);
+            }
+        }
+        encoded?;
         if layout.handle_nulls == NullPolicy::Error
             && let Some(i) = valid.iter().position(|v| !v)
         {
@@ -125,19 +135,17 @@ impl ShardBuilder {
                 self.shard.weight.push(w);
             }
         }
-        // Column by column: one sequential copy per feature instead of a scatter per row.
-        let keep_all = keep.iter().all(|k| *k);
-        for (target, encoded) in self.shard.columns.iter_mut().zip(columns) {
-            if keep_all {
-                target.extend_from_slice(&encoded);
-            } else {
-                target.extend(
-                    encoded
-                        .iter()
-                        .zip(&keep)
-                        .filter(|(_, k)| **k)
-                        .map(|(x, _)| *x),
-                );
+        // Column by column: one sequential pass per feature instead of a scatter per row.
+        if !keep.iter().all(|k| *k) {
+            for column in &mut self.shard.columns {
+                let mut at = start;
+                for (i, kept) in keep.iter().enumerate() {
+                    if *kept {
+                        column[at] = column[start + i];
+                        at += 1;
+                    }
+                }
+                column.truncate(at);
             }
         }
         Ok(keep)
@@ -500,21 +508,16 @@ impl StreamedPartition {
     fn push_train(&mut self, s: &Streamed, batch: &RecordBatch) -> Result<()> {
         for (j, &c) in s.columns.iter().enumerate() {
             let values = cast(batch.column(c), &DataType::Float64)?;
-            let values = values.as_primitive::<Float64Type>().iter().flatten();
+            let values = values.as_primitive::<Float64Type>();
             if s.category[j] {
                 let counts = &mut self.counts[j];
                 counts.resize(self.dictionaries[j].len(), 0);
-                for k in values {
+                for k in values.iter().flatten() {
                     counts[k as usize] += 1;
                 }
                 continue;
             }
-            let sums = &mut self.sums[j];
-            for v in values {
-                sums[0] += 1.0;
-                sums[1] += v;
-                sums[2] += v * v;
-            }
+            preprocess::add_moments(&mut self.sums[j], values);
         }
         let first = self.train.shard.rows();
         let keep = self.train.push(&s.layout, &s.encoders, batch)?;

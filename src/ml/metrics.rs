@@ -1,7 +1,10 @@
 //! Model quality metrics stored with a model and returned by `evaluate`: exact ROC AUC (ties
 //! averaged, no binning), PR AUC, log-loss, threshold metrics, ROC curve; RMSE, MAE, R².
 
-use rayon::slice::ParallelSliceMut;
+use rayon::iter::{IndexedParallelIterator, IntoParallelRefIterator, ParallelIterator};
+use rayon::slice::{ParallelSlice, ParallelSliceMut};
+
+use super::calibration::Bins;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,37 +110,126 @@ fn sweep(sorted: &[(f64, f64, f64)], mut f: impl FnMut(RocPoint)) {
 
 /// ROC AUC, PR AUC and the curve thinned to at most `max` points, of triples sorted by
 /// [`sorted_by_score`], without holding the whole curve (one point per distinct score: 400
-/// MB for 10M rows). The same numbers as [`auc_roc`], [`auc_pr`] and [`thin`] of the curve.
+/// MB for 10M rows). The same points as [`roc_curve`] and [`thin`]; the areas those of
+/// [`auc_roc`] and [`auc_pr`] to rounding (summed block by block).
 pub fn curve_summary(sorted: &[(f64, f64, f64)], max: usize) -> (Vec<RocPoint>, f64, f64) {
-    // Points: the origin and one per run of equal scores (a NaN is a run of its own).
-    let runs = sorted.windows(2).filter(|w| w[0].0 != w[1].0).count();
-    let len = 1 + if sorted.is_empty() { 0 } else { runs + 1 };
-    let keep_all = len <= max || max < 2;
-    let step = (len - 1) as f64 / (max.max(2) - 1) as f64;
-    let (mut kept, mut next) = (vec![], 0usize);
-    let (mut roc, mut pr) = (0.0, 0.0);
-    let mut prev: Option<RocPoint> = None;
-    let mut pr_prev = (0.0, 0.0);
-    let mut index = 0;
-    sweep(sorted, |p| {
-        if keep_all || index == ((next as f64 * step).round() as usize).min(len - 1) {
-            kept.push(p);
-            next += 1;
+    // Blocks of about 64K rows on all cores, each ending where a run of equal scores does,
+    // so that every point's rows are in one block. Each block's label sums first, then its
+    // points from the sums before it: training's 10M rows serially took 0.17 s.
+    const BLOCK: usize = 1 << 16;
+    let mut ends = vec![];
+    let mut at = BLOCK;
+    while at < sorted.len() {
+        // A NaN is a run of its own (never equal to itself).
+        while at < sorted.len() && sorted[at].0 == sorted[at - 1].0 {
+            at += 1;
         }
-        if let Some(q) = prev {
-            roc += (p.false_positive_rate - q.false_positive_rate)
-                * (p.true_positive_rate + q.true_positive_rate)
-                / 2.0;
-            if index == 1 {
-                pr_prev = (0.0, p.precision);
+        ends.push(at);
+        at += BLOCK;
+    }
+    ends.push(sorted.len());
+    let mut blocks: Vec<(usize, &[(f64, f64, f64)])> = vec![];
+    let mut start = 0;
+    for &end in &ends {
+        if end > start {
+            blocks.push((start, &sorted[start..end]));
+        }
+        start = end;
+    }
+    // Per block: Σ y·w, Σ (1 − y)·w and its number of points (runs of equal scores).
+    let sums: Vec<(f64, f64, usize)> = blocks
+        .par_iter()
+        .map(|(_, b)| {
+            let (tp, fp) = b.iter().fold((0.0, 0.0), |(tp, fp), (_, y, w)| {
+                (tp + y * w, fp + (1.0 - y) * w)
+            });
+            (
+                tp,
+                fp,
+                1 + b.windows(2).filter(|w| w[0].0 != w[1].0).count(),
+            )
+        })
+        .collect();
+    let (mut positives, mut negatives, mut points) = (0.0, 0.0, 0);
+    let mut before = vec![];
+    for &(tp, fp, n) in &sums {
+        before.push((positives, negatives, 1 + points));
+        positives += tp;
+        negatives += fp;
+        points += n;
+    }
+    // The points kept: every one, or `max` spread evenly (always the first and last).
+    let len = 1 + points;
+    let kept: Vec<usize> = if len <= max || max < 2 {
+        (0..len).collect()
+    } else {
+        let step = (len - 1) as f64 / (max - 1) as f64;
+        (0..max)
+            .map(|j| ((j as f64 * step).round() as usize).min(len - 1))
+            .collect()
+    };
+    let point = |score: Option<f64>, tp: f64, fp: f64| RocPoint {
+        threshold: score,
+        false_positive_rate: if negatives > 0.0 { fp / negatives } else { 0.0 },
+        true_positive_rate: if positives > 0.0 { tp / positives } else { 0.0 },
+        precision: if tp + fp > 0.0 { tp / (tp + fp) } else { 1.0 },
+    };
+    let origin = point(None, 0.0, 0.0);
+    let parts: Vec<(Vec<RocPoint>, f64, f64)> = blocks
+        .par_iter()
+        .zip(&before)
+        .map(|(&(start, b), &(tp0, fp0, first))| {
+            // The point before the block's first: the origin, or the previous block's last.
+            let mut prev = match start {
+                0 => origin,
+                _ => point(Some(sorted[start - 1].0), tp0, fp0),
+            };
+            let mut next = kept.partition_point(|k| *k < first);
+            let (mut out, mut roc, mut pr) = (vec![], 0.0, 0.0);
+            // Counted from 0 in the block, so its last point's sums are the block's own and
+            // the curve ends at exactly (1, 1).
+            let (mut tp, mut fp) = (0.0, 0.0);
+            let mut index = first;
+            let mut i = 0;
+            while i < b.len() {
+                let score = b[i].0;
+                loop {
+                    tp += b[i].1 * b[i].2;
+                    fp += (1.0 - b[i].1) * b[i].2;
+                    i += 1;
+                    if i == b.len() || b[i].0 != score {
+                        break;
+                    }
+                }
+                let p = point(Some(score), tp0 + tp, fp0 + fp);
+                if kept.get(next) == Some(&index) {
+                    out.push(p);
+                    next += 1;
+                }
+                roc += (p.false_positive_rate - prev.false_positive_rate)
+                    * (p.true_positive_rate + prev.true_positive_rate)
+                    / 2.0;
+                // Recall 0 at the first point's precision (Spark's convention).
+                let from = if index == 1 {
+                    (0.0, p.precision)
+                } else {
+                    (prev.true_positive_rate, prev.precision)
+                };
+                pr += (p.true_positive_rate - from.0) * (p.precision + from.1) / 2.0;
+                prev = p;
+                index += 1;
             }
-            pr += (p.true_positive_rate - pr_prev.0) * (p.precision + pr_prev.1) / 2.0;
-            pr_prev = (p.true_positive_rate, p.precision);
-        }
-        prev = Some(p);
-        index += 1;
-    });
-    (kept, roc, pr)
+            (out, roc, pr)
+        })
+        .collect();
+    let mut curve = vec![origin];
+    let (mut roc, mut pr) = (0.0, 0.0);
+    for (points, r, p) in parts {
+        curve.extend(points);
+        roc += r;
+        pr += p;
+    }
+    (curve, roc, pr)
 }
 
 /// Area under the ROC curve by the trapezoid rule over all distinct scores (exact).
@@ -188,35 +280,25 @@ pub fn classification_with_aucs(
     auc_pr: f64,
     threshold: f64,
 ) -> ClassificationMetrics {
-    let mut c = Confusion {
-        true_positive: 0.0,
-        false_positive: 0.0,
-        true_negative: 0.0,
-        false_negative: 0.0,
-    };
-    let mut loss = 0.0;
-    let mut weight = 0.0;
-    for &(p, y, w) in scored {
-        let predicted = p > threshold;
-        match (predicted, y > 0.5) {
-            (true, true) => c.true_positive += w,
-            (true, false) => c.false_positive += w,
-            (false, false) => c.true_negative += w,
-            (false, true) => c.false_negative += w,
-        }
-        let q = p.clamp(1e-15, 1.0 - 1e-15);
-        // A 0/1 label's other term is 0 · ln(…) = ±0, which adds nothing: one logarithm a
-        // row instead of two, the same sum to the bit.
-        loss -= w * match y {
-            1.0 => q.ln(),
-            0.0 => (1.0 - q).ln(),
-            _ => y * q.ln() + (1.0 - y) * (1.0 - q).ln(),
-        };
-        weight += w;
+    // In fixed blocks of rows on all cores, the blocks' sums then added in order: the same
+    // numbers whatever the thread count (training's 10M rows: 3 serial passes before).
+    let blocks: Vec<Sums> = scored
+        .par_chunks(1 << 16)
+        .map(|block| Sums::of(block, threshold))
+        .collect();
+    let mut total = Sums::new();
+    for b in &blocks {
+        total.merge(b);
     }
+    let Sums {
+        confusion: c,
+        loss,
+        weight,
+        squares,
+        bins,
+    } = total;
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
-    let pairs = scored.iter().map(|(p, y, _)| (*p, *y));
-    let (brier, ece) = super::calibration::brier_and_ece(pairs, 10);
+    let (brier, ece) = (squares / bins.rows(), bins.ece());
     let precision = ratio(c.true_positive, c.true_positive + c.false_positive);
     let recall = ratio(c.true_positive, c.true_positive + c.false_negative);
     ClassificationMetrics {
@@ -232,6 +314,71 @@ pub fn classification_with_aucs(
         confusion: c,
         brier,
         ece,
+    }
+}
+
+/// A classifier's sums over rows: the confusion matrix at a threshold, the weighted
+/// log-loss and weight, the squared errors, the calibration bins.
+struct Sums {
+    confusion: Confusion,
+    loss: f64,
+    weight: f64,
+    squares: f64,
+    bins: Bins,
+}
+
+impl Sums {
+    fn new() -> Sums {
+        Sums {
+            confusion: Confusion {
+                true_positive: 0.0,
+                false_positive: 0.0,
+                true_negative: 0.0,
+                false_negative: 0.0,
+            },
+            loss: 0.0,
+            weight: 0.0,
+            squares: 0.0,
+            bins: Bins::new(10),
+        }
+    }
+
+    fn of(block: &[(f64, f64, f64)], threshold: f64) -> Sums {
+        let mut s = Sums::new();
+        let c = &mut s.confusion;
+        for &(p, y, w) in block {
+            let predicted = p > threshold;
+            match (predicted, y > 0.5) {
+                (true, true) => c.true_positive += w,
+                (true, false) => c.false_positive += w,
+                (false, false) => c.true_negative += w,
+                (false, true) => c.false_negative += w,
+            }
+            let q = p.clamp(1e-15, 1.0 - 1e-15);
+            // A 0/1 label's other term is 0 · ln(…) = ±0, which adds nothing: one logarithm
+            // a row instead of two, the same sum to the bit.
+            s.loss -= w * match y {
+                1.0 => q.ln(),
+                0.0 => (1.0 - q).ln(),
+                _ => y * q.ln() + (1.0 - y) * (1.0 - q).ln(),
+            };
+            s.weight += w;
+            s.squares += (p - y) * (p - y);
+            s.bins.add(p, y);
+        }
+        s
+    }
+
+    fn merge(&mut self, other: &Sums) {
+        let (c, o) = (&mut self.confusion, &other.confusion);
+        c.true_positive += o.true_positive;
+        c.false_positive += o.false_positive;
+        c.true_negative += o.true_negative;
+        c.false_negative += o.false_negative;
+        self.loss += other.loss;
+        self.weight += other.weight;
+        self.squares += other.squares;
+        self.bins.merge(&other.bins);
     }
 }
 
@@ -342,6 +489,21 @@ mod tests {
             }
         }
         assert_eq!(curve_summary(&[], 10).0.len(), 1);
+        // Past one block of rows (runs of ties across the blocks' nominal ends): unit weights
+        // count exactly, so the same points; the areas summed by block, equal to rounding.
+        let scored: Vec<(f64, f64, f64)> = (0..300_000)
+            .map(|_| {
+                let s = (next() * 3000.0).floor() / 3000.0;
+                (s, f64::from(next() < s), 1.0)
+            })
+            .collect();
+        let whole = roc_curve(&scored);
+        for max in [2, 1001, 1_000_000] {
+            let (thinned, roc, pr) = curve_summary(&sorted_by_score(&scored), max);
+            assert!((roc - auc_roc(&whole)).abs() < 1e-12, "max {max}");
+            assert!((pr - auc_pr(&whole)).abs() < 1e-12, "max {max}");
+            assert_eq!(thinned, thin(&whole, max), "max {max}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use datafusion::common::HashMap;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Float64Type, Schema, TimeUnit, TimestampMillisecondType,
@@ -146,15 +146,12 @@ pub fn fit(batches: &[RecordBatch], schema: &Schema, columns: &[String]) -> Resu
             let t = schema.field(index).data_type();
             match kind_of(t) {
                 Some("numeric") => {
-                    let (mut n, mut sum, mut sq) = (0.0, 0.0, 0.0);
+                    let mut total = [0.0; 3];
                     for b in batches {
                         let col = cast(b.column(index), &DataType::Float64)?;
-                        for v in col.as_primitive::<Float64Type>().iter().flatten() {
-                            n += 1.0;
-                            sum += v;
-                            sq += v * v;
-                        }
+                        add_moments(&mut total, col.as_primitive::<Float64Type>());
                     }
+                    let [n, sum, sq] = total;
                     Ok(numeric(name.clone(), n, sum, sq))
                 }
                 Some("category") => {
@@ -196,6 +193,41 @@ pub fn fit(batches: &[RecordBatch], schema: &Schema, columns: &[String]) -> Resu
 
 /// A numeric feature's encoder from the count, sum and sum of squares of its values: the
 /// mean (which imputes a NULL) and the sample σ.
+/// Adds the count, sum and sum of squares of `values`' non-NULL entries to `total`. Without
+/// NULLs, in four interleaved lanes: one running sum is a chain of dependent additions, four
+/// latencies per value, where the lanes let the adds overlap (the same sums to rounding).
+pub(crate) fn add_moments(total: &mut [f64; 3], values: &PrimitiveArray<Float64Type>) {
+    if values.null_count() > 0 {
+        for v in values.iter().flatten() {
+            total[0] += 1.0;
+            total[1] += v;
+            total[2] += v * v;
+        }
+        return;
+    }
+    let values = values.values();
+    let (mut sum, mut sq) = ([0.0f64; 4], [0.0f64; 4]);
+    let lanes = values.chunks_exact(4);
+    let rest = lanes.remainder();
+    for four in lanes {
+        for k in 0..4 {
+            sum[k] += four[k];
+            sq[k] += four[k] * four[k];
+        }
+    }
+    let (mut s, mut q) = (
+        (sum[0] + sum[1]) + (sum[2] + sum[3]),
+        (sq[0] + sq[1]) + (sq[2] + sq[3]),
+    );
+    for v in rest {
+        s += v;
+        q += v * v;
+    }
+    total[0] += values.len() as f64;
+    total[1] += s;
+    total[2] += q;
+}
+
 pub(crate) fn numeric(column: String, n: f64, sum: f64, sq: f64) -> Encoder {
     let mean = if n > 0.0 { sum / n } else { 0.0 };
     let var = if n > 1.0 {
@@ -351,7 +383,13 @@ pub fn encode(
         match encoder {
             Encoder::Numeric { mean, .. } => {
                 let values = cast(column, &DataType::Float64)?;
-                for (i, v) in values.as_primitive::<Float64Type>().iter().enumerate() {
+                let values = values.as_primitive::<Float64Type>();
+                if values.null_count() == 0 {
+                    out[slot].extend_from_slice(values.values());
+                    slot += 1;
+                    continue;
+                }
+                for (i, v) in values.iter().enumerate() {
                     out[slot].push(match v {
                         Some(v) => v,
                         None => {
