@@ -80,8 +80,9 @@ impl ShardBuilder {
         let impute = layout.handle_nulls == NullPolicy::Impute;
         let encoded =
             preprocess::encode(encoders, batch, impute, &mut self.shard.columns, &mut valid);
-        if encoded.is_err() || valid.iter().any(|v| !v) && layout.handle_nulls == NullPolicy::Error
-        {
+        let refused = layout.handle_nulls == NullPolicy::Error && valid.iter().any(|v| !v);
+        if encoded.is_err() || refused {
+            // The batch fails whole: the shard keeps the rows it had.
             for column in &mut self.shard.columns {
                 column.truncate(start);
             }
