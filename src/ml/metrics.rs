@@ -108,6 +108,9 @@ fn sweep(sorted: &[(f64, f64, f64)], mut f: impl FnMut(RocPoint)) {
     }
 }
 
+/// A block of sorted rows and where it starts.
+type Block<'a> = (usize, &'a [(f64, f64, f64)]);
+
 /// ROC AUC, PR AUC and the curve thinned to at most `max` points, of triples sorted by
 /// [`sorted_by_score`], without holding the whole curve (one point per distinct score: 400
 /// MB for 10M rows). The same points as [`roc_curve`] and [`thin`]; the areas those of
@@ -128,7 +131,7 @@ pub fn curve_summary(sorted: &[(f64, f64, f64)], max: usize) -> (Vec<RocPoint>, 
         at += BLOCK;
     }
     ends.push(sorted.len());
-    let mut blocks: Vec<(usize, &[(f64, f64, f64)])> = vec![];
+    let mut blocks: Vec<Block> = vec![];
     let mut start = 0;
     for &end in &ends {
         if end > start {
