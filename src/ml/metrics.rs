@@ -80,12 +80,15 @@ pub fn sort_by_score(scored: &mut [(f64, f64, f64)]) {
 fn sweep(sorted: &[(f64, f64, f64)], mut f: impl FnMut(RocPoint)) {
     let positives: f64 = sorted.iter().map(|(_, y, w)| y * w).sum();
     let negatives: f64 = sorted.iter().map(|(_, y, w)| (1.0 - y) * w).sum();
-    f(RocPoint {
-        threshold: None,
-        false_positive_rate: 0.0,
-        true_positive_rate: 0.0,
-        precision: 1.0,
+    f(roc_point(None, 0.0, 0.0, positives, negatives));
+    runs(sorted, |score, tp, fp| {
+        f(roc_point(Some(score), tp, fp, positives, negatives))
     });
+}
+
+/// Calls `f(score, tp, fp)` after each run of equal scores in `sorted`, with the weighted
+/// positives and negatives from its first row through the run.
+fn runs(sorted: &[(f64, f64, f64)], mut f: impl FnMut(f64, f64, f64)) {
     let (mut tp, mut fp) = (0.0, 0.0);
     let mut i = 0;
     while i < sorted.len() {
@@ -99,12 +102,17 @@ fn sweep(sorted: &[(f64, f64, f64)], mut f: impl FnMut(RocPoint)) {
                 break;
             }
         }
-        f(RocPoint {
-            threshold: Some(score),
-            false_positive_rate: if negatives > 0.0 { fp / negatives } else { 0.0 },
-            true_positive_rate: if positives > 0.0 { tp / positives } else { 0.0 },
-            precision: if tp + fp > 0.0 { tp / (tp + fp) } else { 1.0 },
-        });
+        f(score, tp, fp);
+    }
+}
+
+/// The ROC point at `threshold` with `tp` of `positives` and `fp` of `negatives`.
+fn roc_point(threshold: Option<f64>, tp: f64, fp: f64, positives: f64, negatives: f64) -> RocPoint {
+    RocPoint {
+        threshold,
+        false_positive_rate: if negatives > 0.0 { fp / negatives } else { 0.0 },
+        true_positive_rate: if positives > 0.0 { tp / positives } else { 0.0 },
+        precision: if tp + fp > 0.0 { tp / (tp + fp) } else { 1.0 },
     }
 }
 
@@ -171,12 +179,7 @@ pub fn curve_summary(sorted: &[(f64, f64, f64)], max: usize) -> (Vec<RocPoint>, 
             .map(|j| ((j as f64 * step).round() as usize).min(len - 1))
             .collect()
     };
-    let point = |score: Option<f64>, tp: f64, fp: f64| RocPoint {
-        threshold: score,
-        false_positive_rate: if negatives > 0.0 { fp / negatives } else { 0.0 },
-        true_positive_rate: if positives > 0.0 { tp / positives } else { 0.0 },
-        precision: if tp + fp > 0.0 { tp / (tp + fp) } else { 1.0 },
-    };
+    let point = |score, tp, fp| roc_point(score, tp, fp, positives, negatives);
     let origin = point(None, 0.0, 0.0);
     let parts: Vec<(Vec<RocPoint>, f64, f64)> = blocks
         .par_iter()
@@ -189,21 +192,10 @@ pub fn curve_summary(sorted: &[(f64, f64, f64)], max: usize) -> (Vec<RocPoint>, 
             };
             let mut next = kept.partition_point(|k| *k < first);
             let (mut out, mut roc, mut pr) = (vec![], 0.0, 0.0);
-            // Counted from 0 in the block, so its last point's sums are the block's own and
-            // the curve ends at exactly (1, 1).
-            let (mut tp, mut fp) = (0.0, 0.0);
             let mut index = first;
-            let mut i = 0;
-            while i < b.len() {
-                let score = b[i].0;
-                loop {
-                    tp += b[i].1 * b[i].2;
-                    fp += (1.0 - b[i].1) * b[i].2;
-                    i += 1;
-                    if i == b.len() || b[i].0 != score {
-                        break;
-                    }
-                }
+            // `runs` counts from 0 in the block, so its last point's sums are the block's
+            // own and the curve ends at exactly (1, 1).
+            runs(b, |score, tp, fp| {
                 let p = point(Some(score), tp0 + tp, fp0 + fp);
                 if kept.get(next) == Some(&index) {
                     out.push(p);
@@ -221,7 +213,7 @@ pub fn curve_summary(sorted: &[(f64, f64, f64)], max: usize) -> (Vec<RocPoint>, 
                 pr += (p.true_positive_rate - from.0) * (p.precision + from.1) / 2.0;
                 prev = p;
                 index += 1;
-            }
+            });
             (out, roc, pr)
         })
         .collect();
