@@ -273,18 +273,6 @@ impl Model {
     }
 }
 
-/// Brier score and expected calibration error over `bins` equal-width bins, from
-/// (probability, label) pairs.
-pub fn brier_and_ece(points: impl Iterator<Item = (f64, f64)>, bins: usize) -> (f64, f64) {
-    let mut sums = Bins::new(bins);
-    let mut squares = 0.0;
-    for (p, y) in points {
-        sums.add(p, y);
-        squares += (p - y) * (p - y);
-    }
-    (squares / sums.rows(), sums.ece())
-}
-
 /// One bin of a calibration curve.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CurveBin {
@@ -294,12 +282,14 @@ pub struct CurveBin {
     pub count: f64,
 }
 
-/// Per equal-width bin, the sums of probabilities and labels and the count of rows: built
-/// over parts of the rows apart (training's 10M on every core), then merged in order.
+/// Per equal-width bin, the sums of probabilities and labels and the count of rows, and the
+/// squared errors over all rows: built over parts of the rows apart (training's 10M on every
+/// core), then merged in order.
 #[derive(Debug, Clone)]
 pub struct Bins {
     inner: Vec<f64>,
     sums: Vec<[f64; 3]>,
+    squares: f64,
 }
 
 impl Bins {
@@ -309,7 +299,17 @@ impl Bins {
         Bins {
             inner: (1..bins).map(|i| i as f64 * step).collect(),
             sums: vec![[0.0; 3]; bins],
+            squares: 0.0,
         }
+    }
+
+    /// The bins of (probability, label) pairs.
+    pub fn of(points: impl IntoIterator<Item = (f64, f64)>, bins: usize) -> Bins {
+        let mut sums = Bins::new(bins);
+        for (p, y) in points {
+            sums.add(p, y);
+        }
+        sums
     }
 
     pub fn add(&mut self, p: f64, y: f64) {
@@ -318,6 +318,7 @@ impl Bins {
         s[0] += p;
         s[1] += y;
         s[2] += 1.0;
+        self.squares += (p - y) * (p - y);
     }
 
     pub fn merge(&mut self, other: &Bins) {
@@ -326,6 +327,7 @@ impl Bins {
                 s[k] += o[k];
             }
         }
+        self.squares += other.squares;
     }
 
     pub fn rows(&self) -> f64 {
@@ -347,6 +349,11 @@ impl Bins {
             .collect()
     }
 
+    /// Brier score: the mean squared error of the probabilities (NaN without rows).
+    pub fn brier(&self) -> f64 {
+        self.squares / self.rows()
+    }
+
     /// Expected calibration error: the bins' |mean probability − observed rate| weighted
     /// by their share of the rows (NaN without rows).
     pub fn ece(&self) -> f64 {
@@ -364,11 +371,7 @@ impl Bins {
 /// scikit-learn's `calibration_curve(strategy='uniform')`: edges i/bins; a probability on an
 /// inner edge belongs to the lower bin; empty bins are left out.
 pub fn curve(points: impl IntoIterator<Item = (f64, f64)>, bins: usize) -> Vec<CurveBin> {
-    let mut sums = Bins::new(bins);
-    for (p, y) in points {
-        sums.add(p, y);
-    }
-    sums.curve()
+    Bins::of(points, bins).curve()
 }
 
 #[cfg(test)]
@@ -410,7 +413,8 @@ mod tests {
         assert_eq!(c.len(), 2);
         assert_eq!((c[0].bin, c[0].count), (0, 2.0));
         assert_eq!((c[1].bin, c[1].count), (2, 2.0));
-        let (brier, ece) = brier_and_ece(pts.iter().copied(), 5);
+        let bins = Bins::of(pts.iter().copied(), 5);
+        let (brier, ece) = (bins.brier(), bins.ece());
         assert!((brier - (0.04 + 0.81 + 0.25 + 0.3025) / 4.0).abs() < 1e-12);
         assert!((ece - (0.5 * (0.15f64 - 0.5).abs() + 0.5 * (0.525f64 - 0.5).abs())).abs() < 1e-12);
     }

@@ -55,9 +55,7 @@ impl ShardBuilder {
     pub fn with_capacity(width: usize, rows: usize, weighted: bool) -> ShardBuilder {
         ShardBuilder {
             shard: Shard {
-                // Not `vec![Vec::with_capacity(rows); width]`: a clone of an empty Vec has no
-                // capacity, so all but the last column would grow by doubling.
-                columns: (0..width).map(|_| Vec::with_capacity(rows)).collect(),
+                columns: preprocess::empty_columns(width, rows),
                 label: Vec::with_capacity(rows),
                 weight: Vec::with_capacity(if weighted { rows } else { 0 }),
                 hot: vec![],
@@ -80,17 +78,19 @@ impl ShardBuilder {
         let impute = layout.handle_nulls == NullPolicy::Impute;
         let encoded =
             preprocess::encode(encoders, batch, impute, &mut self.shard.columns, &mut valid);
-        let refused = layout.handle_nulls == NullPolicy::Error && valid.iter().any(|v| !v);
-        if encoded.is_err() || refused {
+        // The first row with a NULL that handle_nulls = 'error' refuses.
+        let refused = match layout.handle_nulls {
+            NullPolicy::Error => valid.iter().position(|v| !v),
+            _ => None,
+        };
+        if encoded.is_err() || refused.is_some() {
             // The batch fails whole: the shard keeps the rows it had.
             for column in &mut self.shard.columns {
                 column.truncate(start);
             }
         }
         encoded?;
-        if layout.handle_nulls == NullPolicy::Error
-            && let Some(i) = valid.iter().position(|v| !v)
-        {
+        if let Some(i) = refused {
             let column = layout
                 .inputs
                 .iter()

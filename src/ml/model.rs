@@ -496,7 +496,7 @@ impl Model {
             if positions {
                 continue;
             }
-            let mut columns: Vec<Vec<f64>> = (0..b.len()).map(|_| Vec::with_capacity(n)).collect();
+            let mut columns = preprocess::empty_columns(b.len(), n);
             let one = std::slice::from_ref(encoder);
             preprocess::encode(one, batch, impute, &mut columns, &mut valid)?;
             for (col, &b) in columns.iter().zip(b) {
@@ -512,9 +512,7 @@ impl Model {
 
     fn encode(&self, batch: &RecordBatch) -> Result<(Vec<Vec<f64>>, Vec<bool>)> {
         let n = batch.num_rows();
-        let mut columns: Vec<Vec<f64>> = (0..self.coefficients.len())
-            .map(|_| Vec::with_capacity(n))
-            .collect();
+        let mut columns = preprocess::empty_columns(self.coefficients.len(), n);
         let mut valid = vec![true; n];
         preprocess::encode(
             &self.encoders,

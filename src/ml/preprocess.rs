@@ -191,8 +191,6 @@ pub fn fit(batches: &[RecordBatch], schema: &Schema, columns: &[String]) -> Resu
         .collect()
 }
 
-/// A numeric feature's encoder from the count, sum and sum of squares of its values: the
-/// mean (which imputes a NULL) and the sample σ.
 /// Adds the count, sum and sum of squares of `values`' non-NULL entries to `total`. Without
 /// NULLs, in four interleaved lanes: one running sum is a chain of dependent additions, four
 /// latencies per value, where the lanes let the adds overlap (the same sums to rounding).
@@ -228,6 +226,8 @@ pub(crate) fn add_moments(total: &mut [f64; 3], values: &PrimitiveArray<Float64T
     total[2] += q;
 }
 
+/// A numeric feature's encoder from the count, sum and sum of squares of its values: the
+/// mean (which imputes a NULL) and the sample σ.
 pub(crate) fn numeric(column: String, n: f64, sum: f64, sq: f64) -> Encoder {
     let mean = if n > 0.0 { sum / n } else { 0.0 };
     let var = if n > 1.0 {
@@ -365,6 +365,13 @@ pub fn one_hot_positions(
         f(i, hit);
     })?;
     Ok(true)
+}
+
+/// `width` empty columns for [`encode`], each with room for `rows` values. Not
+/// `vec![Vec::with_capacity(rows); width]`: a clone of an empty Vec has no capacity, so all
+/// but the last column would grow by doubling.
+pub fn empty_columns(width: usize, rows: usize) -> Vec<Vec<f64>> {
+    (0..width).map(|_| Vec::with_capacity(rows)).collect()
 }
 
 /// Encode `batch` into feature columns (appended to `out`, one Vec per feature). A row's
