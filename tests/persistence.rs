@@ -13,6 +13,10 @@ pub fn trials() -> Vec<Trial> {
         ),
         Trial::test("persistence::orphans_are_collected", orphans_are_collected),
         Trial::test(
+            "persistence::analyzed_statistics_order_joins_after_restart",
+            analyzed_statistics_order_joins_after_restart,
+        ),
+        Trial::test(
             "persistence::in_memory_tables_obey_the_limit",
             in_memory_tables_obey_the_limit,
         ),
@@ -78,6 +82,68 @@ fn objects_survive_restart() -> R {
     check(
         rows.starts_with("n\n2\n") && !rows.contains("named"),
         || format!("after drop {rows:?}"),
+    )?;
+    Ok(())
+}
+
+/// CSV tables report no statistics, so their joins run as written; what ANALYZE stores is
+/// in the catalog, and the next process orders the joins by it.
+fn analyzed_statistics_order_joins_after_restart() -> R {
+    let dir = tempdir();
+    let d = dir.path();
+    let db = d.join("db");
+    let db = db.to_str().unwrap_or_default();
+    let run = |sql: &str| ok(&augur_in(d, &[db, "-c", sql], None));
+    let mut setup = String::new();
+    for (t, sql) in [
+        ("f", "SELECT v AS f_a, v % 2000 AS f_b FROM generate_series(0, 19999) t(v)"),
+        ("a", "SELECT v AS a_key, v AS a_val FROM generate_series(0, 1999) t(v)"),
+        ("b", "SELECT v AS b_key, v AS b_val FROM generate_series(0, 1999) t(v)"),
+    ] {
+        setup.push_str(&format!(
+            "COPY ({sql}) TO '{t}.csv' STORED AS CSV; CREATE EXTERNAL TABLE {t} STORED AS CSV \
+             LOCATION '{t}.csv' OPTIONS ('format.has_header' 'true');"
+        ));
+    }
+    run(&setup)?;
+    // a keeps 10 rows and b 1,000: joined to f first, a leaves the least.
+    let query = "SELECT count(*) AS n FROM f JOIN b ON f_b = b_key JOIN a ON f_a = a_key \
+                 WHERE a_val < 10 AND b_val < 1000";
+    let depth = |plan: &str, key: &str| {
+        plan.lines()
+            .find(|l| l.contains("HashJoinExec") && l.contains(key))
+            .map(|l| l.len() - l.trim_start().len())
+    };
+    let before = run(&format!("EXPLAIN {query}"))?;
+    check(
+        depth(&before, "b_key") > depth(&before, "a_key"),
+        || format!("not analyzed, the written order stays:\n{before}"),
+    )?;
+    let analyzed = run("ANALYZE")?;
+    check(
+        analyzed.contains("f,f_a,20000,0,") && analyzed.contains("a,a_val,2000,0,"),
+        || format!("ANALYZE answered {analyzed:?}"),
+    )?;
+    let after = run(&format!("EXPLAIN {query}"))?;
+    check(
+        depth(&after, "a_key") > depth(&after, "b_key"),
+        || format!("analyzed, a should join f first:\n{after}"),
+    )?;
+    // Same answer either way.
+    let answers = (
+        run(&format!("SET augur.join_order = false; {query}"))?,
+        run(query)?,
+    );
+    check(answers.0 == answers.1 && answers.1 == "n\n10\n", || {
+        format!("answers {answers:?}")
+    })?;
+    // Dropping a table drops its statistics: re-created, a is unknown again.
+    run("DROP TABLE a; CREATE EXTERNAL TABLE a STORED AS CSV LOCATION 'a.csv' \
+         OPTIONS ('format.has_header' 'true')")?;
+    let dropped = run(&format!("EXPLAIN {query}"))?;
+    check(
+        depth(&dropped, "b_key") > depth(&dropped, "a_key"),
+        || format!("a's statistics should be gone:\n{dropped}"),
     )?;
     Ok(())
 }

@@ -98,7 +98,7 @@ impl TableProviderFactory for DeltaTableFactory {
 }
 
 /// A constant argument of a table function, as text or integer.
-fn literal(args: &[Expr], i: usize, function: &str, what: &str) -> Result<ScalarValue> {
+pub(super) fn literal(args: &[Expr], i: usize, function: &str, what: &str) -> Result<ScalarValue> {
     match args.get(i) {
         Some(Expr::Literal(value, _)) => Ok(value.clone()),
         Some(Expr::Cast(cast)) => match cast.expr.as_ref() {
@@ -117,7 +117,7 @@ fn not_constant(function: &str, what: &str) -> DataFusionError {
     DataFusionError::Plan(format!("{function}(): {what} must be a constant"))
 }
 
-fn text(value: ScalarValue, function: &str, what: &str) -> Result<String> {
+pub(super) fn text(value: ScalarValue, function: &str, what: &str) -> Result<String> {
     match value {
         ScalarValue::Utf8(Some(s))
         | ScalarValue::Utf8View(Some(s))

@@ -1,11 +1,13 @@
 //! The persistent database directory: the catalog file and its commit protocol, stored tables, the schema provider.
 
+pub mod analyze;
 pub mod delta_after_insert;
 pub mod delta_dml;
 pub mod delta_sources;
 pub mod delta_table;
 pub mod legacy_table;
 pub mod schema;
+pub mod statistics;
 pub mod store;
 pub mod undo;
 pub mod unreachable;

@@ -100,6 +100,9 @@ pub struct CatalogFile {
     /// User functions (CREATE FUNCTION), kept as the statement that created them.
     #[serde(default)]
     pub functions: Vec<FunctionEntry>,
+    /// What `ANALYZE` measured, per table (`statistics.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statistics: Vec<super::statistics::TableStatistics>,
 }
 
 impl CatalogFile {
@@ -107,7 +110,9 @@ impl CatalogFile {
         self.entries.iter().find(|e| e.name() == name)
     }
 
+    /// Remove `name`'s entry and, with it, what `ANALYZE` measured of it.
     pub fn remove(&mut self, name: &str) -> Option<Entry> {
+        self.remove_statistics(name);
         let pos = self.entries.iter().position(|e| e.name() == name)?;
         Some(self.entries.remove(pos))
     }

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::Schema;
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
@@ -25,7 +26,9 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 
 use super::shapes::column_below;
+use crate::catalog::CatalogStore;
 use crate::catalog::delta_table::{ColumnRange, DeltaProvider};
+use crate::catalog::statistics::TableStatistics;
 
 /// What an unknown predicate is taken to keep.
 const DEFAULT_SELECTIVITY: f64 = 0.3;
@@ -93,7 +96,25 @@ impl Estimates {
                 .iter()
                 .map(|f| f.data_type().is_integer() || f.data_type().is_temporal())
                 .collect();
-            if let Some(mut table) = TableStats::new(&stats, &discrete) {
+            let analyzed = analyzed(session, &name);
+            let table = TableStats::new(&stats, &discrete).or_else(|| {
+                // A scan without a row count (CSV): what ANALYZE counted.
+                let rows = analyzed.as_ref()?.rows as f64;
+                Some(TableStats {
+                    rows,
+                    columns: discrete
+                        .iter()
+                        .map(|&discrete| ColumnStats {
+                            discrete,
+                            ..ColumnStats::default()
+                        })
+                        .collect(),
+                })
+            });
+            if let Some(mut table) = table {
+                if let Some(analyzed) = &analyzed {
+                    table.add_analyzed(analyzed, &provider.schema());
+                }
                 if crate::cluster::AugurOptions::enabled(session.config_options(), |o| {
                     o.string_distinct
                 }) {
@@ -428,6 +449,29 @@ impl TableStats {
         Some(TableStats { rows, columns })
     }
 
+    /// What ANALYZE measured, for what the scan reported nothing of: distinct counts
+    /// (scaled to the rows now), NULL counts, ranges.
+    fn add_analyzed(&mut self, analyzed: &TableStatistics, schema: &Schema) {
+        let rows = self.rows;
+        for (field, column) in schema.fields().iter().zip(&mut self.columns) {
+            let Some(measured) = analyzed.column(field.name()) else {
+                continue;
+            };
+            column.distinct = column
+                .distinct
+                .or_else(|| analyzed.distinct_at(measured, rows));
+            column.nulls = column.nulls.or(Some(measured.nulls as f64));
+            let parse = |text: &Option<String>| {
+                ScalarValue::try_from_string(text.clone()?, field.data_type())
+                    .ok()
+                    .as_ref()
+                    .and_then(number)
+            };
+            column.min = column.min.or_else(|| parse(&measured.min));
+            column.max = column.max.or_else(|| parse(&measured.max));
+        }
+    }
+
     /// Ranges for the columns the scan reported none for.
     fn add_ranges(&mut self, ranges: &[ColumnRange]) {
         for (column, range) in self.columns.iter_mut().zip(ranges) {
@@ -437,7 +481,16 @@ impl TableStats {
     }
 }
 
-/// The distinct values a min–max range can hold.
+/// What ANALYZE stored for the table a scan names (tables of the database's own schema).
+fn analyzed(session: &dyn Session, name: &TableReference) -> Option<TableStatistics> {
+    let default_schema = &session.config_options().catalog.default_schema;
+    if name.schema().is_some_and(|s| s != default_schema) {
+        return None;
+    }
+    let store = session.config().get_extension::<CatalogStore>()?;
+    store.read(|catalog| catalog.statistics_of(name.table()).cloned())
+}
+
 /// The row count DataFusion's statistics give a physical plan, if it has one: what the
 /// physical rules that pick a join's build side or partitioning compare.
 pub(super) fn plan_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
@@ -447,6 +500,7 @@ pub(super) fn plan_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
         .and_then(|s| s.num_rows.get_value().copied())
 }
 
+/// The distinct values a min–max range can hold.
 fn range(stats: &ColumnStats) -> Option<f64> {
     Some(stats.max? - stats.min? + 1.0)
 }

@@ -2,6 +2,7 @@
 //! (as our own statements arrive) recognising them by their first keywords before
 //! DataFusion's `DFParser` sees the rest.
 
+pub mod analyze;
 pub mod delta_syntax;
 pub mod ml;
 pub mod split;

@@ -146,9 +146,10 @@ pub fn completion(sql: &str) -> Completion {
                 None => first.to_string(),
             })
         }
-        // OPTIMIZE and VACUUM answer a row (files replaced or deleted), as Databricks does.
+        // OPTIMIZE and VACUUM answer a row (files replaced or deleted), as Databricks does;
+        // ANALYZE a row per column it measured.
         "SELECT" | "WITH" | "VALUES" | "TABLE" | "SHOW" | "EXPLAIN" | "DESCRIBE" | "OPTIMIZE"
-        | "VACUUM" => Completion::Rows,
+        | "VACUUM" | "ANALYZE" => Completion::Rows,
         "TRAIN" => Completion::Summary,
         other => Completion::Done(other.to_string()),
     }

@@ -111,6 +111,8 @@ impl Session {
         crate::cluster::sync_engine_settings(config.options_mut())?;
         let notices = Arc::new(Notices::default());
         config = config.with_extension(Arc::clone(&notices));
+        // What ANALYZE stored, for the join-order search's estimates.
+        config = config.with_extension(Arc::clone(db.store()));
         config = config.with_extension(Arc::new(crate::cluster::remote::remote()));
         if let Some(n) = db.config().target_partitions {
             config = config.with_target_partitions(n.max(1));
@@ -171,6 +173,12 @@ impl Session {
         ctx.register_udtf(
             "delta_optimize",
             Arc::new(DeltaMaintenance::optimize(Arc::clone(db.schema()))),
+        );
+        ctx.register_udtf(
+            "analyze_table",
+            Arc::new(crate::catalog::analyze::AnalyzeFunction::new(Arc::clone(
+                db.schema(),
+            ))),
         );
         ctx.register_udtf(
             "delta_vacuum",
@@ -469,7 +477,12 @@ async fn plan_sql(session: &Session, sql: &str) -> Result<LogicalPlan> {
         let key = crate::catalog::undo::ObjectKey::Relation(table);
         session.transaction.before_write(&[key])?;
     }
-    let rewritten = crate::parser::delta_syntax::rewrite(sql);
+    // ANALYZE stores statistics in the catalog: refused where writes are.
+    let analyze = crate::parser::analyze::rewrite(sql)?;
+    if analyze.is_some() && session.is_read_only() {
+        return Err(read_only_error());
+    }
+    let rewritten = analyze.or_else(|| crate::parser::delta_syntax::rewrite(sql));
     let sql = rewritten.as_deref().unwrap_or(sql);
     let mut statement = postgres::parse(&state, sql)?;
     if postgres::is_plain_show_tables(&statement) {
