@@ -29,6 +29,7 @@ use datafusion::physical_plan::{
 };
 
 use super::delta_sources::{literal, text};
+use super::float_bits::FloatBits;
 use super::schema::DatabaseSchema;
 use super::statistics::{ColumnStatistics, TableStatistics};
 use super::store::CatalogStore;
@@ -247,11 +248,11 @@ fn measures(target: &Target) -> Result<(Vec<Expr>, Vec<Measure>)> {
 }
 
 /// What `approx_distinct` counts for a column of `data_type`: the column where it takes the
-/// type, its text for floats (whose values it does not hash), nothing for nested types.
+/// type, the bits of floats (which it does not take), nothing for nested types.
 fn distinct_input(data_type: &DataType, column: Expr) -> Option<Expr> {
     match data_type {
         DataType::Float16 | DataType::Float32 | DataType::Float64 => {
-            Some(cast(column, DataType::Utf8))
+            Some(FloatBits::udf().call(vec![cast(column, DataType::Float64)]))
         }
         DataType::Dictionary(_, value) => distinct_input(value, cast(column, *value.clone())),
         DataType::Struct(_) | DataType::Union(_, _) | DataType::Null => None,

@@ -5,6 +5,7 @@ pub mod delta_after_insert;
 pub mod delta_dml;
 pub mod delta_sources;
 pub mod delta_table;
+pub mod float_bits;
 pub mod legacy_table;
 pub mod schema;
 pub mod statistics;
