@@ -96,9 +96,18 @@ fn analyzed_statistics_order_joins_after_restart() -> R {
     let run = |sql: &str| ok(&augur_in(d, &[db, "-c", sql], None));
     let mut setup = String::new();
     for (t, sql) in [
-        ("f", "SELECT v AS f_a, v % 2000 AS f_b FROM generate_series(0, 19999) t(v)"),
-        ("a", "SELECT v AS a_key, v AS a_val FROM generate_series(0, 1999) t(v)"),
-        ("b", "SELECT v AS b_key, v AS b_val FROM generate_series(0, 1999) t(v)"),
+        (
+            "f",
+            "SELECT v AS f_a, v % 2000 AS f_b FROM generate_series(0, 19999) t(v)",
+        ),
+        (
+            "a",
+            "SELECT v AS a_key, v AS a_val FROM generate_series(0, 1999) t(v)",
+        ),
+        (
+            "b",
+            "SELECT v AS b_key, v AS b_val FROM generate_series(0, 1999) t(v)",
+        ),
     ] {
         setup.push_str(&format!(
             "COPY ({sql}) TO '{t}.csv' STORED AS CSV; CREATE EXTERNAL TABLE {t} STORED AS CSV \
@@ -115,20 +124,18 @@ fn analyzed_statistics_order_joins_after_restart() -> R {
             .map(|l| l.len() - l.trim_start().len())
     };
     let before = run(&format!("EXPLAIN {query}"))?;
-    check(
-        depth(&before, "b_key") > depth(&before, "a_key"),
-        || format!("not analyzed, the written order stays:\n{before}"),
-    )?;
+    check(depth(&before, "b_key") > depth(&before, "a_key"), || {
+        format!("not analyzed, the written order stays:\n{before}")
+    })?;
     let analyzed = run("ANALYZE")?;
     check(
         analyzed.contains("f,f_a,20000,0,") && analyzed.contains("a,a_val,2000,0,"),
         || format!("ANALYZE answered {analyzed:?}"),
     )?;
     let after = run(&format!("EXPLAIN {query}"))?;
-    check(
-        depth(&after, "a_key") > depth(&after, "b_key"),
-        || format!("analyzed, a should join f first:\n{after}"),
-    )?;
+    check(depth(&after, "a_key") > depth(&after, "b_key"), || {
+        format!("analyzed, a should join f first:\n{after}")
+    })?;
     // Same answer either way.
     let answers = (
         run(&format!("SET augur.join_order = false; {query}"))?,
@@ -138,13 +145,14 @@ fn analyzed_statistics_order_joins_after_restart() -> R {
         format!("answers {answers:?}")
     })?;
     // Dropping a table drops its statistics: re-created, a is unknown again.
-    run("DROP TABLE a; CREATE EXTERNAL TABLE a STORED AS CSV LOCATION 'a.csv' \
-         OPTIONS ('format.has_header' 'true')")?;
-    let dropped = run(&format!("EXPLAIN {query}"))?;
-    check(
-        depth(&dropped, "b_key") > depth(&dropped, "a_key"),
-        || format!("a's statistics should be gone:\n{dropped}"),
+    run(
+        "DROP TABLE a; CREATE EXTERNAL TABLE a STORED AS CSV LOCATION 'a.csv' \
+         OPTIONS ('format.has_header' 'true')",
     )?;
+    let dropped = run(&format!("EXPLAIN {query}"))?;
+    check(depth(&dropped, "b_key") > depth(&dropped, "a_key"), || {
+        format!("a's statistics should be gone:\n{dropped}")
+    })?;
     Ok(())
 }
 

@@ -17,16 +17,16 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::functions_aggregate::expr_fn::{approx_distinct, count, max, min};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableType, cast, col, lit};
+use datafusion::physical_expr::expressions;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_expr::expressions;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use futures::StreamExt;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, Partitioning, PlanProperties,
     SendableRecordBatchStream, collect,
 };
+use futures::StreamExt;
 
 use super::delta_sources::{literal, text};
 use super::float_bits::FloatBits;
@@ -418,7 +418,13 @@ fn read_row(measured: &Measured, batches: &[RecordBatch]) -> Result<TableStatist
             data_type: m.data_type.clone(),
             nulls: rows.saturating_sub(non_null),
             // An empty or all-NULL column has no distinct values, whatever the sketch says.
-            distinct: distinct.map(|d| if non_null == 0 { 0 } else { d.clamp(1, non_null) }),
+            distinct: distinct.map(|d| {
+                if non_null == 0 {
+                    0
+                } else {
+                    d.clamp(1, non_null)
+                }
+            }),
             min,
             max,
         });

@@ -67,7 +67,11 @@ impl CatalogFile {
     /// an earlier `ANALYZE` are kept (as PostgreSQL's `ANALYZE t (a, b)` does) unless the
     /// table no longer has them.
     pub fn put_statistics(&mut self, mut analyzed: TableStatistics, columns: &[String]) {
-        if let Some(old) = self.statistics.iter().position(|s| s.table == analyzed.table) {
+        if let Some(old) = self
+            .statistics
+            .iter()
+            .position(|s| s.table == analyzed.table)
+        {
             let old = self.statistics.remove(old);
             for column in old.columns {
                 if analyzed.column(&column.name).is_none() && columns.contains(&column.name) {

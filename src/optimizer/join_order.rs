@@ -248,7 +248,9 @@ mod tests {
     async fn csv_tables_are_ordered_once_analyzed() {
         let mut csv = vec![];
         for t in ["f", "a", "b"] {
-            csv.push(format!("COPY (SELECT * FROM {t}) TO 'DIR/{t}.csv' STORED AS CSV"));
+            csv.push(format!(
+                "COPY (SELECT * FROM {t}) TO 'DIR/{t}.csv' STORED AS CSV"
+            ));
             csv.push(format!(
                 "CREATE EXTERNAL TABLE c{t} STORED AS CSV LOCATION 'DIR/{t}.csv' \
                  OPTIONS ('format.has_header' 'true')"

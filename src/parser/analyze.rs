@@ -8,8 +8,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
-const FORMS: &str =
-    "ANALYZE [table [(column, …)]] or ANALYZE TABLE table COMPUTE STATISTICS [FOR COLUMNS column, …]";
+const FORMS: &str = "ANALYZE [table [(column, …)]] or ANALYZE TABLE table COMPUTE STATISTICS [FOR COLUMNS column, …]";
 
 /// `sql` as a query when it is an `ANALYZE` statement, `None` when it is not, and an error
 /// naming the forms when it is one but malformed.
@@ -24,9 +23,7 @@ pub fn rewrite(sql: &str) -> Result<Option<String>, DataFusionError> {
         .into_iter()
         .filter(|t| !matches!(t, Token::Whitespace(_) | Token::SemiColon | Token::EOF))
         .collect();
-    let is = |i: usize, word: &str| {
-        matches!(words.get(i), Some(Token::Word(w)) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
-    };
+    let is = |i: usize, word: &str| matches!(words.get(i), Some(Token::Word(w)) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word));
     let mut i = 1;
     for optional in ["VERBOSE", "TABLE"] {
         if is(i, optional) {
@@ -106,7 +103,9 @@ fn query(table: &str, columns: &[String]) -> String {
 fn unexpected(words: &[Token], i: usize) -> DataFusionError {
     match words.get(i) {
         Some(t) => syntax(format!("ANALYZE: unexpected '{t}'; the forms are {FORMS}")),
-        None => syntax(format!("ANALYZE: the statement ends early; the forms are {FORMS}")),
+        None => syntax(format!(
+            "ANALYZE: the statement ends early; the forms are {FORMS}"
+        )),
     }
 }
 
@@ -125,8 +124,14 @@ mod tests {
     #[test]
     fn postgres_and_spark_forms() {
         assert_eq!(query("ANALYZE"), "SELECT * FROM analyze_table('', '')");
-        assert_eq!(query("analyze verbose;"), "SELECT * FROM analyze_table('', '')");
-        assert_eq!(query("ANALYZE Orders"), "SELECT * FROM analyze_table('orders', '')");
+        assert_eq!(
+            query("analyze verbose;"),
+            "SELECT * FROM analyze_table('', '')"
+        );
+        assert_eq!(
+            query("ANALYZE Orders"),
+            "SELECT * FROM analyze_table('orders', '')"
+        );
         assert_eq!(
             query("ANALYZE public.\"Orders\" (a, \"B\")"),
             "SELECT * FROM analyze_table('Orders', 'a,B')"
@@ -144,7 +149,11 @@ mod tests {
             "SELECT * FROM analyze_table('t', '')"
         );
         assert!(rewrite("SELECT 1").expect("not ANALYZE").is_none());
-        assert!(rewrite("EXPLAIN ANALYZE SELECT 1").expect("not ANALYZE").is_none());
+        assert!(
+            rewrite("EXPLAIN ANALYZE SELECT 1")
+                .expect("not ANALYZE")
+                .is_none()
+        );
     }
 
     #[test]
@@ -153,10 +162,16 @@ mod tests {
             ("ANALYZE t (a", "ends early"),
             ("ANALYZE t a", "unexpected 'a'"),
             ("ANALYZE t (a,)", "unexpected ')'"),
-            ("ANALYZE TABLE t COMPUTE STATISTICS FOR ROWS", "unexpected 'FOR'"),
+            (
+                "ANALYZE TABLE t COMPUTE STATISTICS FOR ROWS",
+                "unexpected 'FOR'",
+            ),
         ] {
             let e = rewrite(sql).expect_err(sql).to_string();
-            assert!(e.contains(wrong) && e.contains("ANALYZE [table"), "{sql}: {e}");
+            assert!(
+                e.contains(wrong) && e.contains("ANALYZE [table"),
+                "{sql}: {e}"
+            );
         }
     }
 }

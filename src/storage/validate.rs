@@ -465,7 +465,10 @@ mod tests {
             }
             taken += 1;
             // As the header the byte loop counts the line; as a row, `line_fields` does.
-            assert!(check(&format!("{line}\n{line}\n")).is_ok(), "{line:?}: {fields}");
+            assert!(
+                check(&format!("{line}\n{line}\n")).is_ok(),
+                "{line:?}: {fields}"
+            );
         }
         assert!(taken > 5_000, "only {taken} lines taken");
     }
