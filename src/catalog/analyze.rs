@@ -7,8 +7,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::catalog::{SchemaProvider, Session, TableFunctionArgs, TableFunctionImpl};
 use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -410,7 +411,7 @@ fn read_row(measured: &Measured, batches: &[RecordBatch]) -> Result<TableStatist
         let non_null = whole(m.count)?;
         let distinct = m.distinct.map(whole).transpose()?;
         let (min, max) = match m.range {
-            Some((lo, hi)) => (shown(value(lo)?), shown(value(hi)?)),
+            Some((lo, hi)) => (shown(batch.column(lo))?, shown(batch.column(hi))?),
             None => (None, None),
         };
         columns.push(ColumnStatistics {
@@ -436,13 +437,14 @@ fn read_row(measured: &Measured, batches: &[RecordBatch]) -> Result<TableStatist
     })
 }
 
-/// A min or max as kept: its text, if it has a value and is short.
-fn shown(value: ScalarValue) -> Option<String> {
-    if value.is_null() {
-        return None;
+/// A min or max as kept: its text as query results print it (timestamps in ISO form, which
+/// casts read back), if it has a value and is short.
+fn shown(value: &ArrayRef) -> Result<Option<String>> {
+    if value.is_null(0) {
+        return Ok(None);
     }
-    let text = value.to_string();
-    (text.chars().count() <= MAX_VALUE_CHARS).then_some(text)
+    let text = array_value_to_string(value, 0)?;
+    Ok((text.chars().count() <= MAX_VALUE_CHARS).then_some(text))
 }
 
 /// One row per analyzed column.

@@ -557,3 +557,64 @@ fn number(value: &ScalarValue) -> Option<f64> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    use super::{ColumnStats, TableStats};
+    use crate::catalog::statistics::{ColumnStatistics, TableStatistics};
+
+    /// What ANALYZE printed and stored reads back as numbers, for the types ranges matter for;
+    /// a range the scan reported is kept.
+    #[test]
+    fn analyzed_ranges_read_back_as_numbers() {
+        let schema = Schema::new(vec![
+            Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+            Field::new("day", DataType::Date32, true),
+            Field::new("amount", DataType::Decimal128(10, 2), true),
+            Field::new("n", DataType::Int64, true),
+        ]);
+        let column = |name: &str, min: &str, max: &str| ColumnStatistics {
+            name: name.into(),
+            data_type: String::new(),
+            nulls: 3,
+            distinct: Some(10),
+            min: Some(min.into()),
+            max: Some(max.into()),
+        };
+        let analyzed = TableStatistics {
+            table: "t".into(),
+            rows: 100,
+            columns: vec![
+                column("at", "2024-03-01T10:00:00", "2024-03-01T10:00:01"),
+                column("day", "1970-01-02", "1970-01-11"),
+                column("amount", "1.25", "11.75"),
+                column("n", "-5", "5"),
+            ],
+        };
+        let mut table = TableStats {
+            rows: 200.0,
+            columns: vec![ColumnStats::default(); 4],
+        };
+        table.columns[3].min = Some(0.0);
+        table.add_analyzed(&analyzed, &schema);
+        let at = &table.columns[0];
+        assert_eq!(at.max.zip(at.min).map(|(a, b)| a - b), Some(1e6));
+        assert_eq!(
+            (table.columns[1].min, table.columns[1].max),
+            (Some(1.0), Some(10.0))
+        );
+        assert_eq!(
+            (table.columns[2].min, table.columns[2].max),
+            (Some(1.25), Some(11.75))
+        );
+        assert_eq!(
+            (table.columns[3].min, table.columns[3].max),
+            (Some(0.0), Some(5.0))
+        );
+        assert_eq!(table.columns[2].nulls, Some(3.0));
+        // Ten values in 100 rows is a domain: kept at ten in 200.
+        assert_eq!(table.columns[0].distinct, Some(10.0));
+    }
+}
