@@ -25,21 +25,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import release_binary, run_times  # noqa: E402
-from tpch import QUERIES, TABLES, agree, augur_query  # noqa: E402
-
-
-def generate_csv(sf):
-    """The cached CSV directory for scale factor `sf`, generated on first use."""
-    root = os.path.join(os.path.expanduser("~/.cache/augur-bench"), f"tpch-csv-sf{sf:g}")
-    done = os.path.join(root, ".complete")
-    if not os.path.exists(done):
-        shutil.rmtree(root, ignore_errors=True)
-        os.makedirs(root)
-        tpchgen = shutil.which("tpchgen-cli") or sys.exit("tpchgen-cli not found: pip install tpchgen-cli")
-        print(f"generating TPC-H SF{sf:g} CSV into {root} …", file=sys.stderr)
-        subprocess.run([tpchgen, "csv", "-s", f"{sf:g}", "-o", root], check=True)
-        open(done, "w").close()
-    return root
+from tpch import QUERIES, TABLES, agree, augur_query, generate  # noqa: E402
 
 
 def duckdb_statistics(con, data):
@@ -63,7 +49,7 @@ def main():
     args = ap.parse_args()
     import duckdb
 
-    data = generate_csv(args.sf)
+    data = generate(args.sf, "csv")
     work = tempfile.mkdtemp(prefix="augur-analyze-bench-")
     try:
         db = os.path.join(work, "db")

@@ -47,16 +47,18 @@ RESULTS = os.path.join(HERE, "results")
 TABLES = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"]
 
 
-def generate(sf):
-    """The cached data directory for scale factor `sf`, generated on first use."""
-    root = os.path.join(os.path.expanduser("~/.cache/augur-bench"), f"tpch-sf{sf:g}")
+def generate(sf, fmt="parquet"):
+    """The cached data directory for scale factor `sf` in `fmt` (parquet or csv), generated
+    on first use."""
+    kind = "" if fmt == "parquet" else f"{fmt}-"
+    root = os.path.join(os.path.expanduser("~/.cache/augur-bench"), f"tpch-{kind}sf{sf:g}")
     done = os.path.join(root, ".complete")
     if not os.path.exists(done):
         shutil.rmtree(root, ignore_errors=True)
         os.makedirs(root)
         tpchgen = shutil.which("tpchgen-cli") or sys.exit("tpchgen-cli not found: pip install tpchgen-cli")
-        print(f"generating TPC-H SF{sf:g} into {root} …", file=sys.stderr)
-        subprocess.run([tpchgen, "parquet", "-s", f"{sf:g}", "-o", root], check=True)
+        print(f"generating TPC-H SF{sf:g} ({fmt}) into {root} …", file=sys.stderr)
+        subprocess.run([tpchgen, fmt, "-s", f"{sf:g}", "-o", root], check=True)
         open(done, "w").close()
     return root
 
