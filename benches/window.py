@@ -13,9 +13,11 @@ at low (1,000 groups) and high (1,000,000 groups) cardinality, over 10M rows. Th
 answer `median(f)` and `percentile_cont(0.9) WITHIN GROUP (ORDER BY f)` over a double column,
 without grouping and grouped by g (folded into count and sum the same way). Each engine
 runs it REPEAT times in one process (`.timer on`; DuckDB's `.timer on` likewise), median
-query time reported; answers are compared.
+query time reported; answers are compared. The engines take turns (--rounds, each round one
+Augur process and one DuckDB series), and the median is over every round's runs, so a slow
+spell of the machine falls on both rather than on whichever ran during it.
 
-Usage: python3 benches/window.py [--augur PATH] [--rows N] [--repeat K]
+Usage: python3 benches/window.py [--augur PATH] [--rows N] [--repeat K] [--rounds R]
 Writes benches/results/window.md (both tables). Needs: pip install duckdb duckdb-cli numpy pyarrow.
 """
 import argparse
@@ -43,7 +45,7 @@ QUERY = ("SELECT count(*) AS n, sum(v) AS s FROM (SELECT g, v, {fn}() OVER (PART
 
 def augur_times(binary, sql, repeat):
     out, err = augur(binary, ".timer on", *([sql] * repeat))
-    return statistics.median(run_times(err)), out.strip().splitlines()[1]
+    return run_times(err), out.strip().splitlines()[1]
 
 
 def duckdb_times(sql, repeat):
@@ -56,7 +58,20 @@ def duckdb_times(sql, repeat):
         t0 = time.perf_counter()
         answer = con.execute(sql).fetchone()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times), f"{answer[0]},{answer[1]}"
+    return times, f"{answer[0]},{answer[1]}"
+
+
+def in_turns(rounds, *runners):
+    """Each runner `rounds` times, taking turns; per runner the median of all its times and
+    its answers (one per round)."""
+    times = [[] for _ in runners]
+    answers = [[] for _ in runners]
+    for _ in range(rounds):
+        for i, run in enumerate(runners):
+            t, answer = run()
+            times[i] += t
+            answers[i].append(answer)
+    return [(statistics.median(t), a) for t, a in zip(times, answers)]
 
 
 def same(a, b):
@@ -72,6 +87,7 @@ def main():
     ap.add_argument("--augur", default=release_binary())
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     import duckdb
     import numpy as np
@@ -84,7 +100,8 @@ def main():
         "",
         f"{args.rows:,} rows of (g bigint, v bigint, distinct v per group); {platform.machine()}, "
         f"{os.cpu_count()} cores; DuckDB {duckdb.__version__} (threads = 2); median query time "
-        f"of {args.repeat} runs in one process each; the answers (count, sum) agree.",
+        f"of {args.rounds} rounds × {args.repeat} runs (one process per round; the engines take "
+        "turns); the answers (count, sum) agree.",
         "",
         "| groups | function | augur s | augur, `rn + 0 <= 2` (full sort) s | duckdb s | augur ÷ duckdb |",
         "|---:|---|---:|---:|---:|---:|",
@@ -93,7 +110,7 @@ def main():
         "",
         "# Median and quantiles: Augur against DuckDB",
         "",
-        f"The same files; f is a double column (uniform random). {args.repeat} runs each, median "
+        f"The same files; f is a double column (uniform random). {args.rounds} × {args.repeat} runs each, in turns, median "
         "query time; the answers (count, sum of the quantiles) agree.",
         "",
         "| groups | aggregate | augur s | duckdb s | augur ÷ duckdb |",
@@ -112,13 +129,17 @@ def main():
             os.sync()
             for fn in ["row_number", "rank"]:
                 sql = QUERY.format(fn=fn, path=path, plus="")
-                ours, ours_answer = augur_times(args.augur, sql, args.repeat)
                 # The same query written so the top-N rule does not apply (`rn + 0 <= 2`):
                 # DataFusion's window over a full sort, as before the rule.
-                sorted_, sorted_answer = augur_times(
-                    args.augur, QUERY.format(fn=fn, path=path, plus=" + 0"), args.repeat)
-                theirs, their_answer = duckdb_times(sql, args.repeat)
-                if not ours_answer == sorted_answer == their_answer:
+                full_sort = QUERY.format(fn=fn, path=path, plus=" + 0")
+                (ours, ours_answers), (theirs, their_answers) = in_turns(
+                    args.rounds,
+                    lambda: augur_times(args.augur, sql, args.repeat),
+                    lambda: duckdb_times(sql, args.repeat))
+                sorted_, sorted_answer = augur_times(args.augur, full_sort, args.repeat)
+                sorted_ = statistics.median(sorted_)
+                ours_answer, their_answer = ours_answers[0], their_answers[0]
+                if len(set(ours_answers + their_answers + [sorted_answer])) != 1:
                     raise SystemExit(f"answers differ for {fn} at {groups} groups: "
                                      f"augur {ours_answer} (sorted: {sorted_answer}), "
                                      f"duckdb {their_answer}")
@@ -129,9 +150,12 @@ def main():
             for label, shape in shapes + [(f"{groups:,}", GROUPED)]:
                 for name, agg in QUANTILES.items():
                     sql = shape.format(agg=agg, path=path)
-                    ours, ours_answer = augur_times(args.augur, sql, args.repeat)
-                    theirs, their_answer = duckdb_times(sql, args.repeat)
-                    if not same(ours_answer, their_answer):
+                    (ours, ours_answers), (theirs, their_answers) = in_turns(
+                        args.rounds,
+                        lambda: augur_times(args.augur, sql, args.repeat),
+                        lambda: duckdb_times(sql, args.repeat))
+                    ours_answer, their_answer = ours_answers[0], their_answers[0]
+                    if not all(same(a, their_answer) for a in ours_answers + their_answers):
                         raise SystemExit(f"answers differ for {name} over {label} groups: "
                                          f"augur {ours_answer}, duckdb {their_answer}")
                     quantile_lines.append(f"| {label} | {name} | {ours:.3f} | {theirs:.3f} | "
