@@ -115,6 +115,11 @@ impl TableFunctionImpl for AnalyzeFunction {
     }
 }
 
+/// Whether `provider` is the relation `ANALYZE` reads (scanning it stores statistics).
+pub(super) fn is_analyze(provider: &dyn TableProvider) -> bool {
+    provider.downcast_ref::<Analyze>().is_some()
+}
+
 /// A table to analyze, and which of its columns.
 #[derive(Debug)]
 struct Target {

@@ -407,6 +407,11 @@ impl TableFunctionImpl for DeltaMaintenance {
     }
 }
 
+/// Whether `provider` is the relation `OPTIMIZE` or `VACUUM` reads.
+pub(super) fn is_maintenance(provider: &dyn TableProvider) -> bool {
+    provider.downcast_ref::<Maintenance>().is_some()
+}
+
 /// The relation `OPTIMIZE`/`VACUUM` read: one row, `count`, produced by running the operation.
 #[derive(Debug)]
 struct Maintenance {

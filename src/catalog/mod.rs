@@ -29,6 +29,13 @@ pub use store::{CatalogStore, ColumnEntry, Entry, FunctionEntry, ModelEntry};
 /// across cores by row group, and pruning has statistics fine enough to skip.
 pub(crate) const ROW_GROUP_ROWS: usize = 128 * 1024;
 
+/// Whether scanning `provider` changes what is stored: the relations `ANALYZE` (statistics
+/// into the catalog), `OPTIMIZE` and `VACUUM` (files of a Delta table) are planned as, which a
+/// read-only session refuses however they are written.
+pub fn writes_when_scanned(provider: &dyn datafusion::datasource::TableProvider) -> bool {
+    analyze::is_analyze(provider) || delta_sources::is_maintenance(provider)
+}
+
 /// Rebuild an Arrow schema from the column list stored in `catalog.json`.
 pub fn schema_from_columns(table: &str, columns: &[ColumnEntry]) -> Result<SchemaRef> {
     let fields = columns

@@ -477,11 +477,8 @@ async fn plan_sql(session: &Session, sql: &str) -> Result<LogicalPlan> {
         let key = crate::catalog::undo::ObjectKey::Relation(table);
         session.transaction.before_write(&[key])?;
     }
-    // ANALYZE stores statistics in the catalog: refused where writes are.
+    // ANALYZE as a query of `analyze_table` (refused where writes are, as it stores).
     let analyze = crate::parser::analyze::rewrite(sql)?;
-    if analyze.is_some() && session.is_read_only() {
-        return Err(read_only_error());
-    }
     let rewritten = analyze.or_else(|| crate::parser::delta_syntax::rewrite(sql));
     let sql = rewritten.as_deref().unwrap_or(sql);
     let mut statement = postgres::parse(&state, sql)?;
@@ -755,14 +752,19 @@ fn read_only_error() -> AugurError {
 }
 
 /// Whether running `plan` changes anything stored: EXPLAIN ANALYZE runs its statement, so
-/// the statement inside counts.
+/// the statement inside counts; so do the table functions `ANALYZE`, `OPTIMIZE` and `VACUUM`
+/// are planned as, called by name.
 fn writes(plan: &LogicalPlan) -> bool {
     use datafusion::common::tree_node::TreeNode;
     plan.exists(|node| {
-        Ok(matches!(
-            node,
-            LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
-        ))
+        Ok(match node {
+            LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => true,
+            LogicalPlan::TableScan(scan) => {
+                datafusion::datasource::source_as_provider(&scan.source)
+                    .is_ok_and(|p| crate::catalog::writes_when_scanned(p.as_ref()))
+            }
+            _ => false,
+        })
     })
     .unwrap_or(true)
 }

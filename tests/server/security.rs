@@ -314,6 +314,10 @@ fn read_only() -> R {
             "CREATE FUNCTION f(a INT) RETURNS INT RETURN a + 1",
             "TRAIN MODEL m USING linear_regression PREDICT x AS SELECT x FROM t",
             "EXPLAIN ANALYZE INSERT INTO t VALUES (3)",
+            "ANALYZE t",
+            "SELECT * FROM analyze_table('t', '')",
+            "VACUUM t",
+            "SELECT * FROM delta_optimize('t', '')",
         ] {
             let code = sqlstate(client.simple_query(sql).await);
             check(code == "42501", || format!("{sql}: {code}"))?;
