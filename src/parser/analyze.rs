@@ -36,7 +36,7 @@ pub fn rewrite(sql: &str) -> Result<Option<String>, DataFusionError> {
     // The table: the last part of a possibly qualified name.
     let mut table = None;
     while let Some(Token::Word(w)) = words.get(i) {
-        table = Some(name_of(w));
+        table = Some(super::word_name(w));
         i += 1;
         if matches!(words.get(i), Some(Token::Period)) {
             i += 1;
@@ -74,20 +74,12 @@ fn names(words: &[Token], mut i: usize, out: &mut Vec<String>) -> Result<usize, 
         let Some(Token::Word(w)) = words.get(i) else {
             return Err(unexpected(words, i));
         };
-        out.push(name_of(w));
+        out.push(super::word_name(w));
         i += 1;
         if !matches!(words.get(i), Some(Token::Comma)) {
             return Ok(i);
         }
         i += 1;
-    }
-}
-
-/// An identifier as SQL means it: quoted as written, unquoted folded to lower case.
-fn name_of(word: &datafusion::sql::sqlparser::tokenizer::Word) -> String {
-    match word.quote_style {
-        Some(_) => word.value.clone(),
-        None => word.value.to_lowercase(),
     }
 }
 

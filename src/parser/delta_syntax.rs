@@ -34,11 +34,7 @@ fn last_name_part(tokens: &[&Token]) -> Option<String> {
     let mut name = None;
     let mut i = 0;
     while let Some(Token::Word(w)) = tokens.get(i) {
-        name = Some(if w.quote_style.is_some() {
-            w.value.clone()
-        } else {
-            w.value.to_lowercase()
-        });
+        name = Some(super::word_name(w));
         if !matches!(tokens.get(i + 1), Some(Token::Period)) {
             break;
         }
@@ -88,8 +84,7 @@ pub fn rewrite(sql: &str) -> Option<String> {
         let name: String = solid[first..k]
             .iter()
             .filter_map(|(_, t)| match &t.token {
-                Token::Word(w) if w.quote_style.is_some() => Some(w.value.clone()),
-                Token::Word(w) => Some(w.value.to_lowercase()),
+                Token::Word(w) => Some(super::word_name(w)),
                 _ => None,
             })
             .next_back()?;
@@ -133,11 +128,7 @@ fn maintenance(sql: &str) -> Option<String> {
         if is(words.get(i), "ZORDER") && is(words.get(i + 1), "BY") {
             for t in &words[i + 2..] {
                 match t {
-                    Token::Word(w) => columns.push(if w.quote_style.is_some() {
-                        w.value.clone()
-                    } else {
-                        w.value.to_lowercase()
-                    }),
+                    Token::Word(w) => columns.push(super::word_name(w)),
                     Token::LParen | Token::RParen | Token::Comma => {}
                     // Anything else is left for the parser to reject.
                     _ => return None,
@@ -186,11 +177,7 @@ fn describe_history(solid: &[(usize, &TokenWithSpan)]) -> Option<String> {
     let mut parts = vec![];
     let mut i = 2;
     while let Some(w) = word(i) {
-        parts.push(if w.quote_style.is_some() {
-            w.value.clone()
-        } else {
-            w.value.to_lowercase()
-        });
+        parts.push(super::word_name(w));
         if !matches!(solid.get(i + 1).map(|(_, t)| &t.token), Some(Token::Period)) {
             break;
         }

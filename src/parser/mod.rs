@@ -17,6 +17,14 @@ pub fn normalize_ident(ident: &datafusion::sql::sqlparser::ast::Ident) -> String
     }
 }
 
+/// A tokenized identifier as SQL means it (as [`normalize_ident`] for parsed ones).
+pub fn word_name(word: &datafusion::sql::sqlparser::tokenizer::Word) -> String {
+    match word.quote_style {
+        Some(_) => word.value.clone(),
+        None => word.value.to_lowercase(),
+    }
+}
+
 /// The first keyword of `sql`, upper-cased (`""` when it starts with something else).
 pub fn first_word(sql: &str) -> String {
     skip_leading_comments(sql)

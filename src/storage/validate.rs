@@ -290,27 +290,31 @@ fn csv_structure(path: &Path, d: &CsvDialect) -> Result<(), String> {
 }
 
 /// The fields of one whole line (without its '\n') as the byte loop would count them, 0 for
-/// a blank line, or `None` where that loop must decide: a comment, an escape character, a
-/// quoted field that does not close on the line. A quote opens a quoted field only at the
-/// start of a field (elsewhere it is data, as in the loop); the delimiters inside quoted
-/// fields are not separators.
+/// a blank line, or `None` where that loop must decide: a comment, an escape character or a
+/// '\r' within a line with quotes, a quoted field that does not close on the line. A quote
+/// opens a quoted field only at the start of a field (elsewhere it is data, as in the loop);
+/// the delimiters inside quoted fields are not separators.
 fn line_fields(text: &[u8], d: &CsvDialect) -> Option<usize> {
     let first = text.iter().find(|&&b| b != b'\r');
     let Some(first) = first else {
         return Some(0);
     };
-    if d.comment == Some(*first) || d.escape.is_some_and(|e| memchr::memchr(e, text).is_some()) {
+    if d.comment == Some(*first) {
         return None;
     }
     let count = |part: &[u8]| part.iter().filter(|&&b| b == d.delimiter).count();
+    let mut delimiters = count(text);
+    // Most lines have no quote: their count is done (an escape only acts inside quotes).
+    let Some(first_quote) = memchr::memchr(d.quote, text) else {
+        return Some(1 + delimiters);
+    };
     // A '\r' after a closing quote keeps the loop waiting for a doubled quote: its case.
-    if memchr::memchr(b'\r', text).is_some_and(|r| r + 1 < text.len())
-        && memchr::memchr(d.quote, text).is_some()
+    if d.escape.is_some_and(|e| memchr::memchr(e, text).is_some())
+        || memchr::memchr(b'\r', text).is_some_and(|r| r + 1 < text.len())
     {
         return None;
     }
-    let mut delimiters = count(text);
-    let mut at = 0;
+    let mut at = first_quote;
     while let Some(q) = memchr::memchr(d.quote, &text[at..]).map(|q| at + q) {
         at = q + 1;
         if q > 0 && text[q - 1] != d.delimiter {
