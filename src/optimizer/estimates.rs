@@ -112,9 +112,6 @@ impl Estimates {
                 })
             });
             if let Some(mut table) = table {
-                if let Some(analyzed) = &analyzed {
-                    table.add_analyzed(analyzed, &provider.schema());
-                }
                 if crate::cluster::AugurOptions::enabled(session.config_options(), |o| {
                     o.string_distinct
                 }) {
@@ -134,6 +131,10 @@ impl Estimates {
                     && let Ok(ranges) = delta.column_ranges().await
                 {
                     table.add_ranges(&ranges);
+                }
+                // Last: what ANALYZE stored fills only what no live source gave.
+                if let Some(analyzed) = &analyzed {
+                    table.add_analyzed(analyzed, &provider.schema());
                 }
                 tables.insert(name, table);
             }
